@@ -1,0 +1,84 @@
+"""Input layer: sparse ids -> embeddings (one table per embedding size), plus dense values.
+
+Shape legend: B batch, S sparse columns, D dense columns, C copies, I input width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class InputLayer(nn.Module):
+    """Embeds every sparse column and concatenates the dense values.
+
+    Features with the same embedding size share one table, addressed with per-feature
+    offsets, so a batch costs one lookup per distinct size. With ``copies > 1`` each
+    table is ``copies`` times wider and the layer returns one independent input per
+    copy (used by the single-task baseline: one embedding set per task).
+
+    Args:
+        vocabulary_sizes: rows of each sparse feature's vocabulary (incl. reserved ids).
+        embedding_dims: embedding size of each sparse feature.
+        num_dense: number of dense columns.
+        copies: independent copies of the embeddings.
+    """
+
+    def __init__(
+        self,
+        vocabulary_sizes: Sequence[int],
+        embedding_dims: Sequence[int],
+        num_dense: int,
+        copies: int = 1,
+        init_std: float = 0.05,
+    ) -> None:
+        super().__init__()
+        self.copies = copies
+        self.num_dense = num_dense
+        self.groups: list[tuple[int, list[int]]] = []  # (dim, column indices)
+        for dim in sorted(set(embedding_dims)):
+            self.groups.append((dim, [i for i, d in enumerate(embedding_dims) if d == dim]))
+        self.tables = nn.ModuleList()
+        for g, (dim, cols) in enumerate(self.groups):
+            sizes = torch.tensor([vocabulary_sizes[c] for c in cols])
+            offsets = torch.cumsum(sizes, 0) - sizes
+            self.register_buffer(f"offsets_{g}", offsets, persistent=False)
+            self.register_buffer(f"columns_{g}", torch.tensor(cols), persistent=False)
+            table = nn.Embedding(int(sizes.sum()), dim * copies)
+            nn.init.uniform_(table.weight, -init_std, init_std)
+            self.tables.append(table)
+        self.out_features = sum(embedding_dims) + num_dense
+
+    def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """sparse (B, S) int64, dense (B, D) -> (B, I), or (C, B, I) when copies > 1."""
+        b = sparse.shape[0]
+        parts = []
+        for g, table in enumerate(self.tables):
+            ids = sparse.index_select(1, getattr(self, f"columns_{g}")) + getattr(
+                self, f"offsets_{g}"
+            )
+            emb = table(ids)  # (B, S_g, C * dim)
+            if self.copies == 1:
+                parts.append(emb.reshape(b, -1))
+            else:
+                dim = table.embedding_dim // self.copies
+                parts.append(
+                    emb.view(b, -1, self.copies, dim)
+                    .permute(2, 0, 1, 3)
+                    .reshape(self.copies, b, -1)
+                )
+        if self.copies == 1:
+            return torch.cat([*parts, dense], dim=1)
+        return torch.cat([*parts, dense.expand(self.copies, *dense.shape)], dim=2)
+
+    def looked_up(self, sparse: torch.Tensor) -> list[torch.Tensor]:
+        """Embedding rows used by a batch (for L2 regularisation of embeddings)."""
+        return [
+            table(
+                sparse.index_select(1, getattr(self, f"columns_{g}"))
+                + getattr(self, f"offsets_{g}")
+            )
+            for g, table in enumerate(self.tables)
+        ]

@@ -1,0 +1,75 @@
+"""Softmax gates over experts, all gates of a layer computed together.
+
+Shape legend: G gates, E experts, K experts one gate selects, B batch, I input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .banks import BankLinear, BankMLP
+
+
+class GateBank(nn.Module):
+    """``G`` gates; gate ``g`` mixes the experts listed in ``selections[g]``.
+
+    A gate with no hidden units is the paper's linear softmax gate; hidden units put
+    an MLP before the final linear layer. Each gate's final layer has exactly one output
+    per expert it selects; gates selecting equally many experts share one batched layer.
+    The returned weights cover all E experts, 0 for the ones a gate does not select.
+
+    Args:
+        selections: per gate, the indices of the experts it mixes.
+        num_experts: E, experts in the layer.
+        in_features: size of each gate's input.
+        units: hidden units of the gate MLP.
+        temperature: softmax temperature (1 = plain softmax).
+    """
+
+    def __init__(
+        self,
+        selections: Sequence[Sequence[int]],
+        num_experts: int,
+        in_features: int,
+        units: Sequence[int] = (),
+        activation_name: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.num_gates, self.num_experts = len(selections), num_experts
+        self.temperature = temperature
+        self.mlp = BankMLP(self.num_gates, in_features, units, activation_name, dropout, batch_norm)
+        sizes = sorted({len(s) for s in selections})
+        self.outs = nn.ModuleList()
+        for k, size in enumerate(sizes):
+            members = [g for g, s in enumerate(selections) if len(s) == size]
+            self.register_buffer(f"gates_{k}", torch.tensor(members), persistent=False)
+            index = torch.tensor([list(selections[g]) for g in members])  # (G_k, K)
+            self.register_buffer(f"experts_{k}", index, persistent=False)
+            self.outs.append(BankLinear(len(members), self.mlp.out_features, size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, I) or (G, B, I) -> weights (G, B, E), each row summing to 1."""
+        hidden = self.mlp(x)  # (G, B, H)
+        if len(self.outs) == 1 and self.outs[0].out_features == self.num_experts:
+            return torch.softmax(self.outs[0](hidden) / self.temperature, dim=-1)
+        b = hidden.shape[1]
+        weights = hidden.new_zeros(self.num_gates, b, self.num_experts)
+        for k, out in enumerate(self.outs):
+            members, index = getattr(self, f"gates_{k}"), getattr(self, f"experts_{k}")
+            w = torch.softmax(out(hidden.index_select(0, members)) / self.temperature, -1)
+            weights[members] = weights[members].scatter(
+                2, index.unsqueeze(1).expand(-1, b, -1), w
+            )  # (G_k, B, K) -> (G_k, B, E)
+        return weights
+
+
+def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """Gate-weighted sum of expert outputs: (G, B, E) x (E, B, H) -> (G, B, H)."""
+    # per row b: (G, E) @ (E, H); batched over B
+    return torch.bmm(weights.transpose(0, 1), experts.transpose(0, 1)).transpose(0, 1)

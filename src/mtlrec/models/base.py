@@ -1,0 +1,166 @@
+"""The multi-task network contract and the hyperparameters every architecture shares.
+
+A network is a pure ``nn.Module``: ``forward(sparse, dense) -> {output: logits (B,)}``.
+Heads (sigmoid / identity) and losses live outside, so losses use logit forms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from ..exceptions import ConfigError
+from ..layers import InputLayer, Towers, activation
+from ..tasks import Task
+
+Units = tuple[int, ...]
+
+
+@dataclass(kw_only=True)
+class InputSpec:
+    """What the fitted preprocessor tells the network about its inputs."""
+
+    vocabulary_sizes: list[int]
+    embedding_dims: list[int]
+    num_dense: int
+
+
+@dataclass(kw_only=True)
+class NetworkConfig:
+    """Hyperparameters shared by every architecture.
+
+    tower_units: hidden units of each task's tower: one list for all tasks, or one list
+        per task (towers may differ).
+    dropout: dropout rate after every hidden layer.
+    batch_norm: batch normalisation before every hidden activation.
+    activation: hidden activation name (relu, gelu, silu, tanh, ...).
+    l2_embedding: L2 penalty on the embedding rows a batch uses (sum of squares / batch).
+    l2_dense: L2 penalty on every hidden and output weight matrix (sum of squares).
+    """
+
+    tower_units: Sequence[int] | Sequence[Sequence[int]] = (64, 32)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    activation: str = "relu"
+    l2_embedding: float = 0.0
+    l2_dense: float = 0.0
+
+    def validate(self, num_tasks: int) -> None:
+        """Raise ConfigError for values no network can be built with."""
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("l2_embedding", "l2_dense"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        activation(self.activation)
+        self.units_per_task("tower_units", self.tower_units, num_tasks)
+
+    @staticmethod
+    def units_per_task(name: str, units, num_tasks: int) -> list[Units]:
+        """Normalise ``units`` (one list, or one list per task) to one tuple per task."""
+        units = list(units)
+        if all(isinstance(u, int) for u in units):
+            per_task = [tuple(units)] * num_tasks
+        elif all(isinstance(u, list | tuple) for u in units):
+            if len(units) != num_tasks:
+                raise ConfigError(
+                    f"{name} has {len(units)} lists but there are {num_tasks} tasks; give one "
+                    f"list per task, or a single list of ints shared by all towers"
+                )
+            per_task = [tuple(u) for u in units]
+        else:
+            raise ConfigError(
+                f"{name} must be a list of ints or a list of int lists, got {units!r}"
+            )
+        for u in per_task:
+            if any(not isinstance(n, int) or n < 1 for n in u):
+                raise ConfigError(f"{name}: hidden units must be positive ints, got {list(u)}")
+        return per_task
+
+    def to_dict(self) -> dict:
+        """JSON-ready hyperparameters (tuples become lists)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+
+def _jsonable(value):
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def check_units(name: str, units: Sequence[int]) -> Units:
+    """Validate one hidden-unit list."""
+    units = tuple(units)
+    if any(not isinstance(n, int) or n < 1 for n in units):
+        raise ConfigError(f"{name}: hidden units must be positive ints, got {list(units)}")
+    return units
+
+
+def check_positive(name: str, value: int, minimum: int = 1) -> None:
+    if not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+class MultiTaskNetwork(nn.Module):
+    """Base of every architecture: input layer -> sharing -> per-task towers -> logits.
+
+    Subclasses implement :meth:`compute`, returning logits (T, B) for the tasks (plus
+    extra outputs listed in :attr:`extra_outputs`) and a dict of gate weights.
+    """
+
+    config_class: type[NetworkConfig] = NetworkConfig
+    extra_outputs: tuple[str, ...] = ()
+    copies: int = 1  # independent embedding sets (the single-task baseline uses one per task)
+
+    def __init__(self, inputs: InputSpec, tasks: Sequence[Task], config: NetworkConfig) -> None:
+        super().__init__()
+        self.tasks = tuple(tasks)
+        self.config = config
+        self.embedding = InputLayer(
+            inputs.vocabulary_sizes, inputs.embedding_dims, inputs.num_dense, copies=self.copies
+        )
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks) + self.extra_outputs
+
+    def make_towers(self, in_features: int) -> Towers:
+        c = self.config
+        units = c.units_per_task("tower_units", c.tower_units, len(self.tasks))
+        return Towers(in_features, units, c.activation, c.dropout, c.batch_norm)
+
+    def compute(
+        self, sparse: torch.Tensor, dense: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (logits (O, B) in :attr:`output_names` order, gate weights by name)."""
+        raise NotImplementedError
+
+    def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+        """sparse (B, S) int64, dense (B, D) float32 -> {output name: logits (B,)}."""
+        logits, _ = self.compute(sparse, dense)
+        return dict(zip(self.output_names, logits.unbind(0), strict=True))
+
+    def gate_weights(self, sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gate weights by gate name, each (B, experts); empty for gate-less models."""
+        _, gates = self.compute(sparse, dense)
+        return gates
+
+    def dense_weights(self) -> list[torch.Tensor]:
+        """Weight matrices of every hidden/output layer (the L2-regularised ones)."""
+        return [
+            p for name, p in self.named_parameters() if name.endswith("weight") and p.dim() == 3
+        ]
+
+    def penalty(self, sparse: torch.Tensor) -> torch.Tensor | None:
+        """L2 regularisation term for a batch, or None when both penalties are 0."""
+        c = self.config
+        terms = []
+        if c.l2_embedding:
+            rows = self.embedding.looked_up(sparse)
+            terms.append(c.l2_embedding * sum(r.square().sum() for r in rows) / sparse.shape[0])
+        if c.l2_dense:
+            terms.append(c.l2_dense * sum(w.square().sum() for w in self.dense_weights()))
+        return sum(terms) if terms else None

@@ -1,0 +1,66 @@
+"""ESMM (Ma et al., SIGIR 2018): CTCVR = CTR x CVR over the entire impression space.
+
+The first task is CTR (click labels on all impressions), the second CTCVR (click-and-
+convert labels on all impressions); CVR has no loss of its own and is exposed as an
+extra output. The two towers share the embedding layer and have separate output biases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..exceptions import ConfigError
+from .base import InputSpec, MultiTaskNetwork, NetworkConfig
+
+
+@dataclass(kw_only=True)
+class ESMMConfig(NetworkConfig):
+    """tower_units: hidden units of the CTR and CVR towers; cvr_name: key of the CVR output."""
+
+    tower_units: Sequence[int] | Sequence[Sequence[int]] = (64, 64)
+    cvr_name: str = "cvr"
+
+    def validate(self, num_tasks: int) -> None:
+        if num_tasks != 2:
+            raise ConfigError(
+                f"ESMM needs exactly two tasks (CTR first, CTCVR second), got {num_tasks}"
+            )
+        super().validate(num_tasks)
+
+
+def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """logit(sigmoid(a) * sigmoid(b)), computed in log space without overflow."""
+    log_p = F.logsigmoid(a) + F.logsigmoid(b)  # log(p), p = ctr * cvr, log_p <= 0
+    # log(1 - p): expm1 form near p = 1, log1p form elsewhere (both exact in their range)
+    near_one = log_p > -0.6931471805599453
+    log_1mp = torch.where(
+        near_one,
+        torch.log(-torch.expm1(log_p.clamp(max=-1e-30))),
+        torch.log1p(-torch.exp(log_p.clamp(max=-0.6931471805599453))),
+    )
+    return log_p - log_1mp
+
+
+class ESMMNet(MultiTaskNetwork):
+    """Entire-space multi-task model with a CTR tower and a CVR tower."""
+
+    config_class = ESMMConfig
+
+    def __init__(self, inputs: InputSpec, tasks, config: ESMMConfig) -> None:
+        names = {t.name for t in tasks}
+        if config.cvr_name in names:
+            raise ConfigError(
+                f"ESMM cvr_name {config.cvr_name!r} clashes with a task name; pass another cvr_name"
+            )
+        self.extra_outputs = (config.cvr_name,)
+        super().__init__(inputs, tasks, config)
+        self.towers = self.make_towers(self.embedding.out_features)
+
+    def compute(self, sparse, dense):
+        x = self.embedding(sparse, dense)  # (B, I) shared by both towers
+        ctr, cvr = self.towers(x).unbind(0)  # (B,), (B,)
+        return torch.stack([ctr, product_logit(ctr, cvr), cvr]), {}

@@ -1,0 +1,79 @@
+"""Mixture-of-experts sharing: one-gate MoE and MMoE (Ma et al., KDD 2018).
+
+Shape legend: E experts, T tasks, B batch, H expert output units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..layers import BankMLP, GateBank
+from ..layers.gates import mix
+from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_positive, check_units
+
+
+@dataclass(kw_only=True)
+class MoEConfig(NetworkConfig):
+    """num_experts: experts in the bank; expert_units: hidden units of each expert;
+    gate_units: hidden units before each gate's softmax layer (empty = linear gate);
+    gate_temperature: softmax temperature of the gates."""
+
+    num_experts: int = 8
+    expert_units: Sequence[int] = (64, 64)
+    gate_units: Sequence[int] = (32, 32)
+    gate_temperature: float = 1.0
+    tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
+
+    def validate(self, num_tasks: int) -> None:
+        super().validate(num_tasks)
+        check_positive("num_experts", self.num_experts)
+        check_units("expert_units", self.expert_units)
+        check_units("gate_units", self.gate_units)
+        if not self.gate_temperature > 0:
+            from ..exceptions import ConfigError
+
+            raise ConfigError(f"gate_temperature must be > 0, got {self.gate_temperature!r}")
+
+
+class MMoENet(MultiTaskNetwork):
+    """Multi-gate mixture of experts: each task mixes the shared experts with its own gate."""
+
+    config_class = MoEConfig
+    num_gates_is_tasks = True
+
+    def __init__(self, inputs: InputSpec, tasks, config: MoEConfig) -> None:
+        super().__init__(inputs, tasks, config)
+        c = config
+        width = self.embedding.out_features
+        self.experts = BankMLP(
+            c.num_experts, width, tuple(c.expert_units), c.activation, c.dropout, c.batch_norm
+        )
+        gates = len(tasks) if self.num_gates_is_tasks else 1
+        every_expert = [list(range(c.num_experts))] * gates
+        self.gates = GateBank(
+            every_expert,
+            c.num_experts,
+            width,
+            tuple(c.gate_units),
+            c.activation,
+            c.dropout,
+            c.batch_norm,
+            c.gate_temperature,
+        )
+        self.towers = self.make_towers(self.experts.out_features)
+
+    def compute(self, sparse, dense):
+        x = self.embedding(sparse, dense)  # (B, I)
+        experts = self.experts(x)  # (E, B, H)
+        weights = self.gates(x)  # (G, B, E)
+        mixed = mix(weights, experts)  # (G, B, H)
+        names = [t.name for t in self.tasks] if self.num_gates_is_tasks else ["shared"]
+        tower_in = mixed.expand(len(self.tasks), -1, -1)  # OMoE: one mixture for all tasks
+        return self.towers(tower_in), dict(zip(names, weights.unbind(0), strict=True))
+
+
+class OMoENet(MMoENet):
+    """One-gate mixture of experts: all tasks share a single gate's mixture."""
+
+    num_gates_is_tasks = False

@@ -1,0 +1,140 @@
+"""CGC and PLE (Tang et al., RecSys 2020): task-specific plus shared experts, stacked.
+
+Each level has, per task, ``num_specific_experts`` experts, plus ``num_shared_experts``
+shared ones. Task t's gate mixes its own experts with the shared ones; in every level
+but the last a shared gate mixes all experts and feeds the next level's shared experts,
+while task t's mixture feeds the next level's task-t experts. One level is CGC.
+
+Shape legend: T tasks, E experts of a level, G gates, B batch, H expert units.
+Groups: 0..T-1 are the tasks, T is the shared group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..layers import BankMLP, GateBank
+from ..layers.gates import mix
+from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_positive, check_units
+
+
+@dataclass(kw_only=True)
+class PLEConfig(NetworkConfig):
+    """num_specific_experts: experts of each task per level; num_shared_experts: shared
+    experts per level; num_levels: extraction levels (1 = CGC); expert_units / gate_units:
+    hidden units of each expert / before each gate's softmax (empty = linear gate)."""
+
+    num_specific_experts: int = 8
+    num_shared_experts: int = 4
+    num_levels: int = 2
+    expert_units: Sequence[int] = (64, 64)
+    gate_units: Sequence[int] = (16, 16)
+    tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
+
+    def validate(self, num_tasks: int) -> None:
+        super().validate(num_tasks)
+        check_positive("num_specific_experts", self.num_specific_experts, minimum=0)
+        check_positive("num_shared_experts", self.num_shared_experts, minimum=0)
+        check_positive("num_levels", self.num_levels)
+        check_units("expert_units", self.expert_units)
+        check_units("gate_units", self.gate_units)
+        if self.num_specific_experts + self.num_shared_experts == 0:
+            from ..exceptions import ConfigError
+
+            raise ConfigError("num_specific_experts + num_shared_experts must be >= 1")
+
+
+@dataclass(kw_only=True)
+class CGCConfig(PLEConfig):
+    """CGC is PLE with one level."""
+
+    num_levels: int = 1
+
+    def validate(self, num_tasks: int) -> None:
+        if self.num_levels != 1:
+            from ..exceptions import ConfigError
+
+            raise ConfigError(
+                f"CGC has exactly one level, got num_levels={self.num_levels}; "
+                "use PLE for more levels"
+            )
+        super().validate(num_tasks)
+
+
+class ExtractionLevel(nn.Module):
+    """One CGC level: all experts in one bank, all gates in one gate bank."""
+
+    def __init__(self, num_tasks: int, in_features: int, c: PLEConfig, last: bool) -> None:
+        super().__init__()
+        s, n = c.num_specific_experts, c.num_shared_experts
+        num_experts = num_tasks * s + n
+        # expert e belongs to group e // s for task experts, group T for shared experts
+        group = torch.cat(
+            [torch.arange(num_tasks).repeat_interleave(s), torch.full((n,), num_tasks)]
+        )
+        self.register_buffer("expert_group", group, persistent=False)
+        # a shared gate feeds the next level's shared experts: none in the last level
+        gates = num_tasks if last or n == 0 else num_tasks + 1
+        shared = list(range(num_tasks * s, num_experts))
+        selections = [list(range(t * s, (t + 1) * s)) + shared for t in range(num_tasks)]
+        if gates > num_tasks:
+            selections.append(list(range(num_experts)))  # the shared gate sees every expert
+        self.experts = BankMLP(
+            num_experts, in_features, tuple(c.expert_units), c.activation, c.dropout, c.batch_norm
+        )
+        self.gates = GateBank(
+            selections,
+            num_experts,
+            in_features,
+            tuple(c.gate_units),
+            c.activation,
+            c.dropout,
+            c.batch_norm,
+        )
+        self.num_gates = gates
+        self.out_features = self.experts.out_features
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, I) shared input or (T+1, B, I) group inputs -> ((G, B, H), weights (G, B, E))."""
+        expert_in = x if x.dim() == 2 else x.index_select(0, self.expert_group)
+        gate_in = x if x.dim() == 2 else x[: self.num_gates]
+        experts = self.experts(expert_in)  # (E, B, H)
+        weights = self.gates(gate_in)  # (G, B, E)
+        return mix(weights, experts), weights
+
+
+class PLENet(MultiTaskNetwork):
+    """Progressive layered extraction: ``num_levels`` stacked CGC levels."""
+
+    config_class = PLEConfig
+
+    def __init__(self, inputs: InputSpec, tasks, config: PLEConfig) -> None:
+        super().__init__(inputs, tasks, config)
+        width, levels = self.embedding.out_features, []
+        for level in range(config.num_levels):
+            last = level == config.num_levels - 1
+            levels.append(ExtractionLevel(len(tasks), width, config, last))
+            width = levels[-1].out_features
+        self.levels = nn.ModuleList(levels)
+        self.towers = self.make_towers(width)
+
+    def compute(self, sparse, dense):
+        x = self.embedding(sparse, dense)  # (B, I)
+        names = [t.name for t in self.tasks] + ["shared"]
+        gates = {}
+        for i, level in enumerate(self.levels):
+            x, weights = level(x)  # (G, B, H): one input per task (+ shared) for what follows
+            gates.update(
+                {f"level{i}/{n}": w for n, w in zip(names[: len(weights)], weights, strict=True)}
+            )
+        return self.towers(x), gates  # the last level has exactly T gates
+
+
+class CGCNet(PLENet):
+    """Customized gate control: one level of task-specific and shared experts."""
+
+    config_class = CGCConfig

@@ -1,0 +1,44 @@
+"""Single-task baseline: one independent network (embeddings, bottom, tower) per task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..layers import BankMLP
+from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_units
+
+
+@dataclass(kw_only=True)
+class SingleTaskConfig(NetworkConfig):
+    """bottom_units: hidden units of each task's own bottom MLP (before its tower)."""
+
+    bottom_units: Sequence[int] = (128, 128)
+
+    def validate(self, num_tasks: int) -> None:
+        super().validate(num_tasks)
+        check_units("bottom_units", self.bottom_units)
+
+
+class SingleTaskNet(MultiTaskNetwork):
+    """Independent per-task models sharing nothing, run side by side as one bank."""
+
+    config_class = SingleTaskConfig
+
+    def __init__(self, inputs: InputSpec, tasks, config: SingleTaskConfig) -> None:
+        self.copies = len(tasks)
+        super().__init__(inputs, tasks, config)
+        c = config
+        self.bottoms = BankMLP(
+            len(tasks),
+            self.embedding.out_features,
+            tuple(c.bottom_units),
+            c.activation,
+            c.dropout,
+            c.batch_norm,
+        )
+        self.towers = self.make_towers(self.bottoms.out_features)
+
+    def compute(self, sparse, dense):
+        x = self.embedding(sparse, dense)  # (T, B, I); for one task (B, I)
+        return self.towers(self.bottoms(x)), {}  # (T, B)

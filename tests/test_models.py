@@ -1,0 +1,235 @@
+"""Contract tests over every registered architecture, and each one's invariants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mtlrec import ConfigError, Task
+from mtlrec.layers import BankLinear, BankMLP
+from mtlrec.layers.gates import GateBank
+from mtlrec.models import InputSpec, list_models, make_config, network_class
+from mtlrec.models.esmm import product_logit
+
+SPEC = InputSpec(vocabulary_sizes=[7, 11, 5], embedding_dims=[4, 4, 8], num_dense=3)
+TASKS = (Task("a"), Task("b"))
+WIDTH = 4 + 4 + 8 + 3  # embedding widths + dense columns
+
+
+def build(name: str, tasks=TASKS, seed: int = 0, **params):
+    torch.manual_seed(seed)
+    return network_class(name)(SPEC, tasks, make_config(name, params, len(tasks)))
+
+
+def inputs(batch: int = 6, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    sparse = torch.stack([torch.randint(0, v, (batch,), generator=g) for v in (7, 11, 5)], 1)
+    return sparse, torch.randn(batch, 3, generator=g)
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_shapes_and_batch_of_one(name):
+    net = build(name)
+    for batch in (1, 6):
+        out = net(*inputs(batch))
+        assert set(out) == set(net.output_names)
+        assert all(v.shape == (batch,) and torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_gradients_reach_every_parameter(name):
+    net = build(name)
+    out = net(*inputs(16))
+    sum(v.sum() for k, v in out.items() if k in {"a", "b"}).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_same_seed_same_weights_other_seed_other_weights(name):
+    a, b, c = build(name, seed=3), build(name, seed=3), build(name, seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n != "esmm"])
+def test_three_tasks_and_towers_that_differ(name):
+    tasks = (Task("a"), Task("b"), Task("c", type="regression"))
+    net = build(name, tasks=tasks, tower_units=[[8], [16, 4], [3]])
+    out = net(*inputs(5))
+    assert [tuple(v.shape) for v in out.values()] == [(5,)] * 3
+    widths = [p.shape[-1] for n, p in net.towers.named_parameters()
+              if n.startswith("mlps") and n.endswith("weight")]
+    assert widths == [8, 16, 4, 3]
+
+
+def test_bank_linear_matches_a_loop_of_linear_layers():
+    bank = BankLinear(5, 7, 3)
+    x_shared, x_each = torch.randn(4, 7), torch.randn(5, 4, 7)
+    loop_shared = torch.stack([x_shared @ bank.weight[e] + bank.bias[e] for e in range(5)])
+    loop_each = torch.stack([x_each[e] @ bank.weight[e] + bank.bias[e] for e in range(5)])
+    torch.testing.assert_close(bank(x_shared), loop_shared)
+    torch.testing.assert_close(bank(x_each), loop_each)
+
+
+def test_every_expert_starts_from_its_own_weights():
+    torch.manual_seed(0)
+    experts = BankMLP(8, 10, (6, 6))
+    for layer in experts.layers:
+        flat = layer.weight.reshape(8, -1)
+        distinct = {tuple(row.tolist()) for row in flat}
+        assert len(distinct) == 8
+
+
+@pytest.mark.parametrize("name", ["omoe", "mmoe", "cgc", "ple"])
+@pytest.mark.parametrize("gate_units", [(), (5,)])
+def test_gate_weights_sum_to_one(name, gate_units):
+    net = build(name, gate_units=gate_units)
+    gates = net.gate_weights(*inputs(9))
+    assert gates
+    for w in gates.values():
+        assert w.shape[0] == 9 and (w >= 0).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(9))
+
+
+def test_cgc_gates_select_own_and_shared_experts_only():
+    net = build("cgc", num_specific_experts=2, num_shared_experts=3)
+    gates = net.gate_weights(*inputs(4))
+    # experts: a0 a1 | b0 b1 | s0 s1 s2
+    assert (gates["level0/a"][:, 2:4] == 0).all() and (gates["level0/a"][:, [0, 1, 4, 5, 6]] > 0).all()
+    assert (gates["level0/b"][:, 0:2] == 0).all() and (gates["level0/b"][:, 2:] > 0).all()
+
+
+def test_gate_bank_matches_a_loop_of_softmax_gates():
+    selections = [[0, 1, 4], [2, 3, 4], [0, 1, 2, 3, 4]]
+    bank = GateBank(selections, 5, 6, units=())
+    x = torch.randn(3, 4, 6)
+    w = bank(x)
+    for g, sel in enumerate(selections):
+        k = [i for i, s in enumerate(selections) if len(s) == len(sel)]
+        out = bank.outs[0 if len(sel) == 3 else 1]
+        member = k.index(g)
+        logits = x[g] @ out.weight[member] + out.bias[member]
+        expected = torch.zeros(4, 5)
+        expected[:, sel] = torch.softmax(logits, -1)
+        torch.testing.assert_close(w[g], expected)
+
+
+def mlp_params(sizes) -> int:
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+@pytest.mark.parametrize(("specific", "shared", "levels"),
+                         [(8, 4, 1), (8, 4, 2), (2, 5, 2), (1, 3, 3), (0, 3, 2), (3, 0, 2)])
+def test_cgc_ple_parameter_count_equals_formula(specific, shared, levels):
+    name = "cgc" if levels == 1 else "ple"
+    params = dict(num_specific_experts=specific, num_shared_experts=shared,
+                  expert_units=(6, 5), gate_units=(4,), tower_units=(3,))
+    if name == "ple":
+        params["num_levels"] = levels
+    net = build(name, **params)
+    t, embeddings = 2, (7 + 11) * 4 + 5 * 8
+    expected, width = embeddings, WIDTH
+    for level in range(levels):
+        experts = t * specific + shared
+        expected += experts * mlp_params([width, 6, 5])
+        has_shared_gate = level < levels - 1 and shared > 0
+        gates = t + int(has_shared_gate)
+        expected += gates * mlp_params([width, 4])
+        expected += t * mlp_params([4, specific + shared])  # task gates: own + shared experts
+        if has_shared_gate:
+            expected += mlp_params([4, experts])  # shared gate: every expert
+        width = 5
+    expected += t * mlp_params([5, 3, 1])
+    assert count(net) == expected
+    # and the experts really exist in those numbers
+    for level in net.levels:
+        assert level.experts.layers[0].weight.shape[0] == t * specific + shared
+
+
+def test_ple_with_one_level_is_cgc():
+    params = dict(num_specific_experts=2, num_shared_experts=3, expert_units=(6,),
+                  gate_units=(4,), tower_units=(3,))
+    cgc = build("cgc", seed=5, **params)
+    ple = build("ple", seed=5, num_levels=1, **params)
+    assert {k: v.shape for k, v in cgc.state_dict().items()} == {
+        k: v.shape for k, v in ple.state_dict().items()}
+    x = inputs(7)
+    for k in ("a", "b"):
+        torch.testing.assert_close(cgc(*x)[k], ple(*x)[k])
+
+
+def test_mmoe_with_one_expert_is_a_shared_bottom():
+    mmoe = build("mmoe", num_experts=1, expert_units=(6, 5), gate_units=(), tower_units=(3,))
+    sb = build("shared_bottom", bottom_units=(6, 5), tower_units=(3,))
+    sb.embedding.load_state_dict(mmoe.embedding.state_dict())
+    sb.bottom.load_state_dict(mmoe.experts.state_dict())
+    sb.towers.load_state_dict(mmoe.towers.state_dict())
+    x = inputs(7)
+    for k in ("a", "b"):
+        torch.testing.assert_close(mmoe(*x)[k], sb(*x)[k])
+
+
+def test_omoe_has_one_gate_and_mmoe_one_per_task():
+    assert set(build("omoe").gate_weights(*inputs())) == {"shared"}
+    assert set(build("mmoe").gate_weights(*inputs())) == {"a", "b"}
+
+
+def test_esmm_ctcvr_is_ctr_times_cvr_and_towers_have_own_biases():
+    net = build("esmm")
+    with torch.no_grad():
+        net.towers.outs[0].bias.copy_(torch.tensor([[[0.3]], [[-1.2]]]))
+    out = net(*inputs(8))
+    ctr, cvr, ctcvr = (torch.sigmoid(out[k]) for k in ("a", "cvr", "b"))
+    torch.testing.assert_close(ctcvr, ctr * cvr)
+    biases = net.towers.outs[0].bias.detach().flatten()
+    assert biases.shape == (2,) and biases[0] != biases[1]
+
+
+def test_product_logit_is_stable_at_the_extremes():
+    a = torch.tensor([-40.0, -5.0, 0.0, 3.0, 20.0, 40.0], dtype=torch.float64)
+    b = torch.tensor([-40.0, 2.0, 0.0, 3.0, 20.0, 40.0], dtype=torch.float64)
+    p = torch.sigmoid(a) * torch.sigmoid(b)
+    got = product_logit(a, b)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(torch.sigmoid(got)[:-1], p[:-1])
+    assert got[-1] > 30  # p rounds to 1 in float64; the logit stays large and finite
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("mmoe", {"tower_units": [[4], [4], [4]]}, "3 lists but there are 2 tasks"),
+    ("mmoe", {"num_expert": 3}, "unknown hyperparameter"),
+    ("mmoe", {"num_experts": 0}, "num_experts"),
+    ("ple", {"num_levels": 0}, "num_levels"),
+    ("cgc", {"num_levels": 2}, "use PLE"),
+    ("shared_bottom", {"activation": "swish!"}, "activation"),
+    ("shared_bottom", {"dropout": 1.5}, "dropout"),
+])
+def test_bad_hyperparameters_are_named(name, params, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(name, params, 2)
+
+
+def test_unknown_architecture_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="mmoe"):
+        network_class("mmoee")
+
+
+def test_esmm_needs_two_tasks():
+    with pytest.raises(ConfigError, match="exactly two tasks"):
+        make_config("esmm", {}, 3)
+
+
+def test_batch_norm_and_dropout_paths_run_and_differ_in_train_mode():
+    net = build("ple", batch_norm=True, dropout=0.5)
+    x = inputs(32)
+    net.train()
+    a, b = net(*x)["a"], net(*x)["a"]
+    assert not torch.equal(a, b)
+    net.eval()
+    torch.testing.assert_close(net(*x)["a"], net(*x)["a"])
