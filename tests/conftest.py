@@ -18,15 +18,24 @@ def make_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     noise = rng.normal(size=n)
     logit_a = 1.5 * x + np.where(cat % 2 == 0, 1.0, -1.0)
     logit_b = -1.0 * x + np.where(color == "red", 1.5, -0.5)
-    return pd.DataFrame({
-        "cat": cat, "color": color, "x": x, "noise": noise,
-        "a": (rng.random(n) < 1 / (1 + np.exp(-logit_a))).astype(int),
-        "b": (rng.random(n) < 1 / (1 + np.exp(-logit_b))).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "cat": cat,
+            "color": color,
+            "x": x,
+            "noise": noise,
+            "a": (rng.random(n) < 1 / (1 + np.exp(-logit_a))).astype(int),
+            "b": (rng.random(n) < 1 / (1 + np.exp(-logit_b))).astype(int),
+        }
+    )
 
 
-FEATURES = [SparseFeature("cat", embedding_dim=4), SparseFeature("color", embedding_dim=4),
-            DenseFeature("x"), DenseFeature("noise")]
+FEATURES = [
+    SparseFeature("cat", embedding_dim=4),
+    SparseFeature("color", embedding_dim=4),
+    DenseFeature("x"),
+    DenseFeature("noise"),
+]
 TASKS = [Task("a"), Task("b")]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -63,8 +65,11 @@ def test_three_tasks_and_towers_that_differ(name):
     net = build(name, tasks=tasks, tower_units=[[8], [16, 4], [3]])
     out = net(*inputs(5))
     assert [tuple(v.shape) for v in out.values()] == [(5,)] * 3
-    widths = [p.shape[-1] for n, p in net.towers.named_parameters()
-              if n.startswith("mlps") and n.endswith("weight")]
+    widths = [
+        p.shape[-1]
+        for n, p in net.towers.named_parameters()
+        if n.startswith("mlps") and n.endswith("weight")
+    ]
     assert widths == [8, 16, 4, 3]
 
 
@@ -101,7 +106,9 @@ def test_cgc_gates_select_own_and_shared_experts_only():
     net = build("cgc", num_specific_experts=2, num_shared_experts=3)
     gates = net.gate_weights(*inputs(4))
     # experts: a0 a1 | b0 b1 | s0 s1 s2
-    assert (gates["level0/a"][:, 2:4] == 0).all() and (gates["level0/a"][:, [0, 1, 4, 5, 6]] > 0).all()
+    assert (gates["level0/a"][:, 2:4] == 0).all() and (
+        gates["level0/a"][:, [0, 1, 4, 5, 6]] > 0
+    ).all()
     assert (gates["level0/b"][:, 0:2] == 0).all() and (gates["level0/b"][:, 2:] > 0).all()
 
 
@@ -121,15 +128,22 @@ def test_gate_bank_matches_a_loop_of_softmax_gates():
 
 
 def mlp_params(sizes) -> int:
-    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
-@pytest.mark.parametrize(("specific", "shared", "levels"),
-                         [(8, 4, 1), (8, 4, 2), (2, 5, 2), (1, 3, 3), (0, 3, 2), (3, 0, 2)])
+@pytest.mark.parametrize(
+    ("specific", "shared", "levels"),
+    [(8, 4, 1), (8, 4, 2), (2, 5, 2), (1, 3, 3), (0, 3, 2), (3, 0, 2)],
+)
 def test_cgc_ple_parameter_count_equals_formula(specific, shared, levels):
     name = "cgc" if levels == 1 else "ple"
-    params = dict(num_specific_experts=specific, num_shared_experts=shared,
-                  expert_units=(6, 5), gate_units=(4,), tower_units=(3,))
+    params = dict(
+        num_specific_experts=specific,
+        num_shared_experts=shared,
+        expert_units=(6, 5),
+        gate_units=(4,),
+        tower_units=(3,),
+    )
     if name == "ple":
         params["num_levels"] = levels
     net = build(name, **params)
@@ -153,12 +167,18 @@ def test_cgc_ple_parameter_count_equals_formula(specific, shared, levels):
 
 
 def test_ple_with_one_level_is_cgc():
-    params = dict(num_specific_experts=2, num_shared_experts=3, expert_units=(6,),
-                  gate_units=(4,), tower_units=(3,))
+    params = dict(
+        num_specific_experts=2,
+        num_shared_experts=3,
+        expert_units=(6,),
+        gate_units=(4,),
+        tower_units=(3,),
+    )
     cgc = build("cgc", seed=5, **params)
     ple = build("ple", seed=5, num_levels=1, **params)
     assert {k: v.shape for k, v in cgc.state_dict().items()} == {
-        k: v.shape for k, v in ple.state_dict().items()}
+        k: v.shape for k, v in ple.state_dict().items()
+    }
     x = inputs(7)
     for k in ("a", "b"):
         torch.testing.assert_close(cgc(*x)[k], ple(*x)[k])
@@ -201,15 +221,18 @@ def test_product_logit_is_stable_at_the_extremes():
     assert got[-1] > 30  # p rounds to 1 in float64; the logit stays large and finite
 
 
-@pytest.mark.parametrize(("name", "params", "message"), [
-    ("mmoe", {"tower_units": [[4], [4], [4]]}, "3 lists but there are 2 tasks"),
-    ("mmoe", {"num_expert": 3}, "unknown hyperparameter"),
-    ("mmoe", {"num_experts": 0}, "num_experts"),
-    ("ple", {"num_levels": 0}, "num_levels"),
-    ("cgc", {"num_levels": 2}, "use PLE"),
-    ("shared_bottom", {"activation": "swish!"}, "activation"),
-    ("shared_bottom", {"dropout": 1.5}, "dropout"),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("mmoe", {"tower_units": [[4], [4], [4]]}, "3 lists but there are 2 tasks"),
+        ("mmoe", {"num_expert": 3}, "unknown hyperparameter"),
+        ("mmoe", {"num_experts": 0}, "num_experts"),
+        ("ple", {"num_levels": 0}, "num_levels"),
+        ("cgc", {"num_levels": 2}, "use PLE"),
+        ("shared_bottom", {"activation": "swish!"}, "activation"),
+        ("shared_bottom", {"dropout": 1.5}, "dropout"),
+    ],
+)
 def test_bad_hyperparameters_are_named(name, params, message):
     with pytest.raises(ConfigError, match=message):
         make_config(name, params, 2)

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 FORMAT = "mtlrec-bundle"
 FORMAT_VERSION = 1
 CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE = (
-    "config.json", "preprocessor.json", "weights.safetensors"
+    "config.json",
+    "preprocessor.json",
+    "weights.safetensors",
 )
 BUNDLE_FILES = (CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE)
 
@@ -49,10 +51,10 @@ def save_bundle(model: MultiTaskModel, path: Path, overwrite: bool = False) -> P
     }
     weights = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     _write(path / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2)))
-    _write(path / PREPROCESSOR_FILE,
-           lambda p: p.write_text(json.dumps(model.preprocessor.to_dict())))
-    _write(path / WEIGHTS_FILE,
-           lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
+    _write(
+        path / PREPROCESSOR_FILE, lambda p: p.write_text(json.dumps(model.preprocessor.to_dict()))
+    )
+    _write(path / WEIGHTS_FILE, lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
     return path
 
 
@@ -89,9 +91,13 @@ def load_bundle(path: str | Path, device: str = "cpu") -> MultiTaskModel:
         )
     preprocessor = Preprocessor.from_dict(pre_dict)
     model = MultiTaskModel(
-        list(preprocessor.features), list(preprocessor.tasks),
-        architecture=config["architecture"], scaling=preprocessor.scaling,
-        seed=config.get("seed", 0), device=device, **config["hyperparameters"],
+        list(preprocessor.features),
+        list(preprocessor.tasks),
+        architecture=config["architecture"],
+        scaling=preprocessor.scaling,
+        seed=config.get("seed", 0),
+        device=device,
+        **config["hyperparameters"],
     )
     model.preprocessor = preprocessor
     network = model.build()

@@ -143,8 +143,14 @@ class MultiTaskModel:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.history_ = train(
-                network, data, epochs=epochs, batch_size=batch_size, optimizer=opt,
-                generator=generator, early_stopping=stopper, verbose=verbose,
+                network,
+                data,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=opt,
+                generator=generator,
+                early_stopping=stopper,
+                verbose=verbose,
                 validate=None if val is None else (lambda: self._metrics(val)),
             )
         return self
@@ -216,8 +222,10 @@ class MultiTaskModel:
 
     def __repr__(self) -> str:
         state = "fitted" if self.network_ is not None else "not fitted"
-        return (f"{type(self).__name__}(architecture={self.architecture!r}, "
-                f"tasks={[t.name for t in self.tasks]}, {state})")
+        return (
+            f"{type(self).__name__}(architecture={self.architecture!r}, "
+            f"tasks={[t.name for t in self.tasks]}, {state})"
+        )
 
 
 class SingleTask(MultiTaskModel):

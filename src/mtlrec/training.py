@@ -44,9 +44,7 @@ def task_loss(task: Task, logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.mse_loss(logits, labels)
 
 
-def total_loss(
-    network: MultiTaskNetwork, batch: ColumnBatch
-) -> tuple[torch.Tensor, torch.Tensor]:
+def total_loss(network: MultiTaskNetwork, batch: ColumnBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted sum of task losses plus L2 penalty, and the per-task losses (T,)."""
     outputs = network(batch.sparse, batch.dense)
     losses = torch.stack(
@@ -133,8 +131,14 @@ def train(
     for epoch in range(1, epochs + 1):
         network.train()
         start = time.perf_counter()
-        bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", disable=verbose < 1,
-                   leave=False, file=sys.stderr, mininterval=0.5)
+        bar = tqdm(
+            total=steps,
+            desc=f"epoch {epoch}/{epochs}",
+            disable=verbose < 1,
+            leave=False,
+            file=sys.stderr,
+            mininterval=0.5,
+        )
         running = torch.zeros(len(network.tasks) + 1)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
             loss, losses = total_loss(network, batch)
@@ -146,10 +150,14 @@ def train(
                 bar.set_postfix(loss=f"{running[0].item() / step:.4f}", refresh=False)
                 bar.update(step - bar.n)
         bar.close()
-        record = {"epoch": epoch, "seconds": time.perf_counter() - start,
-                  "loss": running[0].item() / steps,
-                  "task_loss": {t.name: running[i + 1].item() / steps
-                                for i, t in enumerate(network.tasks)}}
+        record = {
+            "epoch": epoch,
+            "seconds": time.perf_counter() - start,
+            "loss": running[0].item() / steps,
+            "task_loss": {
+                t.name: running[i + 1].item() / steps for i, t in enumerate(network.tasks)
+            },
+        }
         if validate is not None:
             record["validation"] = validate()
         history.append(record)
@@ -166,8 +174,11 @@ def train(
 
 def format_epoch(record: dict, epochs: int) -> str:
     """One line per epoch: time, loss and validation metrics."""
-    parts = [f"epoch {record['epoch']}/{epochs}", f"{record['seconds']:.1f}s",
-             f"loss {record['loss']:.4f}"]
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"{record['seconds']:.1f}s",
+        f"loss {record['loss']:.4f}",
+    ]
     for task, metrics in record.get("validation", {}).items():
         parts.append(task + " " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return " - ".join(parts)

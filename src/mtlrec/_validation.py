@@ -1,0 +1,136 @@
+"""Boundary checks: turn user tables into plain numpy columns and explain what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .exceptions import DataError
+
+_SHOWN_COLUMNS = 20
+
+
+Column = np.ndarray | pa.Array | pa.ChunkedArray
+
+
+def _is_arrow_string(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _series_column(series: pd.Series, arrow_strings: bool) -> Column:
+    """A Series as a 1-D array; nullable numbers/bools become float64 with NaN for NA."""
+    dtype = series.dtype
+    if arrow_strings and isinstance(dtype, pd.StringDtype):
+        return pa.array(series)  # zero-copy for pyarrow-backed strings
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and (
+        pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+    ):
+        if series.hasnans:
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        numpy_dtype = getattr(dtype, "numpy_dtype", None)
+        if numpy_dtype is not None:
+            return series.to_numpy(dtype=numpy_dtype)
+    return series.to_numpy()
+
+
+def _column(name: str, values: object, arrow_strings: bool) -> Column:
+    if isinstance(values, pd.Series):
+        array = _series_column(values, arrow_strings)
+    elif isinstance(values, pa.ChunkedArray | pa.Array):
+        if pa.types.is_dictionary(values.type):
+            # decode first: ChunkedArray.to_numpy drops the nulls of dictionary columns
+            values = values.cast(values.type.value_type)
+        if arrow_strings and _is_arrow_string(values.type):
+            return values
+        array = values.to_numpy(zero_copy_only=False)
+    else:
+        array = np.asarray(values)
+    if isinstance(array, np.ndarray) and array.ndim != 1:
+        raise DataError(
+            f"column {name!r} must be one-dimensional, got shape {array.shape}; "
+            "give one value per row"
+        )
+    return array
+
+
+def _describe_columns(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:_SHOWN_COLUMNS])
+    if len(names) > _SHOWN_COLUMNS:
+        shown += f", ... ({len(names)} in all)"
+    return f"[{shown}]"
+
+
+def as_columns(data: object, arrow_strings: bool = False) -> dict[str, Column]:
+    """Columns of a pandas DataFrame, pyarrow Table or mapping of array-likes as 1-D arrays.
+
+    Args:
+        data: the table.
+        arrow_strings: keep string columns (pyarrow strings, pandas ``str`` dtype) as pyarrow
+            arrays instead of numpy object arrays, which is much faster to look up.
+
+    Raises:
+        DataError: unsupported type, columns of different lengths, or no rows.
+    """
+    if isinstance(data, pd.DataFrame):
+        if not data.columns.is_unique:
+            dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+            raise DataError(f"the DataFrame has duplicate columns {dupes}; rename them")
+        columns = {
+            str(name): _series_column(data[name], arrow_strings) for name in data.columns
+        }
+    elif isinstance(data, pa.Table | pa.RecordBatch):
+        columns = {
+            name: _column(name, data.column(i), arrow_strings)
+            for i, name in enumerate(data.column_names)
+        }
+    elif isinstance(data, Mapping):
+        columns = {
+            str(name): _column(str(name), values, arrow_strings) for name, values in data.items()
+        }
+    else:
+        raise DataError(
+            f"expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
+            f"got {type(data).__name__}; convert the data to one of these"
+        )
+    lengths = {name: len(array) for name, array in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(
+            f"columns have different lengths {lengths}; every column needs one value per row"
+        )
+    if not columns or next(iter(lengths.values())) == 0:
+        raise DataError("the table has no rows; give at least one row")
+    return columns
+
+
+def require_columns(
+    columns: Mapping[str, object],
+    names: Iterable[str],
+    role: str,
+    fix: str | None = None,
+) -> None:
+    """Raise DataError naming every column of ``names`` that ``columns`` lacks.
+
+    Args:
+        columns: the available columns (only the keys are used).
+        names: required column names.
+        role: what the columns are for, e.g. ``"sparse feature"`` or ``"label"``.
+        fix: how to resolve it; defaults to adding the column or removing the feature.
+    """
+    missing = [name for name in names if name not in columns]
+    if not missing:
+        return
+    if fix is None:
+        fix = "add it or remove the feature"
+    listed = ", ".join(repr(n) for n in missing)
+    if len(missing) == 1:
+        subject = f"column {listed} ({role}) is"
+    else:
+        subject = f"columns {listed} ({role}) are"
+    raise DataError(
+        f"{subject} missing from the data; the table has columns "
+        f"{_describe_columns(columns)}; {fix}"
+    )

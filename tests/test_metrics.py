@@ -1,0 +1,100 @@
+"""Metrics against scikit-learn as the oracle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn import metrics as skm
+
+from mtlrec.exceptions import ConfigError, DataError
+from mtlrec.metrics import log_loss, mae, rmse, roc_auc, task_metrics
+
+
+def test_auc_by_hand_with_ties() -> None:
+    # pairs (pos, neg): (0.8 > 0.1) 1, (0.8 > 0.4) 1, (0.4 = 0.4) 0.5, (0.4 > 0.1) 1 -> 3.5 / 4
+    assert roc_auc([1, 0, 1, 0], [0.8, 0.4, 0.4, 0.1]) == 0.875
+    assert roc_auc([0, 1], [0.3, 0.3]) == 0.5
+    assert roc_auc([True, False, False], [2.0, 1.0, 3.0]) == 0.5
+
+
+def test_auc_matches_sklearn_with_many_ties() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 20_000)
+    score = np.round(rng.random(20_000) + 0.3 * y, 2)  # ~130 distinct values: heavy ties
+    assert roc_auc(y, score) == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
+    float32_score = score.astype(np.float32)
+    assert roc_auc(y, float32_score) == pytest.approx(
+        skm.roc_auc_score(y, float32_score), abs=1e-12
+    )
+
+
+def test_auc_needs_both_classes() -> None:
+    with pytest.raises(DataError, match="only one class"):
+        roc_auc([1, 1, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(DataError, match="only 0 and 1"):
+        roc_auc([0, 2], [0.1, 0.2])
+
+
+def test_log_loss_matches_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 1000)
+    p = rng.uniform(0.01, 0.99, 1000)
+    assert log_loss(y, p) == pytest.approx(skm.log_loss(y, p), rel=1e-12)
+    # by hand: -(log 0.8 + log 0.75) / 2
+    assert log_loss([1, 0], [0.8, 0.25]) == pytest.approx(-(math.log(0.8) + math.log(0.75)) / 2)
+
+
+def test_log_loss_clips_extremes() -> None:
+    value = log_loss([1, 0], [0.0, 1.0])
+    assert value == pytest.approx(-math.log(1e-7), rel=1e-6)
+    assert math.isfinite(log_loss([1], [0.0], eps=1e-15))
+
+
+def test_regression_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(2)
+    y, p = rng.normal(size=500), rng.normal(size=500)
+    assert mae(y, p) == pytest.approx(skm.mean_absolute_error(y, p), rel=1e-12)
+    assert rmse(y, p) == pytest.approx(math.sqrt(skm.mean_squared_error(y, p)), rel=1e-12)
+    assert mae([1, 2, 3], [2, 2, 5]) == 1.0
+    assert rmse([0, 0], [3, 4]) == pytest.approx(math.sqrt(12.5))
+
+
+def test_task_metrics() -> None:
+    binary = task_metrics("binary", [1, 0, 1, 0], [0.8, 0.4, 0.4, 0.1])
+    assert list(binary) == ["auc", "logloss"]
+    assert binary["auc"] == 0.875
+    regression = task_metrics("regression", [1.0, 2.0], [1.5, 2.5])
+    assert regression == {"mae": 0.5, "rmse": 0.5}
+    with pytest.raises(ConfigError, match="unknown task type 'ranking'"):
+        task_metrics("ranking", [1], [1])
+
+
+def test_shape_errors() -> None:
+    with pytest.raises(DataError, match="3 values but the prediction has 2"):
+        mae([1, 2, 3], [1, 2])
+    with pytest.raises(DataError, match="no values"):
+        rmse([], [])
+    with pytest.raises(DataError, match="NaN"):
+        roc_auc([0, 1], [0.5, float("nan")])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 6)),  # few distinct scores: many ties
+        min_size=2,
+        max_size=60,
+    ).filter(lambda rows: len({label for label, _ in rows}) == 2)
+)
+def test_auc_property_matches_sklearn_and_is_symmetric(pairs: list[tuple[int, int]]) -> None:
+    y = np.array([label for label, _ in pairs])
+    s = np.array([score for _, score in pairs], dtype=float) / 7
+    auc = roc_auc(y, s)
+    assert auc == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+    assert 0.0 <= auc <= 1.0
+    assert roc_auc(1 - y, s) == pytest.approx(1.0 - auc, abs=1e-12)
+    assert roc_auc(y, 3 * s + 1) == pytest.approx(auc, abs=1e-12)  # rank-invariant

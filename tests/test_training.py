@@ -1,0 +1,157 @@
+"""fit / evaluate / predict on a learnable synthetic table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mtlrec
+from conftest import FEATURES, TASKS, make_table
+from mtlrec import ConfigError, EarlyStopping, MMoE, NotFittedError, Task
+from mtlrec.data import ColumnBatch
+from mtlrec.training import total_loss
+
+
+def small(arch: str = "mmoe", **kw):
+    params = {
+        "mmoe": dict(num_experts=3, expert_units=[16], gate_units=[], tower_units=[8]),
+        "esmm": dict(tower_units=[16]),
+    }.get(arch, {})
+    return mtlrec.create_model(arch, FEATURES, TASKS, **{**params, **kw})
+
+
+def test_training_lowers_the_loss_and_lifts_auc_well_above_chance(table):
+    test = make_table(1000, seed=1)
+    model = small()
+    model.fit(table, epochs=8, batch_size=64, lr=3e-3, verbose=0)
+    losses = [h["loss"] for h in model.history_]
+    assert losses[-1] < 0.9 * losses[0]
+    metrics = model.evaluate(test)
+    assert metrics["a"]["auc"] > 0.75 and metrics["b"]["auc"] > 0.75
+    assert set(metrics["a"]) == {"auc", "logloss"}
+
+
+@pytest.mark.parametrize("arch", mtlrec.list_models())
+def test_every_architecture_learns(arch, table):
+    model = mtlrec.create_model(arch, FEATURES, TASKS)
+    model.fit(table, epochs=3, batch_size=128, lr=3e-3, verbose=0)
+    metrics = model.evaluate(make_table(1000, seed=2))
+    assert metrics["a"]["auc"] > 0.7  # ESMM's second task is a product, so judge the first
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(table):
+    runs = [small(seed=s).fit(table, epochs=2, batch_size=100, verbose=0) for s in (7, 7, 8)]
+    p = [r.predict(table)["a"] for r in runs]
+    np.testing.assert_array_equal(p[0], p[1])
+    assert not np.allclose(p[0], p[2])
+
+
+def test_fit_leaves_the_global_random_state_alone(table):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    small().fit(table, epochs=1, verbose=0)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_loss_is_the_weighted_sum_of_task_log_losses(table):
+    tasks = [Task("a", weight=2.0), Task("b", weight=0.5)]
+    model = mtlrec.create_model("shared_bottom", FEATURES, tasks)
+    model.fit(table.head(300), epochs=1, verbose=0)
+    batch = model.preprocessor.transform(table.head(50))
+    loss, per_task = total_loss(model.network, batch)
+    p = model.predict(table.head(50))
+    y = table.head(50)[["a", "b"]].to_numpy(float)
+    by_hand = [
+        -np.mean(y[:, i] * np.log(p[k]) + (1 - y[:, i]) * np.log(1 - p[k]))
+        for i, k in enumerate("ab")
+    ]
+    np.testing.assert_allclose(per_task.numpy(), by_hand, rtol=1e-4)
+    assert loss.item() == pytest.approx(2.0 * by_hand[0] + 0.5 * by_hand[1], rel=1e-4)
+
+
+def test_regression_task_reports_mae_and_rmse(table):
+    data = table.assign(y=table["x"] * 2.0 + 1.0)
+    tasks = [Task("a"), Task("y", type="regression")]
+    model = mtlrec.create_model("shared_bottom", [f for f in FEATURES if f.name != "x"], tasks)
+    model.fit(data, epochs=3, verbose=0)
+    metrics = model.evaluate(data)
+    assert set(metrics["y"]) == {"mae", "rmse"}
+    pred = model.predict(data)["y"]
+    mae = np.mean(np.abs(pred - data["y"].to_numpy()))
+    assert metrics["y"]["mae"] == pytest.approx(mae, rel=1e-5)
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(table):
+    val = make_table(500, seed=3)
+    stopper = EarlyStopping("a", "auc", patience=1)
+    model = small()
+    model.fit(table, val, epochs=30, lr=0.05, early_stopping=stopper, verbose=0)
+    aucs = [h["validation"]["a"]["auc"] for h in model.history_]
+    assert len(aucs) < 30
+    assert stopper.best == max(aucs)
+    assert model.evaluate(val)["a"]["auc"] == pytest.approx(max(aucs))
+
+
+def test_early_stopping_arguments_are_checked(table):
+    with pytest.raises(ConfigError, match="validation"):
+        small().fit(table, early_stopping="a/auc", verbose=0)
+    with pytest.raises(ConfigError, match="unknown task 'z'"):
+        small().fit(table, table, early_stopping="z/auc", verbose=0)
+    with pytest.raises(ConfigError, match="reports"):
+        small().fit(table, table, early_stopping="a/mae", verbose=0)
+
+
+def test_progress_output_has_one_line_per_epoch(table, capsys):
+    small().fit(table, make_table(300, seed=4), epochs=2, verbose=1)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch ")]
+    epoch_lines = [ln for ln in lines if " - loss " in ln and "a auc" in ln]
+    assert len(epoch_lines) == 2
+
+
+def test_predict_before_fit_is_a_clear_error(table):
+    with pytest.raises(NotFittedError, match="call fit"):
+        small().predict(table)
+
+
+def test_esmm_predicts_ctr_cvr_and_ctcvr_product(table):
+    model = small("esmm").fit(table, epochs=1, verbose=0)
+    out = model.predict(table.head(20))
+    assert set(out) == {"a", "b", "cvr"}
+    np.testing.assert_allclose(out["b"], out["a"] * out["cvr"], rtol=1e-5)
+    assert "cvr" in model.evaluate(table)
+
+
+def test_gate_weights_from_raw_rows(table):
+    model = small().fit(table, epochs=1, verbose=0)
+    gates = model.gate_weights(table.head(10))
+    assert set(gates) == {"a", "b"}
+    np.testing.assert_allclose(gates["a"].sum(1), np.ones(10), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"optimizer": "adamm"}, "optimizer"),
+        ({"lr": 0}, "lr"),
+    ],
+)
+def test_bad_fit_arguments(table, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        small().fit(table, verbose=0, **kw)
+
+
+def test_column_batch_slices_keep_rows_together():
+    batch = ColumnBatch(
+        torch.arange(10).view(5, 2), torch.arange(5.0).view(5, 1), torch.arange(5.0).view(5, 1)
+    )
+    part = batch.take(torch.tensor([4, 0]))
+    assert part.sparse.tolist() == [[8, 9], [0, 1]] and part.labels.flatten().tolist() == [4, 0]
+
+
+def test_named_classes_pick_their_architecture():
+    assert MMoE(FEATURES, TASKS).architecture == "mmoe"
+    assert mtlrec.PLE(FEATURES, TASKS, num_levels=3).config.num_levels == 3
