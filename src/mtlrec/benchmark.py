@@ -1,0 +1,291 @@
+"""Reference benchmark: every architecture with its reference hyperparameters on a dataset.
+
+``run_benchmark`` trains each model for each seed on the train split and evaluates it on
+the test split; it returns flat records (one per model, seed and task) that
+``summarize``, ``format_table`` and ``write_outputs`` turn into tables, JSON and a chart.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .estimator import MultiTaskModel
+from .exceptions import ConfigError
+from .features import Feature
+from .tasks import TASK_TYPES, Task
+
+
+class BenchmarkData(NamedTuple):
+    """What a dataset loader returns."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    features: list[Feature]
+    tasks: list[Task]
+
+
+def _load_adult() -> BenchmarkData:
+    """UCI Adult census (48,842 people): income > 50K and never-married, two binary tasks."""
+    from .datasets import adult_features, adult_tasks, load_adult
+
+    train, test = load_adult()
+    return BenchmarkData(train, test, list(adult_features(embedding_dim=16)), list(adult_tasks()))
+
+
+#: dataset name -> loader; the first line of a loader's docstring describes the dataset
+DATASETS: dict[str, Callable[[], BenchmarkData]] = {"adult": _load_adult}
+
+#: reference hyperparameters of each architecture (embedding dim 16 comes from the dataset)
+REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
+    "single_task": {"bottom_units": [128, 128], "tower_units": [64, 32]},
+    "shared_bottom": {"bottom_units": [128, 128], "tower_units": [64, 32]},
+    "omoe": {"num_experts": 8, "expert_units": [64, 64], "gate_units": [32, 32],
+             "tower_units": [32, 32]},
+    "mmoe": {"num_experts": 8, "expert_units": [64, 64], "gate_units": [32, 32],
+             "tower_units": [32, 32]},
+    "cgc": {"num_specific_experts": 8, "num_shared_experts": 4, "expert_units": [64, 64],
+            "gate_units": [16, 16], "tower_units": [32, 32]},
+    "ple": {"num_specific_experts": 8, "num_shared_experts": 4, "num_levels": 2,
+            "expert_units": [64, 64], "gate_units": [16, 16], "tower_units": [32, 32]},
+    "esmm": {"tower_units": [64, 64]},
+}
+
+#: reference optimisation settings
+REFERENCE_TRAINING: dict[str, Any] = {
+    "embedding_dim": 16, "epochs": 5, "batch_size": 256, "optimizer": "adam", "lr": 1e-3,
+}
+
+#: the metric a task type is ranked by in tables and charts
+PRIMARY_METRIC = {task_type: metrics[0] for task_type, metrics in TASK_TYPES.items()}
+
+def describe_datasets() -> dict[str, str]:
+    """Benchmark dataset names with a one-line description."""
+    return {name: ((loader.__doc__ or "").strip().splitlines() or [""])[0]
+            for name, loader in DATASETS.items()}
+
+
+def load_dataset(name: str) -> BenchmarkData:
+    """Train/test tables, features and tasks of the benchmark dataset ``name``."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return BenchmarkData(*DATASETS[name]())
+
+
+def run_benchmark(
+    dataset: str = "adult",
+    models: Sequence[str] | None = None,
+    seeds: int = 1,
+    epochs: int = 5,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    max_rows: int | None = None,
+    verbose: int = 1,
+    warmup: bool = True,
+) -> list[dict[str, Any]]:
+    """Train and test every model for seeds ``0 .. seeds-1``.
+
+    Args:
+        dataset: a name in :data:`DATASETS`.
+        models: names in :data:`REFERENCE_CONFIGS` (default: all, in that order).
+        seeds: runs per model; run ``i`` uses seed ``i``.
+        epochs, batch_size, lr: the optimisation (Adam).
+        max_rows: keep only the first ``max_rows`` rows of each split (quick runs).
+        verbose: 0 silent, 1 one line per run on stderr, 2 also per-epoch progress.
+        warmup: first train one untimed epoch on a few rows, so one-off start-up costs
+            (thread pools, lazy initialisation) do not land in the first model's time.
+
+    Returns:
+        One record per model, seed and task: ``model``, ``seed``, ``task``, the task's
+        test metrics (``auc`` and ``logloss`` for binary, ``mae`` and ``rmse`` for
+        regression), ``fit_seconds`` (the whole ``fit`` call, preprocessing included),
+        ``train_samples_per_second`` (rows x epochs / fit_seconds) and ``parameters``.
+    """
+    models = list(REFERENCE_CONFIGS) if models is None else list(models)
+    unknown = [m for m in models if m not in REFERENCE_CONFIGS]
+    if unknown or not models:
+        raise ConfigError(
+            f"models: unknown or empty {unknown or models}; choose from {list(REFERENCE_CONFIGS)}"
+        )
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}")
+    if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
+        raise ConfigError(f"max_rows must be a positive integer, got {max_rows!r}")
+    data = load_dataset(dataset)
+    train, test = data.train, data.test
+    if max_rows is not None:
+        train, test = train.head(max_rows), test.head(max_rows)
+
+    if warmup:
+        MultiTaskModel(data.features, data.tasks, architecture=models[0],
+                       **REFERENCE_CONFIGS[models[0]]).fit(
+            train.head(8 * batch_size), epochs=1, batch_size=batch_size, verbose=0)
+
+    records: list[dict[str, Any]] = []
+    for name in models:
+        for seed in range(seeds):
+            model = MultiTaskModel(data.features, data.tasks, architecture=name, seed=seed,
+                                   **REFERENCE_CONFIGS[name])
+            start = time.perf_counter()
+            model.fit(train, epochs=epochs, batch_size=batch_size, lr=lr,
+                      verbose=int(verbose >= 2))
+            seconds = time.perf_counter() - start
+            metrics = model.evaluate(test)
+            run = [{"model": name, "seed": seed, "task": task.name, **metrics[task.name],
+                    "fit_seconds": seconds,
+                    "train_samples_per_second": len(train) * epochs / seconds,
+                    "parameters": model.num_parameters()}
+                   for task in model.tasks]
+            records.extend(run)
+            if verbose >= 1:
+                scores = " ".join(f"{r['task']} {_primary(r)} {r[_primary(r)]:.4f}" for r in run)
+                print(f"{name} seed {seed}: {scores} - fit {seconds:.1f}s", file=sys.stderr)
+    return records
+
+
+def _primary(record: dict[str, Any]) -> str:
+    """The metric a record is ranked by: AUC for binary tasks, MAE for regression."""
+    return "auc" if "auc" in record else "mae"
+
+
+def _metric_keys(records: Iterable[dict[str, Any]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in ("model", "seed", "task", "parameters") and isinstance(value, float):
+                keys.setdefault(key)
+    return list(keys)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    std = float(array.std(ddof=1)) if array.size > 1 else 0.0
+    return float(array.mean()), std
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds, one row per model and task.
+
+    Each row has ``model``, ``task``, ``seeds`` (runs averaged), ``parameters`` and, for
+    every metric and timing, ``<key>_mean`` and ``<key>_std`` (sample std, 0 for one seed).
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["model"], record["task"]), []).append(record)
+    rows = []
+    for (model, task), group in groups.items():
+        row: dict[str, Any] = {"model": model, "task": task, "seeds": len(group),
+                               "parameters": group[0]["parameters"]}
+        for key in _metric_keys(group):
+            values = [r[key] for r in group if key in r]
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
+        rows.append(row)
+    return rows
+
+
+def _format(mean: float, std: float, seeds: int, digits: int, thousands: bool = False) -> str:
+    text = f"{mean:,.{digits}f}" if thousands else f"{mean:.{digits}f}"
+    if seeds > 1:
+        text += f" ± {std:,.{digits}f}" if thousands else f" ± {std:.{digits}f}"
+    return text
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """Markdown table, one row per model: params, each task's test AUC (MAE for
+    regression), fit seconds and training samples per second; mean ± std over seeds."""
+    rows = summarize(records)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    tasks: dict[str, str] = {}
+    for r in rows:
+        tasks.setdefault(r["task"], "auc" if "auc_mean" in r else "mae")
+    header = ["model", "params", *(f"{t} {m.upper()}" for t, m in tasks.items()),
+              "fit s", "samples/s"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for model in models:
+        mine = {r["task"]: r for r in rows if r["model"] == model}
+        first = next(iter(mine.values()))
+        cells = [model, f"{first['parameters']:,}"]
+        for task, metric in tasks.items():
+            r = mine.get(task)
+            ok = r is not None and f"{metric}_mean" in r
+            cells.append(_format(r[f"{metric}_mean"], r[f"{metric}_std"], r["seeds"], 4)
+                         if ok else "–")
+        cells.append(_format(first["fit_seconds_mean"], first["fit_seconds_std"],
+                             first["seeds"], 1))
+        cells.append(_format(first["train_samples_per_second_mean"],
+                             first["train_samples_per_second_std"], first["seeds"], 0, True))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo, else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a benchmark ran: CPU, torch version and threads, Python, OS."""
+    return {"cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def write_outputs(
+    records: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    command: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write ``results.json`` (the records), ``results.md`` (table, command, date, machine,
+    settings) and ``results.png`` (AUC chart, when a task has AUC) into ``out_dir``.
+
+    Returns the written paths by kind (``json``, ``md``, ``png``).
+    """
+    from .plots import plot_benchmark
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give a folder for the benchmark results")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "results.md"}
+    paths["json"].write_text(json.dumps(list(records), indent=2, default=_json_default) + "\n")
+
+    info = machine_info()
+    seeds = max((r["seed"] for r in records), default=-1) + 1
+    lines = ["# mtlrec benchmark", "", format_table(records), "",
+             f"Mean ± sample std over {seeds} seed(s); test-split metrics." if seeds > 1
+             else "One seed; test-split metrics.", "",
+             f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
+             f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+             f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
+             f"- torch {info['torch']}, Python {info['python']}, {info['platform']}"]
+    lines += [f"- {key}: {value}" for key, value in (settings or {}).items()]
+    paths["md"].write_text("\n".join(lines) + "\n")
+
+    if any("auc" in r for r in records):
+        paths["png"] = plot_benchmark(records, out / "results.png")
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+

@@ -1,0 +1,529 @@
+"""The ``mtlrec`` command: train from a YAML config, evaluate, predict, benchmark, inspect.
+
+Run ``mtlrec --help`` or ``mtlrec COMMAND --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .benchmark import (
+    DATASETS,
+    REFERENCE_CONFIGS,
+    describe_datasets,
+    format_table,
+    load_dataset,
+    run_benchmark,
+    write_outputs,
+)
+from .bundle import BUNDLE_FILES, load_bundle
+from .estimator import MultiTaskModel
+from .exceptions import ConfigError, DataError, MtlrecError
+from .features import DenseFeature, Feature, SparseFeature
+from .models import list_models, make_config, network_class
+from .tasks import Task
+
+# ---------------------------------------------------------------------------- config
+
+#: allowed keys of each config section
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "config": ("data", "features", "tasks", "model", "training", "output"),
+    "data": ("dataset", "train", "validation", "test"),
+    "features": ("sparse", "dense", "embedding_dim", "scaling"),
+    "features.sparse": ("name", "embedding_dim"),
+    "tasks": ("name", "type", "weight"),
+    "training": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed",
+                 "early_stopping", "patience", "device"),
+}
+
+#: expected type of each training option
+_TRAINING_TYPES: dict[str, type] = {
+    "epochs": int, "batch_size": int, "lr": float, "optimizer": str, "weight_decay": float,
+    "seed": int, "early_stopping": str, "patience": int, "device": str,
+}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A parsed ``train`` config; relative paths are already resolved."""
+
+    architecture: str
+    hyperparameters: dict[str, Any]
+    training: dict[str, Any]
+    features: list[Feature] | None = None
+    tasks: list[Task] | None = None
+    scaling: str = "minmax"
+    dataset: str | None = None
+    train: Path | None = None
+    validation: Path | None = None
+    test: Path | None = None
+    output: Path | None = None
+
+
+def _check_keys(mapping: Any, section: str, where: str) -> dict:
+    """``mapping`` as a dict; ConfigError naming any key not allowed in ``section``."""
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {mapping!r}")
+    allowed = SECTIONS[section]
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{hint}; allowed keys: {', '.join(allowed)}"
+            )
+    return mapping
+
+
+def _typed(name: str, value: Any, kind: type) -> Any:
+    """``value`` as ``kind``; YAML reads ``1e-3`` as a string, so floats accept numeric text."""
+    if kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        raise ConfigError(f"training.{name} must be of type {kind.__name__}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+def _parse_features(section: Any, where: str) -> tuple[list[Feature], str]:
+    section = _check_keys(section, "features", where)
+    default_dim = section.get("embedding_dim", 16)
+    features: list[Feature] = []
+    for item in section.get("sparse") or []:
+        if isinstance(item, dict):
+            item = _check_keys(item, "features.sparse", f"{where}.sparse")
+            if "name" not in item:
+                raise ConfigError(f"{where}.sparse: an entry needs a 'name', got {item!r}")
+            features.append(SparseFeature(item["name"], item.get("embedding_dim", default_dim)))
+        else:
+            features.append(SparseFeature(item, default_dim))
+    for item in section.get("dense") or []:
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}.dense: list column names, got {item!r}")
+        features.append(DenseFeature(item))
+    return features, section.get("scaling", "minmax")
+
+
+def _parse_tasks(section: Any, where: str) -> list[Task]:
+    if not isinstance(section, list):
+        raise ConfigError(f"{where}: expected a list of {{name, type, weight}}, got {section!r}")
+    tasks = []
+    for item in section:
+        if isinstance(item, str):
+            tasks.append(Task(item))
+            continue
+        item = _check_keys(item, "tasks", where)
+        if "name" not in item:
+            raise ConfigError(f"{where}: a task needs a 'name', got {item!r}")
+        tasks.append(Task(item["name"], item.get("type", "binary"), item.get("weight", 1.0)))
+    return tasks
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Parse and check a ``train`` YAML config; paths in it are relative to its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    raw = _check_keys(raw, "config", str(path))
+    base = path.parent
+
+    def resolve(value: Any, where: str) -> Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{path}: {where} must be a path, got {value!r}")
+        return Path(os.path.normpath(base / Path(value).expanduser()))
+
+    for section in ("data", "model"):
+        if raw.get(section) is None:
+            raise ConfigError(f"{path}: the '{section}' section is missing")
+    data = _check_keys(raw["data"], "data", f"{path}: data")
+    if ("dataset" in data) == ("train" in data):
+        raise ConfigError(
+            f"{path}: data needs either 'dataset' (one of {sorted(DATASETS)}) or a 'train' "
+            f"file path, not both or neither"
+        )
+    if "dataset" in data and len(data) > 1:
+        raise ConfigError(
+            f"{path}: data.dataset brings its own splits; drop {sorted(set(data) - {'dataset'})}"
+        )
+
+    model = raw.get("model")
+    if not isinstance(model, dict) or "architecture" not in model:
+        raise ConfigError(
+            f"{path}: the model section needs 'architecture' (one of {list_models()}) "
+            "plus any hyperparameters"
+        )
+    hyperparameters = {k: v for k, v in model.items() if k != "architecture"}
+
+    training = _check_keys(raw.get("training") or {}, "training", f"{path}: training")
+    training = {k: _typed(k, v, _TRAINING_TYPES[k]) for k, v in training.items()}
+    if "early_stopping" in training and "validation" not in data:
+        raise ConfigError(f"{path}: training.early_stopping needs a data.validation file")
+
+    config = TrainConfig(architecture=model["architecture"], hyperparameters=hyperparameters,
+                         training=training, dataset=data.get("dataset"))
+    for split in ("train", "validation", "test"):
+        if split in data:
+            setattr(config, split, resolve(data[split], f"data.{split}"))
+    if raw.get("output") is not None:
+        config.output = resolve(raw["output"], "output")
+    if raw.get("features") is not None:
+        config.features, config.scaling = _parse_features(raw["features"], f"{path}: features")
+    if raw.get("tasks") is not None:
+        config.tasks = _parse_tasks(raw["tasks"], f"{path}: tasks")
+    if config.dataset is None and (config.features is None or config.tasks is None):
+        raise ConfigError(f"{path}: list the 'features' and 'tasks' of your data")
+    try:  # fail before any data is read
+        network_class(config.architecture)
+        if config.tasks is not None:
+            make_config(config.architecture, hyperparameters, len(config.tasks))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: model: {err}") from None
+    return config
+
+
+# ---------------------------------------------------------------------------- tables
+
+def _table_format(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise ConfigError(f"{path}: unknown file type; use .csv, .csv.gz, .parquet or .pq")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV (optionally gzipped) or Parquet file, chosen by suffix."""
+    path = Path(path)
+    kind = _table_format(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    try:
+        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
+        raise DataError(f"{path}: cannot read it as {kind} ({err})") from None
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``frame`` as CSV or Parquet by suffix; an existing file needs ``overwrite``."""
+    path = Path(path)
+    kind = _table_format(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
+    """One line per task: ``task  metric value  metric value``."""
+    width = max(len(task) for task in metrics)
+    return "\n".join(
+        f"  {task:<{width}}  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+        for task, values in metrics.items()
+    )
+
+
+def _refuse_existing_bundle(path: Path, overwrite: bool) -> None:
+    existing = [name for name in BUNDLE_FILES if (path / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{path} already holds a saved model ({', '.join(existing)}); "
+            "pass --overwrite to replace it or choose another --output"
+        )
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    output = Path(args.output) if args.output else config.output
+    if output is None:
+        raise ConfigError("no output folder: set 'output:' in the config or pass --output")
+    _refuse_existing_bundle(output, args.overwrite)
+
+    if config.dataset is not None:
+        bundled = load_dataset(config.dataset)
+        train, validation, test = bundled.train, None, bundled.test
+        features = config.features or bundled.features
+        tasks = config.tasks or bundled.tasks
+    else:
+        train = read_table(config.train)
+        validation = read_table(config.validation) if config.validation else None
+        test = read_table(config.test) if config.test else None
+        features, tasks = config.features, config.tasks
+
+    fit_options = dict(config.training)
+    seed = fit_options.pop("seed", 0)
+    device = fit_options.pop("device", "cpu")
+    model = MultiTaskModel(features, tasks, architecture=config.architecture,
+                           scaling=config.scaling, seed=seed, device=device,
+                           **config.hyperparameters)
+    start = time.perf_counter()
+    model.fit(train, validation, verbose=0 if args.quiet else 1, **fit_options)
+    seconds = time.perf_counter() - start
+    model.save(output, overwrite=args.overwrite)
+    print(f"trained {config.architecture} ({model.num_parameters():,} parameters) on "
+          f"{len(train):,} rows in {seconds:.1f}s; saved to {output}")
+    if test is not None:
+        print(f"test metrics ({len(test):,} rows):")
+        print(format_metrics(model.evaluate(test)))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model = load_bundle(args.model)
+    metrics = model.evaluate(read_table(args.data), batch_size=args.batch_size)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    _table_format(output)  # fail before any work on a bad suffix
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
+    model = load_bundle(args.model)
+    predictions = pd.DataFrame(model.predict(read_table(args.data), batch_size=args.batch_size))
+    write_table(predictions, output, overwrite=args.overwrite)
+    print(f"wrote {len(predictions):,} rows ({', '.join(predictions.columns)}) to {output}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    out = Path(args.output) if args.output else None
+    if out is not None and (out / "results.json").exists() and not args.overwrite:
+        raise FileExistsError(
+            f"{out} already holds benchmark results; pass --overwrite or another --output"
+        )
+    records = run_benchmark(args.dataset, models=args.models, seeds=args.seeds,
+                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                            max_rows=args.max_rows, verbose=0 if args.quiet else 1)
+    print(format_table(records))
+    if out is not None:
+        settings = {"dataset": args.dataset, "seeds": args.seeds, "epochs": args.epochs,
+                    "batch_size": args.batch_size, "optimizer": f"adam, lr {args.lr:g}"}
+        if args.max_rows:
+            settings["max_rows"] = args.max_rows
+        paths = write_outputs(records, out, command=" ".join(["mtlrec", *argv]),
+                              settings=settings)
+        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def config_template(name: str, features: Sequence[Feature], tasks: Sequence[Task]) -> dict:
+    """A ``train`` config for exported dataset ``name`` (its CSVs lie next to it)."""
+    return {
+        "data": {"train": "train.csv", "test": "test.csv"},
+        "features": _features_section(features),
+        "tasks": [{"name": t.name, "type": t.type, "weight": float(t.weight)} for t in tasks],
+        "model": {"architecture": "mmoe", **REFERENCE_CONFIGS["mmoe"]},
+        "training": {"epochs": 5, "batch_size": 256, "lr": 0.001, "optimizer": "adam",
+                     "seed": 0},
+        "output": f"{name}_mmoe",
+    }
+
+
+def _features_section(features: Sequence[Feature]) -> dict[str, Any]:
+    """The ``features`` config section; one shared embedding_dim when all sparse agree."""
+    sparse = [f for f in features if isinstance(f, SparseFeature)]
+    dims = {f.embedding_dim for f in sparse}
+    section: dict[str, Any] = {}
+    if len(dims) == 1:
+        section["embedding_dim"] = dims.pop()
+        section["sparse"] = [f.name for f in sparse]
+    else:
+        section["sparse"] = [{"name": f.name, "embedding_dim": f.embedding_dim} for f in sparse]
+    section["dense"] = [f.name for f in features if isinstance(f, DenseFeature)]
+    return section
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for name, description in describe_datasets().items():
+            print(f"{name:<12} {description}")
+        return 0
+    out = Path(args.output)
+    targets = [out / "train.csv", out / "test.csv", out / "config.yaml"]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite")
+    data = load_dataset(args.name)
+    write_table(data.train, targets[0], overwrite=True)
+    write_table(data.test, targets[1], overwrite=True)
+    targets[2].write_text(yaml.safe_dump(config_template(args.name, data.features, data.tasks),
+                                         sort_keys=False, default_flow_style=None))
+    print(f"wrote {len(data.train):,} train and {len(data.test):,} test rows to {out}; "
+          f"train with: mtlrec train --config {targets[2]}")
+    return 0
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        return "(required)"
+    return list(value) if isinstance(value, tuple) else value
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    classes = {c.architecture: c for c in MultiTaskModel.__subclasses__()}
+    for name in list_models():
+        doc = (classes[name].__doc__ or "").strip().splitlines() if name in classes else []
+        print(f"{name}: {doc[0] if doc else ''}".rstrip(": "))
+        for field in dataclasses.fields(network_class(name).config_class):
+            print(f"    {field.name} = {_default(field)!r}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mtlrec`` argument parser with all subcommands."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mtlrec",
+        description="Multi-task recommender models (Shared-Bottom, OMoE, MMoE, CGC, PLE, "
+                    "ESMM): train from a YAML config, evaluate, predict and benchmark.",
+        epilog="examples:\n"
+               "  mtlrec datasets export adult --output data/adult\n"
+               "  mtlrec train --config data/adult/config.yaml\n"
+               "  mtlrec evaluate --model data/adult/adult_mmoe --data data/adult/test.csv\n"
+               "  mtlrec benchmark adult --seeds 3 --output results/adult",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mtlrec {__version__}",
+                        help="print the mtlrec version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a YAML config and save it",
+                       description="Train a model described by a YAML config (sections data, "
+                                   "features, tasks, model, training, output) and save the "
+                                   "bundle; prints test metrics when the data has a test split.")
+    p.add_argument("--config", required=True, metavar="FILE.yaml",
+                   help="YAML config; relative paths in it are relative to its folder")
+    p.add_argument("--output", metavar="DIR",
+                   help="bundle folder (overrides the config's 'output'; relative to the "
+                        "current folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a model already saved in the output folder")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
+
+    p = sub.add_parser("evaluate", help="print the per-task metrics of a saved model",
+                       description="Evaluate a saved model on a labelled CSV/Parquet file.")
+    p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every "
+                        "feature and label column")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--batch-size", type=int, default=8192, metavar="N",
+                   help="rows per inference batch (default: %(default)s)")
+
+    p = sub.add_parser("predict", help="write a saved model's predictions to a file",
+                       description="Predict with a saved model: one output column per model "
+                                   "output (probabilities for binary tasks), rows in input order.")
+    p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every "
+                        "feature column")
+    p.add_argument("--output", required=True, metavar="FILE",
+                   help="predictions file; CSV or Parquet by its suffix")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--batch-size", type=int, default=8192, metavar="N",
+                   help="rows per inference batch (default: %(default)s)")
+
+    p = sub.add_parser("benchmark", help="train every reference model on a dataset",
+                       description="Train each reference model (benchmark.REFERENCE_CONFIGS) "
+                                   "for each seed on the train split, test it on the test "
+                                   "split and print a Markdown table.")
+    p.add_argument("dataset", choices=sorted(DATASETS), help="benchmark dataset")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="runs per model, with seeds 0..N-1 (default: %(default)s)")
+    p.add_argument("--models", nargs="+", choices=list(REFERENCE_CONFIGS), metavar="MODEL",
+                   help=f"models to run (default: all of {', '.join(REFERENCE_CONFIGS)})")
+    p.add_argument("--epochs", type=int, default=5, metavar="E",
+                   help="training epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="B",
+                   help="training batch size (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument("--max-rows", type=int, metavar="N",
+                   help="use only the first N rows of each split (quick checks)")
+    p.add_argument("--output", metavar="DIR",
+                   help="also write results.md, results.json and results.png there")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results already written to --output")
+    p.add_argument("--quiet", action="store_true", help="no per-run progress lines on stderr")
+
+    p = sub.add_parser("datasets", help="list or export the bundled datasets",
+                       description="List the bundled datasets, or export one as CSV files "
+                                   "with a matching train config.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="names and descriptions of the datasets",
+                       description="Print the bundled datasets with a description.")
+    e = actions.add_parser("export", help="write train.csv, test.csv and config.yaml",
+                           description="Write a dataset's train.csv and test.csv plus a "
+                                       "config.yaml for 'mtlrec train' into a folder.")
+    e.add_argument("name", choices=sorted(DATASETS), help="dataset to export")
+    e.add_argument("--output", required=True, metavar="DIR", help="folder to write into")
+    e.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    sub.add_parser("models", aliases=["list-models"],
+                   help="list architectures with their hyperparameters and defaults",
+                   description="Print each registered architecture with its hyperparameters "
+                               "and their default values.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mtlrec`` command line; returns the exit code (2 on errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0)
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "datasets": cmd_datasets, "models": cmd_models, "list-models": cmd_models,
+                "benchmark": lambda a: cmd_benchmark(a, argv)}
+    try:
+        return commands[args.command](args)
+    except (MtlrecError, FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early, e.g. `mtlrec models | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

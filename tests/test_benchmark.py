@@ -1,0 +1,207 @@
+"""Benchmark runner, summaries, tables, result files and plots (tiny data, fast)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mtlrec
+from mtlrec import benchmark
+from mtlrec.benchmark import (
+    REFERENCE_CONFIGS,
+    BenchmarkData,
+    format_table,
+    run_benchmark,
+    summarize,
+    write_outputs,
+)
+from mtlrec.plots import plot_benchmark, plot_gates
+
+BINARY_KEYS = {"model", "seed", "task", "auc", "logloss", "fit_seconds",
+               "train_samples_per_second", "parameters"}
+REGRESSION_KEYS = BINARY_KEYS - {"auc", "logloss"} | {"mae", "rmse"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Two sparse and two dense columns; click depends on them, buy implies click."""
+    rng = np.random.default_rng(seed)
+    color = rng.choice(["red", "green", "blue"], rows)
+    shop = rng.integers(0, 5, rows)
+    price = rng.normal(size=rows)
+    age = rng.uniform(18, 70, rows)
+    click = ((color == "red") | (price > 0.8)) ^ (rng.random(rows) < 0.1)
+    buy = click & (shop < 2)
+    return pd.DataFrame({"color": color, "shop": shop, "price": price, "age": age,
+                         "click": click.astype(int), "buy": buy.astype(int),
+                         "spend": 3.0 * price + rng.normal(size=rows)})
+
+
+FEATURES = [mtlrec.SparseFeature("color", 4), mtlrec.SparseFeature("shop", 4),
+            mtlrec.DenseFeature("price"), mtlrec.DenseFeature("age")]
+
+
+def tiny_loader() -> BenchmarkData:
+    """Tiny synthetic click / buy data."""
+    return BenchmarkData(tiny_frame(300, 0), tiny_frame(200, 1), FEATURES,
+                         [mtlrec.Task("click"), mtlrec.Task("buy")])
+
+
+def tiny_regression_loader() -> BenchmarkData:
+    """Tiny synthetic click / spend data."""
+    return BenchmarkData(tiny_frame(300, 0), tiny_frame(200, 1), FEATURES,
+                         [mtlrec.Task("click"), mtlrec.Task("spend", "regression")])
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setitem(benchmark.DATASETS, "tiny", tiny_loader)
+    monkeypatch.setitem(benchmark.DATASETS, "tiny_regression", tiny_regression_loader)
+    return "tiny"
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    """Every reference model, two seeds, one epoch on the tiny data."""
+    benchmark.DATASETS["tiny"] = tiny_loader
+    try:
+        return run_benchmark("tiny", seeds=2, epochs=1, batch_size=64, verbose=0, warmup=False)
+    finally:
+        del benchmark.DATASETS["tiny"]
+
+
+def fake_records(seeds: int, tasks=(("click", "auc"), ("buy", "auc"))) -> list[dict]:
+    out = []
+    for m, model in enumerate(["shared_bottom", "mmoe", "ple"]):
+        for seed in range(seeds):
+            for task, metric in tasks:
+                other = "logloss" if metric == "auc" else "rmse"
+                out.append({"model": model, "seed": seed, "task": task,
+                            metric: 0.8 + 0.01 * m + 0.001 * seed, other: 0.4,
+                            "fit_seconds": 2.0 + seed,
+                            "train_samples_per_second": 1000.0 / (1 + seed),
+                            "parameters": 1000 * (m + 1)})
+    return out
+
+
+def test_reference_configs_cover_every_architecture():
+    assert set(REFERENCE_CONFIGS) == set(mtlrec.list_models())
+    assert REFERENCE_CONFIGS["ple"]["num_levels"] == 2
+    assert REFERENCE_CONFIGS["omoe"] == REFERENCE_CONFIGS["mmoe"]
+
+
+def test_one_record_per_model_seed_task_with_documented_keys(records):
+    combos = [(r["model"], r["seed"], r["task"]) for r in records]
+    expected = [(m, s, t) for m in REFERENCE_CONFIGS for s in (0, 1) for t in ("click", "buy")]
+    assert combos == expected
+    for r in records:
+        assert set(r) == BINARY_KEYS
+        assert 0.0 <= r["auc"] <= 1.0 and r["logloss"] > 0
+        assert r["fit_seconds"] > 0
+        assert r["train_samples_per_second"] == pytest.approx(300 * 1 / r["fit_seconds"])
+        assert isinstance(r["parameters"], int) and r["parameters"] > 0
+    json.dumps(records)  # plain JSON types only
+
+
+def test_seeds_change_weights_but_not_size(records):
+    by_run = {(r["model"], r["seed"], r["task"]): r for r in records}
+    assert by_run[("mmoe", 0, "click")]["parameters"] == by_run[("mmoe", 1, "click")]["parameters"]
+    assert by_run[("mmoe", 0, "click")]["auc"] != by_run[("mmoe", 1, "click")]["auc"]
+
+
+def test_regression_task_reports_mae_and_rmse(tiny):
+    out = run_benchmark("tiny_regression", models=["mmoe"], epochs=1, batch_size=64, verbose=0,
+                        warmup=False)
+    assert [set(r) for r in out] == [BINARY_KEYS, REGRESSION_KEYS]
+    assert format_table(out).splitlines()[0] == (
+        "| model | params | click AUC | spend MAE | fit s | samples/s |")
+
+
+def test_max_rows_limits_both_splits(tiny, monkeypatch):
+    seen = []
+    real_evaluate = mtlrec.MultiTaskModel.evaluate
+    monkeypatch.setattr(mtlrec.MultiTaskModel, "evaluate",
+                        lambda self, df: seen.append(len(df)) or real_evaluate(self, df))
+    out = run_benchmark("tiny", models=["shared_bottom"], epochs=2, max_rows=120, verbose=0)
+    assert seen == [120]
+    assert out[0]["train_samples_per_second"] == pytest.approx(120 * 2 / out[0]["fit_seconds"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"models": ["mmoe", "nope"]}, "nope"),
+    ({"models": []}, "choose from"),
+    ({"seeds": 0}, "seeds"),
+    ({"dataset": "nope"}, "unknown dataset"),
+    ({"max_rows": 0}, "max_rows"),
+])
+def test_bad_arguments(tiny, kwargs, message):
+    with pytest.raises(mtlrec.ConfigError, match=message):
+        run_benchmark(**{"dataset": "tiny", **kwargs})
+
+
+def test_summarize_mean_and_sample_std(records):
+    rows = summarize(records)
+    assert len(rows) == len(REFERENCE_CONFIGS) * 2
+    row = next(r for r in rows if r["model"] == "cgc" and r["task"] == "buy")
+    aucs = [r["auc"] for r in records if r["model"] == "cgc" and r["task"] == "buy"]
+    assert row["seeds"] == 2
+    assert row["auc_mean"] == pytest.approx(np.mean(aucs))
+    assert row["auc_std"] == pytest.approx(np.std(aucs, ddof=1))
+    assert {"fit_seconds_mean", "train_samples_per_second_std", "logloss_mean"} <= set(row)
+
+
+def test_table_has_one_row_per_model_and_task_columns(records):
+    lines = format_table(records).splitlines()
+    assert lines[0] == "| model | params | click AUC | buy AUC | fit s | samples/s |"
+    body = lines[2:]
+    assert [line.split(" | ")[0].strip("| ") for line in body] == list(REFERENCE_CONFIGS)
+    assert all(line.count("±") == 4 for line in body)  # two AUCs, fit s, samples/s
+
+
+def test_table_single_seed_has_no_std_and_formats_numbers():
+    lines = format_table(fake_records(1)).splitlines()
+    assert len(lines) == 2 + 3 and "±" not in "\n".join(lines)
+    assert lines[2] == "| shared_bottom | 1,000 | 0.8000 | 0.8000 | 2.0 | 1,000 |"
+
+
+def test_write_outputs(tmp_path, records):
+    paths = write_outputs(records, tmp_path / "out", command="mtlrec benchmark tiny",
+                          settings={"epochs": 1})
+    assert set(paths) == {"json", "md", "png"}
+    assert json.loads(paths["json"].read_text()) == records
+    md = paths["md"].read_text()
+    assert format_table(records) in md
+    for text in ("mtlrec benchmark tiny", "torch", "thread", "epochs: 1", "UTC"):
+        assert text in md
+    assert paths["png"].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_write_outputs_without_auc_skips_chart(tmp_path):
+    paths = write_outputs(fake_records(1, tasks=(("spend", "mae"),)), tmp_path)
+    assert set(paths) == {"json", "md"} and not (tmp_path / "results.png").exists()
+
+
+def test_plot_benchmark_needs_auc(tmp_path):
+    with pytest.raises(ValueError, match="AUC"):
+        plot_benchmark(fake_records(1, tasks=(("spend", "mae"),)), tmp_path / "x.png")
+
+
+def test_plot_gates_from_a_fitted_model(tmp_path):
+    model = mtlrec.PLE(FEATURES, ["click", "buy"], num_specific_experts=2, num_shared_experts=1,
+                       expert_units=[8], gate_units=[], tower_units=[4])
+    model.fit(tiny_frame(200, 0), epochs=1, batch_size=64, verbose=0)
+    weights = model.gate_weights(tiny_frame(50, 1))
+    path = plot_gates(weights, tmp_path / "gates" / "ple.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ValueError, match="no gate"):
+        plot_gates({}, tmp_path / "none.png")
+
+
+def test_adult_smoke():
+    out = run_benchmark("adult", models=["mmoe"], epochs=1, max_rows=1500, verbose=0,
+                        warmup=False)
+    assert [r["task"] for r in out] == ["income", "marital"]
+    assert all(0.0 < r["auc"] < 1.0 for r in out)

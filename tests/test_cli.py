@@ -1,0 +1,281 @@
+"""The ``mtlrec`` command line: train -> evaluate -> predict, config errors, safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import mtlrec
+from mtlrec import benchmark
+from mtlrec.benchmark import REFERENCE_CONFIGS, BenchmarkData
+from mtlrec.bundle import BUNDLE_FILES
+from mtlrec.cli import load_config, main
+from mtlrec.datasets import adult_features, adult_tasks
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def tiny_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Two sparse and two dense columns; click depends on them, buy implies click."""
+    rng = np.random.default_rng(seed)
+    color = rng.choice(["red", "green", "blue"], rows)
+    shop = rng.integers(0, 5, rows)
+    price = rng.normal(size=rows)
+    click = ((color == "red") | (price > 0.8)) ^ (rng.random(rows) < 0.1)
+    return pd.DataFrame({"color": color, "shop": shop, "price": price,
+                         "age": rng.uniform(18, 70, rows), "click": click.astype(int),
+                         "buy": (click & (shop < 2)).astype(int)})
+
+
+def tiny_config(**changes) -> dict:
+    config = {
+        "data": {"train": "train.csv", "test": "test.csv"},
+        "features": {"sparse": ["color", {"name": "shop", "embedding_dim": 3}],
+                     "dense": ["price", "age"], "embedding_dim": 4},
+        "tasks": [{"name": "click", "type": "binary", "weight": 1.0}, {"name": "buy"}],
+        "model": {"architecture": "mmoe", "num_experts": 2, "expert_units": [8],
+                  "gate_units": [], "tower_units": [4]},
+        "training": {"epochs": 2, "batch_size": 64, "lr": "1e-2", "seed": 3},
+        "output": "model",
+    }
+    for section, value in changes.items():
+        config[section] = value
+    return config
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """tmp_path with train.csv, test.csv and a valid config.yaml."""
+    tiny_frame(300, 0).to_csv(tmp_path / "train.csv", index=False)
+    tiny_frame(120, 1).to_csv(tmp_path / "test.csv", index=False)
+    write_config(tmp_path, tiny_config())
+    return tmp_path
+
+
+def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained(workdir: Path, capsys) -> Path:
+    code, _, err = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet")
+    assert code == 0, err
+    return workdir / "model"
+
+
+def test_train_evaluate_predict_round_trip(workdir, trained, capsys, monkeypatch):
+    assert all((trained / name).is_file() for name in BUNDLE_FILES)
+    model = mtlrec.load(trained)
+    assert model.architecture == "mmoe" and model.seed == 3
+    assert model.config.num_experts == 2
+    test = pd.read_csv(workdir / "test.csv")
+
+    code, out, _ = run(capsys, "evaluate", "--model", trained, "--data", workdir / "test.csv",
+                       "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    expected = model.evaluate(test)
+    assert set(metrics) == {"click", "buy"}
+    for task in expected:
+        assert metrics[task] == pytest.approx(expected[task])
+
+    code, out, _ = run(capsys, "evaluate", "--model", trained, "--data", workdir / "test.csv")
+    assert code == 0 and "click" in out and "auc" in out
+
+    monkeypatch.chdir(workdir)  # relative --output is relative to the current folder
+    code, out, err = run(capsys, "predict", "--model", "model", "--data", "test.csv",
+                         "--output", "out/predictions.csv")
+    assert code == 0, err
+    written = pd.read_csv(workdir / "out" / "predictions.csv")
+    assert list(written.columns) == ["click", "buy"]
+    assert len(written) == len(test)
+    for name, values in model.predict(test).items():
+        np.testing.assert_allclose(written[name].to_numpy(), values, rtol=1e-6, atol=1e-7)
+
+
+def test_train_prints_test_metrics(workdir, capsys):
+    code, out, _ = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet",
+                       "--output", workdir / "elsewhere")
+    assert code == 0
+    assert "saved to" in out and "test metrics (120 rows)" in out
+    assert "click" in out and "buy" in out
+    assert (workdir / "elsewhere" / "config.json").is_file()
+    assert not (workdir / "model").exists()  # --output overrides the config's output
+
+
+def test_parquet_data_and_predictions(workdir, capsys):
+    for split in ("train", "test"):
+        pd.read_csv(workdir / f"{split}.csv").to_parquet(workdir / f"{split}.parquet")
+    config = tiny_config(data={"train": "train.parquet", "test": "test.parquet"})
+    write_config(workdir, config, "pq.yaml")
+    assert run(capsys, "train", "--config", workdir / "pq.yaml", "--quiet")[0] == 0
+    code, _, _ = run(capsys, "predict", "--model", workdir / "model", "--data",
+                     workdir / "test.parquet", "--output", workdir / "p.parquet")
+    assert code == 0
+    assert pd.read_parquet(workdir / "p.parquet").shape == (120, 2)
+
+
+def test_predict_refuses_to_overwrite(workdir, trained, capsys):
+    target = workdir / "predictions.csv"
+    target.write_text("keep me\n")
+    argv = ["predict", "--model", trained, "--data", workdir / "test.csv", "--output", target]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and "already exists" in err and "--overwrite" in err
+    assert "Traceback" not in err
+    assert target.read_text() == "keep me\n"
+    assert run(capsys, *argv, "--overwrite")[0] == 0
+    assert len(pd.read_csv(target)) == 120
+
+
+def test_train_refuses_to_overwrite_a_bundle(workdir, trained, capsys):
+    before = (trained / "weights.safetensors").read_bytes()
+    code, _, err = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet")
+    assert code == 2 and "already holds a saved model" in err and "--overwrite" in err
+    assert (trained / "weights.safetensors").read_bytes() == before
+    code, _, _ = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet",
+                     "--overwrite")
+    assert code == 0
+
+
+@pytest.mark.parametrize("section, value, key", [
+    ("trainig", {"epochs": 1}, "trainig"),
+    ("training", {"epoch": 1}, "epoch"),
+    ("data", {"train": "train.csv", "tset": "test.csv"}, "tset"),
+    ("features", {"sparse": ["color"], "dense": ["price"], "dim": 4}, "dim"),
+    ("features", {"sparse": [{"name": "color", "embeding_dim": 4}]}, "embeding_dim"),
+    ("tasks", [{"name": "click", "kind": "binary"}], "kind"),
+    ("model", {"architecture": "mmoe", "num_expert": 2}, "num_expert"),
+])
+def test_unknown_config_key_is_named(workdir, capsys, section, value, key):
+    config = tiny_config(**{section: value})
+    path = write_config(workdir, config, "bad.yaml")
+    code, _, err = run(capsys, "train", "--config", path)
+    assert code == 2
+    assert err.startswith("error: ") and f"'{key}'" in err
+    assert "Traceback" not in err
+    assert not (workdir / "model").exists()
+
+
+def test_unknown_key_error_lists_allowed_keys_and_suggests(workdir, capsys):
+    path = write_config(workdir, tiny_config(training={"epoch": 1}), "bad.yaml")
+    _, _, err = run(capsys, "train", "--config", path)
+    assert "did you mean 'epochs'?" in err and "batch_size" in err
+
+
+@pytest.mark.parametrize("config, message", [
+    (tiny_config(data={"train": "missing.csv"}), "does not exist"),
+    (tiny_config(data={"train": "train.txt"}), "unknown file type"),
+    (tiny_config(data={"dataset": "adult", "train": "train.csv"}), "not both"),
+    (tiny_config(training={"epochs": "two"}), "training.epochs"),
+    (tiny_config(training={"early_stopping": "click/auc"}), "validation"),
+    (tiny_config(model={"architecture": "mmo"}), "unknown architecture"),
+    ({"data": {"train": "train.csv"}, "model": {"architecture": "mmoe"}}, "features"),
+])
+def test_bad_configs_exit_2(workdir, capsys, config, message):
+    path = write_config(workdir, config, "bad.yaml")
+    code, _, err = run(capsys, "train", "--config", path)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_config_and_bad_yaml(workdir, capsys):
+    code, _, err = run(capsys, "train", "--config", workdir / "nope.yaml")
+    assert code == 2 and "does not exist" in err
+    (workdir / "broken.yaml").write_text("data: [unclosed\n")
+    code, _, err = run(capsys, "train", "--config", workdir / "broken.yaml")
+    assert code == 2 and "not valid YAML" in err
+
+
+def test_load_config_resolves_paths_and_types(workdir):
+    config = load_config(workdir / "config.yaml")
+    assert config.train == workdir / "train.csv" and config.output == workdir / "model"
+    assert config.training["lr"] == 0.01  # YAML's "1e-2" string becomes a float
+    assert config.features[1] == mtlrec.SparseFeature("shop", 3)
+    assert config.features[0] == mtlrec.SparseFeature("color", 4)
+    assert [t.name for t in config.tasks] == ["click", "buy"]
+
+
+def test_example_config_is_the_reference_mmoe():
+    config = load_config(EXAMPLES / "adult_mmoe.yaml")
+    assert config.dataset == "adult" and config.architecture == "mmoe"
+    assert config.hyperparameters == REFERENCE_CONFIGS["mmoe"]
+    assert config.features == adult_features(16) and config.tasks == adult_tasks()
+    assert config.training == {"epochs": 5, "batch_size": 256, "lr": 1e-3, "optimizer": "adam",
+                               "seed": 0}
+
+
+def test_evaluate_missing_bundle(workdir, capsys):
+    code, _, err = run(capsys, "evaluate", "--model", workdir / "nope", "--data",
+                       workdir / "test.csv")
+    assert code == 2 and err.startswith("error: ")
+
+
+def test_models_lists_architectures_and_defaults(capsys):
+    for command in ("models", "list-models"):
+        code, out, _ = run(capsys, command)
+        assert code == 0
+        assert all(f"{name}:" in out for name in mtlrec.list_models())
+        assert "num_experts = 8" in out and "num_levels = 2" in out
+        assert "tower_units = [64, 32]" in out
+
+
+def test_datasets_list_and_export(tmp_path, capsys):
+    code, out, _ = run(capsys, "datasets", "list")
+    assert code == 0 and out.startswith("adult")
+    code, _, err = run(capsys, "datasets", "export", "adult", "--output", tmp_path)
+    assert code == 0, err
+    train = pd.read_csv(tmp_path / "train.csv")
+    assert len(train) == 32561 and {"income", "marital"} <= set(train.columns)
+    assert len(pd.read_csv(tmp_path / "test.csv")) == 16281
+    config = load_config(tmp_path / "config.yaml")
+    assert config.train == tmp_path / "train.csv" and config.test == tmp_path / "test.csv"
+    assert config.features == adult_features() and config.tasks == adult_tasks()
+    code, _, err = run(capsys, "datasets", "export", "adult", "--output", tmp_path)
+    assert code == 2 and "--overwrite" in err
+
+
+def tiny_loader() -> BenchmarkData:
+    """Tiny synthetic click / buy data."""
+    features = [mtlrec.SparseFeature("color", 4), mtlrec.SparseFeature("shop", 4),
+                mtlrec.DenseFeature("price"), mtlrec.DenseFeature("age")]
+    return BenchmarkData(tiny_frame(300, 0), tiny_frame(200, 1), features,
+                         [mtlrec.Task("click"), mtlrec.Task("buy")])
+
+
+def test_benchmark_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(benchmark.DATASETS, "tiny", tiny_loader)
+    argv = ["benchmark", "tiny", "--models", "shared_bottom", "mmoe", "--seeds", "2",
+            "--epochs", "1", "--batch-size", "64", "--output", tmp_path / "out", "--quiet"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "| model | params | click AUC | buy AUC | fit s | samples/s |"
+    assert [line.split(" | ")[0].strip("| ") for line in lines[2:]] == ["shared_bottom", "mmoe"]
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(records) == 2 * 2 * 2
+    assert "--seeds 2" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "results.png").is_file()
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "--overwrite" in err
+
+
+def test_usage_errors_and_help(capsys):
+    assert run(capsys, "--help")[0] == 0
+    assert run(capsys, "train", "--help")[0] == 0
+    code, _, err = run(capsys)
+    assert code == 2 and "usage: mtlrec" in err
+    code, _, err = run(capsys, "benchmark", "adult", "--models", "nope")
+    assert code == 2 and "invalid choice" in err
