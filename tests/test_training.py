@@ -10,7 +10,7 @@ import mtlrec
 from conftest import FEATURES, TASKS, make_table
 from mtlrec import ConfigError, EarlyStopping, MMoE, NotFittedError, Task
 from mtlrec.data import ColumnBatch
-from mtlrec.training import total_loss
+from mtlrec.training import Objective
 
 
 def small(arch: str = "mmoe", **kw):
@@ -60,7 +60,7 @@ def test_loss_is_the_weighted_sum_of_task_log_losses(table):
     model = mtlrec.create_model("shared_bottom", FEATURES, tasks)
     model.fit(table.head(300), epochs=1, verbose=0)
     batch = model.preprocessor.transform(table.head(50))
-    loss, per_task = total_loss(model.network, batch)
+    loss, per_task = Objective(model.tasks)(model.network, batch)
     p = model.predict(table.head(50))
     y = table.head(50)[["a", "b"]].to_numpy(float)
     by_hand = [

@@ -79,9 +79,7 @@ def as_columns(data: object, arrow_strings: bool = False) -> dict[str, Column]:
         if not data.columns.is_unique:
             dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
             raise DataError(f"the DataFrame has duplicate columns {dupes}; rename them")
-        columns = {
-            str(name): _series_column(data[name], arrow_strings) for name in data.columns
-        }
+        columns = {str(name): _series_column(data[name], arrow_strings) for name in data.columns}
     elif isinstance(data, pa.Table | pa.RecordBatch):
         columns = {
             name: _column(name, data.column(i), arrow_strings)

@@ -50,29 +50,55 @@ DATASETS: dict[str, Callable[[], BenchmarkData]] = {"adult": _load_adult}
 REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
     "single_task": {"bottom_units": [128, 128], "tower_units": [64, 32]},
     "shared_bottom": {"bottom_units": [128, 128], "tower_units": [64, 32]},
-    "omoe": {"num_experts": 8, "expert_units": [64, 64], "gate_units": [32, 32],
-             "tower_units": [32, 32]},
-    "mmoe": {"num_experts": 8, "expert_units": [64, 64], "gate_units": [32, 32],
-             "tower_units": [32, 32]},
-    "cgc": {"num_specific_experts": 8, "num_shared_experts": 4, "expert_units": [64, 64],
-            "gate_units": [16, 16], "tower_units": [32, 32]},
-    "ple": {"num_specific_experts": 8, "num_shared_experts": 4, "num_levels": 2,
-            "expert_units": [64, 64], "gate_units": [16, 16], "tower_units": [32, 32]},
+    "omoe": {
+        "num_experts": 8,
+        "expert_units": [64, 64],
+        "gate_units": [32, 32],
+        "tower_units": [32, 32],
+    },
+    "mmoe": {
+        "num_experts": 8,
+        "expert_units": [64, 64],
+        "gate_units": [32, 32],
+        "tower_units": [32, 32],
+    },
+    "cgc": {
+        "num_specific_experts": 8,
+        "num_shared_experts": 4,
+        "expert_units": [64, 64],
+        "gate_units": [16, 16],
+        "tower_units": [32, 32],
+    },
+    "ple": {
+        "num_specific_experts": 8,
+        "num_shared_experts": 4,
+        "num_levels": 2,
+        "expert_units": [64, 64],
+        "gate_units": [16, 16],
+        "tower_units": [32, 32],
+    },
     "esmm": {"tower_units": [64, 64]},
 }
 
 #: reference optimisation settings
 REFERENCE_TRAINING: dict[str, Any] = {
-    "embedding_dim": 16, "epochs": 5, "batch_size": 256, "optimizer": "adam", "lr": 1e-3,
+    "embedding_dim": 16,
+    "epochs": 5,
+    "batch_size": 256,
+    "optimizer": "adam",
+    "lr": 1e-3,
 }
 
 #: the metric a task type is ranked by in tables and charts
 PRIMARY_METRIC = {task_type: metrics[0] for task_type, metrics in TASK_TYPES.items()}
 
+
 def describe_datasets() -> dict[str, str]:
     """Benchmark dataset names with a one-line description."""
-    return {name: ((loader.__doc__ or "").strip().splitlines() or [""])[0]
-            for name, loader in DATASETS.items()}
+    return {
+        name: ((loader.__doc__ or "").strip().splitlines() or [""])[0]
+        for name, loader in DATASETS.items()
+    }
 
 
 def load_dataset(name: str) -> BenchmarkData:
@@ -127,25 +153,32 @@ def run_benchmark(
         train, test = train.head(max_rows), test.head(max_rows)
 
     if warmup:
-        MultiTaskModel(data.features, data.tasks, architecture=models[0],
-                       **REFERENCE_CONFIGS[models[0]]).fit(
-            train.head(8 * batch_size), epochs=1, batch_size=batch_size, verbose=0)
+        MultiTaskModel(
+            data.features, data.tasks, architecture=models[0], **REFERENCE_CONFIGS[models[0]]
+        ).fit(train.head(8 * batch_size), epochs=1, batch_size=batch_size, verbose=0)
 
     records: list[dict[str, Any]] = []
     for name in models:
         for seed in range(seeds):
-            model = MultiTaskModel(data.features, data.tasks, architecture=name, seed=seed,
-                                   **REFERENCE_CONFIGS[name])
+            model = MultiTaskModel(
+                data.features, data.tasks, architecture=name, seed=seed, **REFERENCE_CONFIGS[name]
+            )
             start = time.perf_counter()
-            model.fit(train, epochs=epochs, batch_size=batch_size, lr=lr,
-                      verbose=int(verbose >= 2))
+            model.fit(train, epochs=epochs, batch_size=batch_size, lr=lr, verbose=int(verbose >= 2))
             seconds = time.perf_counter() - start
             metrics = model.evaluate(test)
-            run = [{"model": name, "seed": seed, "task": task.name, **metrics[task.name],
+            run = [
+                {
+                    "model": name,
+                    "seed": seed,
+                    "task": task.name,
+                    **metrics[task.name],
                     "fit_seconds": seconds,
                     "train_samples_per_second": len(train) * epochs / seconds,
-                    "parameters": model.num_parameters()}
-                   for task in model.tasks]
+                    "parameters": model.num_parameters(),
+                }
+                for task in model.tasks
+            ]
             records.extend(run)
             if verbose >= 1:
                 scores = " ".join(f"{r['task']} {_primary(r)} {r[_primary(r)]:.4f}" for r in run)
@@ -185,8 +218,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((record["model"], record["task"]), []).append(record)
     rows = []
     for (model, task), group in groups.items():
-        row: dict[str, Any] = {"model": model, "task": task, "seeds": len(group),
-                               "parameters": group[0]["parameters"]}
+        row: dict[str, Any] = {
+            "model": model,
+            "task": task,
+            "seeds": len(group),
+            "parameters": group[0]["parameters"],
+        }
         for key in _metric_keys(group):
             values = [r[key] for r in group if key in r]
             row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
@@ -209,10 +246,17 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     tasks: dict[str, str] = {}
     for r in rows:
         tasks.setdefault(r["task"], "auc" if "auc_mean" in r else "mae")
-    header = ["model", "params", *(f"{t} {m.upper()}" for t, m in tasks.items()),
-              "fit s", "samples/s"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    header = [
+        "model",
+        "params",
+        *(f"{t} {m.upper()}" for t, m in tasks.items()),
+        "fit s",
+        "samples/s",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     for model in models:
         mine = {r["task"]: r for r in rows if r["model"] == model}
         first = next(iter(mine.values()))
@@ -220,12 +264,21 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         for task, metric in tasks.items():
             r = mine.get(task)
             ok = r is not None and f"{metric}_mean" in r
-            cells.append(_format(r[f"{metric}_mean"], r[f"{metric}_std"], r["seeds"], 4)
-                         if ok else "–")
-        cells.append(_format(first["fit_seconds_mean"], first["fit_seconds_std"],
-                             first["seeds"], 1))
-        cells.append(_format(first["train_samples_per_second_mean"],
-                             first["train_samples_per_second_std"], first["seeds"], 0, True))
+            cells.append(
+                _format(r[f"{metric}_mean"], r[f"{metric}_std"], r["seeds"], 4) if ok else "–"
+            )
+        cells.append(
+            _format(first["fit_seconds_mean"], first["fit_seconds_std"], first["seeds"], 1)
+        )
+        cells.append(
+            _format(
+                first["train_samples_per_second_mean"],
+                first["train_samples_per_second_std"],
+                first["seeds"],
+                0,
+                True,
+            )
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -243,8 +296,13 @@ def cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """Where a benchmark ran: CPU, torch version and threads, Python, OS."""
-    return {"cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def write_outputs(
@@ -269,13 +327,20 @@ def write_outputs(
 
     info = machine_info()
     seeds = max((r["seed"] for r in records), default=-1) + 1
-    lines = ["# mtlrec benchmark", "", format_table(records), "",
-             f"Mean ± sample std over {seeds} seed(s); test-split metrics." if seeds > 1
-             else "One seed; test-split metrics.", "",
-             f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
-             f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-             f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
-             f"- torch {info['torch']}, Python {info['python']}, {info['platform']}"]
+    lines = [
+        "# mtlrec benchmark",
+        "",
+        format_table(records),
+        "",
+        f"Mean ± sample std over {seeds} seed(s); test-split metrics."
+        if seeds > 1
+        else "One seed; test-split metrics.",
+        "",
+        f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
+        f"- torch {info['torch']}, Python {info['python']}, {info['platform']}",
+    ]
     lines += [f"- {key}: {value}" for key, value in (settings or {}).items()]
     paths["md"].write_text("\n".join(lines) + "\n")
 
@@ -288,4 +353,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-

@@ -44,14 +44,30 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "features": ("sparse", "dense", "embedding_dim", "scaling"),
     "features.sparse": ("name", "embedding_dim"),
     "tasks": ("name", "type", "weight"),
-    "training": ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed",
-                 "early_stopping", "patience", "device"),
+    "training": (
+        "epochs",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "weight_decay",
+        "seed",
+        "early_stopping",
+        "patience",
+        "device",
+    ),
 }
 
 #: expected type of each training option
 _TRAINING_TYPES: dict[str, type] = {
-    "epochs": int, "batch_size": int, "lr": float, "optimizer": str, "weight_decay": float,
-    "seed": int, "early_stopping": str, "patience": int, "device": str,
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "optimizer": str,
+    "weight_decay": float,
+    "seed": int,
+    "early_stopping": str,
+    "patience": int,
+    "device": str,
 }
 
 
@@ -180,8 +196,12 @@ def load_config(path: str | Path) -> TrainConfig:
     if "early_stopping" in training and "validation" not in data:
         raise ConfigError(f"{path}: training.early_stopping needs a data.validation file")
 
-    config = TrainConfig(architecture=model["architecture"], hyperparameters=hyperparameters,
-                         training=training, dataset=data.get("dataset"))
+    config = TrainConfig(
+        architecture=model["architecture"],
+        hyperparameters=hyperparameters,
+        training=training,
+        dataset=data.get("dataset"),
+    )
     for split in ("train", "validation", "test"):
         if split in data:
             setattr(config, split, resolve(data[split], f"data.{split}"))
@@ -203,6 +223,7 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 # ---------------------------------------------------------------------------- tables
+
 
 def _table_format(path: Path) -> str:
     name = path.name.lower()
@@ -259,6 +280,7 @@ def _refuse_existing_bundle(path: Path, overwrite: bool) -> None:
 
 # ---------------------------------------------------------------------------- commands
 
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     output = Path(args.output) if args.output else config.output
@@ -280,15 +302,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_options = dict(config.training)
     seed = fit_options.pop("seed", 0)
     device = fit_options.pop("device", "cpu")
-    model = MultiTaskModel(features, tasks, architecture=config.architecture,
-                           scaling=config.scaling, seed=seed, device=device,
-                           **config.hyperparameters)
+    model = MultiTaskModel(
+        features,
+        tasks,
+        architecture=config.architecture,
+        scaling=config.scaling,
+        seed=seed,
+        device=device,
+        **config.hyperparameters,
+    )
     start = time.perf_counter()
     model.fit(train, validation, verbose=0 if args.quiet else 1, **fit_options)
     seconds = time.perf_counter() - start
     model.save(output, overwrite=args.overwrite)
-    print(f"trained {config.architecture} ({model.num_parameters():,} parameters) on "
-          f"{len(train):,} rows in {seconds:.1f}s; saved to {output}")
+    print(
+        f"trained {config.architecture} ({model.num_parameters():,} parameters) on "
+        f"{len(train):,} rows in {seconds:.1f}s; saved to {output}"
+    )
     if test is not None:
         print(f"test metrics ({len(test):,} rows):")
         print(format_metrics(model.evaluate(test)))
@@ -320,17 +350,28 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise FileExistsError(
             f"{out} already holds benchmark results; pass --overwrite or another --output"
         )
-    records = run_benchmark(args.dataset, models=args.models, seeds=args.seeds,
-                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                            max_rows=args.max_rows, verbose=0 if args.quiet else 1)
+    records = run_benchmark(
+        args.dataset,
+        models=args.models,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_rows=args.max_rows,
+        verbose=0 if args.quiet else 1,
+    )
     print(format_table(records))
     if out is not None:
-        settings = {"dataset": args.dataset, "seeds": args.seeds, "epochs": args.epochs,
-                    "batch_size": args.batch_size, "optimizer": f"adam, lr {args.lr:g}"}
+        settings = {
+            "dataset": args.dataset,
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "optimizer": f"adam, lr {args.lr:g}",
+        }
         if args.max_rows:
             settings["max_rows"] = args.max_rows
-        paths = write_outputs(records, out, command=" ".join(["mtlrec", *argv]),
-                              settings=settings)
+        paths = write_outputs(records, out, command=" ".join(["mtlrec", *argv]), settings=settings)
         print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
 
@@ -342,8 +383,7 @@ def config_template(name: str, features: Sequence[Feature], tasks: Sequence[Task
         "features": _features_section(features),
         "tasks": [{"name": t.name, "type": t.type, "weight": float(t.weight)} for t in tasks],
         "model": {"architecture": "mmoe", **REFERENCE_CONFIGS["mmoe"]},
-        "training": {"epochs": 5, "batch_size": 256, "lr": 0.001, "optimizer": "adam",
-                     "seed": 0},
+        "training": {"epochs": 5, "batch_size": 256, "lr": 0.001, "optimizer": "adam", "seed": 0},
         "output": f"{name}_mmoe",
     }
 
@@ -375,10 +415,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     data = load_dataset(args.name)
     write_table(data.train, targets[0], overwrite=True)
     write_table(data.test, targets[1], overwrite=True)
-    targets[2].write_text(yaml.safe_dump(config_template(args.name, data.features, data.tasks),
-                                         sort_keys=False, default_flow_style=None))
-    print(f"wrote {len(data.train):,} train and {len(data.test):,} test rows to {out}; "
-          f"train with: mtlrec train --config {targets[2]}")
+    targets[2].write_text(
+        yaml.safe_dump(
+            config_template(args.name, data.features, data.tasks),
+            sort_keys=False,
+            default_flow_style=None,
+        )
+    )
+    print(
+        f"wrote {len(data.train):,} train and {len(data.test):,} test rows to {out}; "
+        f"train with: mtlrec train --config {targets[2]}"
+    )
     return 0
 
 
@@ -404,6 +451,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mtlrec`` argument parser with all subcommands."""
     from . import __version__
@@ -411,93 +459,173 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtlrec",
         description="Multi-task recommender models (Shared-Bottom, OMoE, MMoE, CGC, PLE, "
-                    "ESMM): train from a YAML config, evaluate, predict and benchmark.",
+        "ESMM): train from a YAML config, evaluate, predict and benchmark.",
         epilog="examples:\n"
-               "  mtlrec datasets export adult --output data/adult\n"
-               "  mtlrec train --config data/adult/config.yaml\n"
-               "  mtlrec evaluate --model data/adult/adult_mmoe --data data/adult/test.csv\n"
-               "  mtlrec benchmark adult --seeds 3 --output results/adult",
+        "  mtlrec datasets export adult --output data/adult\n"
+        "  mtlrec train --config data/adult/config.yaml\n"
+        "  mtlrec evaluate --model data/adult/adult_mmoe --data data/adult/test.csv\n"
+        "  mtlrec benchmark adult --seeds 3 --output results/adult",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"mtlrec {__version__}",
-                        help="print the mtlrec version and exit")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"mtlrec {__version__}",
+        help="print the mtlrec version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a model from a YAML config and save it",
-                       description="Train a model described by a YAML config (sections data, "
-                                   "features, tasks, model, training, output) and save the "
-                                   "bundle; prints test metrics when the data has a test split.")
-    p.add_argument("--config", required=True, metavar="FILE.yaml",
-                   help="YAML config; relative paths in it are relative to its folder")
-    p.add_argument("--output", metavar="DIR",
-                   help="bundle folder (overrides the config's 'output'; relative to the "
-                        "current folder)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a model already saved in the output folder")
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config and save it",
+        description="Train a model described by a YAML config (sections data, "
+        "features, tasks, model, training, output) and save the "
+        "bundle; prints test metrics when the data has a test split.",
+    )
+    p.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE.yaml",
+        help="YAML config; relative paths in it are relative to its folder",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="bundle folder (overrides the config's 'output'; relative to the current folder)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a model already saved in the output folder",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
 
-    p = sub.add_parser("evaluate", help="print the per-task metrics of a saved model",
-                       description="Evaluate a saved model on a labelled CSV/Parquet file.")
+    p = sub.add_parser(
+        "evaluate",
+        help="print the per-task metrics of a saved model",
+        description="Evaluate a saved model on a labelled CSV/Parquet file.",
+    )
     p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
-    p.add_argument("--data", required=True, metavar="FILE",
-                   help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every "
-                        "feature and label column")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every "
+        "feature and label column",
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--batch-size", type=int, default=8192, metavar="N",
-                   help="rows per inference batch (default: %(default)s)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8192,
+        metavar="N",
+        help="rows per inference batch (default: %(default)s)",
+    )
 
-    p = sub.add_parser("predict", help="write a saved model's predictions to a file",
-                       description="Predict with a saved model: one output column per model "
-                                   "output (probabilities for binary tasks), rows in input order.")
+    p = sub.add_parser(
+        "predict",
+        help="write a saved model's predictions to a file",
+        description="Predict with a saved model: one output column per model "
+        "output (probabilities for binary tasks), rows in input order.",
+    )
     p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
-    p.add_argument("--data", required=True, metavar="FILE",
-                   help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every "
-                        "feature column")
-    p.add_argument("--output", required=True, metavar="FILE",
-                   help="predictions file; CSV or Parquet by its suffix")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every feature column",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="predictions file; CSV or Parquet by its suffix",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--batch-size", type=int, default=8192, metavar="N",
-                   help="rows per inference batch (default: %(default)s)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8192,
+        metavar="N",
+        help="rows per inference batch (default: %(default)s)",
+    )
 
-    p = sub.add_parser("benchmark", help="train every reference model on a dataset",
-                       description="Train each reference model (benchmark.REFERENCE_CONFIGS) "
-                                   "for each seed on the train split, test it on the test "
-                                   "split and print a Markdown table.")
+    p = sub.add_parser(
+        "benchmark",
+        help="train every reference model on a dataset",
+        description="Train each reference model (benchmark.REFERENCE_CONFIGS) "
+        "for each seed on the train split, test it on the test "
+        "split and print a Markdown table.",
+    )
     p.add_argument("dataset", choices=sorted(DATASETS), help="benchmark dataset")
-    p.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="runs per model, with seeds 0..N-1 (default: %(default)s)")
-    p.add_argument("--models", nargs="+", choices=list(REFERENCE_CONFIGS), metavar="MODEL",
-                   help=f"models to run (default: all of {', '.join(REFERENCE_CONFIGS)})")
-    p.add_argument("--epochs", type=int, default=5, metavar="E",
-                   help="training epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256, metavar="B",
-                   help="training batch size (default: %(default)s)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs per model, with seeds 0..N-1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(REFERENCE_CONFIGS),
+        metavar="MODEL",
+        help=f"models to run (default: all of {', '.join(REFERENCE_CONFIGS)})",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=5, metavar="E", help="training epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        metavar="B",
+        help="training batch size (default: %(default)s)",
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
-    p.add_argument("--max-rows", type=int, metavar="N",
-                   help="use only the first N rows of each split (quick checks)")
-    p.add_argument("--output", metavar="DIR",
-                   help="also write results.md, results.json and results.png there")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace results already written to --output")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        metavar="N",
+        help="use only the first N rows of each split (quick checks)",
+    )
+    p.add_argument(
+        "--output", metavar="DIR", help="also write results.md, results.json and results.png there"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace results already written to --output"
+    )
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines on stderr")
 
-    p = sub.add_parser("datasets", help="list or export the bundled datasets",
-                       description="List the bundled datasets, or export one as CSV files "
-                                   "with a matching train config.")
+    p = sub.add_parser(
+        "datasets",
+        help="list or export the bundled datasets",
+        description="List the bundled datasets, or export one as CSV files "
+        "with a matching train config.",
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="names and descriptions of the datasets",
-                       description="Print the bundled datasets with a description.")
-    e = actions.add_parser("export", help="write train.csv, test.csv and config.yaml",
-                           description="Write a dataset's train.csv and test.csv plus a "
-                                       "config.yaml for 'mtlrec train' into a folder.")
+    actions.add_parser(
+        "list",
+        help="names and descriptions of the datasets",
+        description="Print the bundled datasets with a description.",
+    )
+    e = actions.add_parser(
+        "export",
+        help="write train.csv, test.csv and config.yaml",
+        description="Write a dataset's train.csv and test.csv plus a "
+        "config.yaml for 'mtlrec train' into a folder.",
+    )
     e.add_argument("name", choices=sorted(DATASETS), help="dataset to export")
     e.add_argument("--output", required=True, metavar="DIR", help="folder to write into")
     e.add_argument("--overwrite", action="store_true", help="replace existing files")
 
-    sub.add_parser("models", aliases=["list-models"],
-                   help="list architectures with their hyperparameters and defaults",
-                   description="Print each registered architecture with its hyperparameters "
-                               "and their default values.")
+    sub.add_parser(
+        "models",
+        aliases=["list-models"],
+        help="list architectures with their hyperparameters and defaults",
+        description="Print each registered architecture with its hyperparameters "
+        "and their default values.",
+    )
     return parser
 
 
@@ -509,9 +637,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
         return int(exit_.code or 0)
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "datasets": cmd_datasets, "models": cmd_models, "list-models": cmd_models,
-                "benchmark": lambda a: cmd_benchmark(a, argv)}
+    commands = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "predict": cmd_predict,
+        "datasets": cmd_datasets,
+        "models": cmd_models,
+        "list-models": cmd_models,
+        "benchmark": lambda a: cmd_benchmark(a, argv),
+    }
     try:
         return commands[args.command](args)
     except (MtlrecError, FileExistsError, FileNotFoundError) as err:

@@ -46,10 +46,8 @@ def iterate_batches(
 ) -> Iterator[ColumnBatch]:
     """Yield consecutive batches of ``data``; a random permutation of rows when shuffling."""
     n = len(data)
-    if shuffle:
+    if shuffle:  # one gather per epoch; every batch is then a zero-copy slice
         order = torch.randperm(n, generator=generator, device="cpu").to(data.sparse.device)
-        for start in range(0, n, batch_size):
-            yield data.take(order[start : start + batch_size])
-    else:
-        for start in range(0, n, batch_size):
-            yield data.take(slice(start, start + batch_size))
+        data = data.take(order)
+    for start in range(0, n, batch_size):
+        yield data.take(slice(start, start + batch_size))

@@ -69,7 +69,5 @@ _METRICS = {"auc": roc_auc, "logloss": log_loss, "mae": mae, "rmse": rmse}
 def task_metrics(task_type: str, y_true: ArrayLike, prediction: ArrayLike) -> dict[str, float]:
     """The metrics of ``tasks.TASK_TYPES[task_type]``, keyed by name."""
     if task_type not in TASK_TYPES:
-        raise ConfigError(
-            f"unknown task type {task_type!r}; choose one of {sorted(TASK_TYPES)}"
-        )
+        raise ConfigError(f"unknown task type {task_type!r}; choose one of {sorted(TASK_TYPES)}")
     return {name: float(_METRICS[name](y_true, prediction)) for name in TASK_TYPES[task_type]}

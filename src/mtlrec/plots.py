@@ -41,13 +41,26 @@ def plot_benchmark(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
         means = np.array([mine[m]["auc_mean"] for m in names])
         stds = np.array([mine[m]["auc_std"] for m in names])
         x = np.arange(len(names))
-        ax.bar(x, means, 0.8, yerr=stds if stds.any() else None, capsize=3,
-               color=[colors[models.index(m)] for m in names])
+        ax.bar(
+            x,
+            means,
+            0.8,
+            yerr=stds if stds.any() else None,
+            capsize=3,
+            color=[colors[models.index(m)] for m in names],
+        )
         low, high = float((means - stds).min()), float((means + stds).max())
         span = max(high - low, 2e-3)
         for xi, mean, std in zip(x, means, stds, strict=True):  # value above the error bar
-            ax.text(xi, mean + std + 0.03 * span, f"{mean:.4f}", rotation=90, ha="center",
-                    va="bottom", fontsize=7)
+            ax.text(
+                xi,
+                mean + std + 0.03 * span,
+                f"{mean:.4f}",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
         ax.set_ylim(max(0.0, low - 0.3 * span), min(1.0, high + 0.6 * span))
         ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
         ax.set_title(task)
@@ -67,8 +80,12 @@ def plot_gates(gate_weights: dict[str, np.ndarray], path: str | Path) -> Path:
     if not gate_weights:
         raise ValueError("plot_gates: no gate weights (this architecture has no gates)")
     names = list(gate_weights)
-    means = [np.asarray(gate_weights[n], dtype=np.float64).reshape(-1, np.shape(
-        gate_weights[n])[-1]).mean(axis=0) for n in names]
+    means = [
+        np.asarray(gate_weights[n], dtype=np.float64)
+        .reshape(-1, np.shape(gate_weights[n])[-1])
+        .mean(axis=0)
+        for n in names
+    ]
     experts = max(m.size for m in means)
     grid = np.full((len(names), experts), np.nan)
     for i, m in enumerate(means):
@@ -79,8 +96,15 @@ def plot_gates(gate_weights: dict[str, np.ndarray], path: str | Path) -> Path:
     for (i, j), value in np.ndenumerate(grid):
         if np.isfinite(value):
             light = value > 0.6 * np.nanmax(grid)
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if light else "white")
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if light else "white",
+            )
     ax.set_xticks(range(experts), [str(e) for e in range(experts)])
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("expert")

@@ -172,9 +172,7 @@ def _numeric(column: Column, name: str, role: str, fix: str) -> np.ndarray:
         return np.asarray(pd.to_numeric(array), dtype=np.float64)
     present = array[~_missing_mask(array)]
     examples = [str(v) for v in pd.unique(present[:1000])[:3]]
-    raise DataError(
-        f"column {name!r} ({role}) is not numeric (values like {examples}); {fix}"
-    )
+    raise DataError(f"column {name!r} ({role}) is not numeric (values like {examples}); {fix}")
 
 
 def _format_values(values: np.ndarray, limit: int = 5) -> str:
@@ -185,7 +183,9 @@ def _format_values(values: np.ndarray, limit: int = 5) -> str:
 def _check_labels(task: Task, array: np.ndarray) -> np.ndarray:
     """float64 labels of a task; DataError for non-numeric, missing or out-of-range labels."""
     y = _numeric(
-        array, task.name, f"label of task {task.name!r}",
+        array,
+        task.name,
+        f"label of task {task.name!r}",
         "map the labels to numbers (0/1 for a binary task)",
     )
     missing = np.isnan(y)
@@ -277,7 +277,9 @@ class Preprocessor:
         columns = as_columns(data, arrow_strings=True)
         self._require_inputs(columns)
         require_columns(
-            columns, [t.name for t in self._tasks], "label",
+            columns,
+            [t.name for t in self._tasks],
+            "label",
             "add the label column or remove the task",
         )
         for task in self._tasks:
@@ -323,7 +325,9 @@ class Preprocessor:
     @staticmethod
     def _dense(columns: dict[str, np.ndarray], name: str) -> np.ndarray:
         x = _numeric(
-            columns[name], name, "dense feature",
+            columns[name],
+            name,
+            "dense feature",
             "convert it to numbers or declare it a SparseFeature",
         )
         if np.isinf(x).any():
@@ -355,7 +359,9 @@ class Preprocessor:
         labels = None
         if with_labels:
             require_columns(
-                columns, [t.name for t in self._tasks], "label",
+                columns,
+                [t.name for t in self._tasks],
+                "label",
                 "add the label column, or call transform(data, with_labels=False) to predict",
             )
             y = [_check_labels(t, columns[t.name]) for t in self._tasks]

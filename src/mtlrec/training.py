@@ -34,28 +34,46 @@ def make_optimizer(
         raise ConfigError(f"optimizer: unknown name {name!r}; choose one of {sorted(_OPTIMIZERS)}")
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr!r}")
-    return _OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
+    cls = _OPTIMIZERS[name]
+    params = list(params)
+    try:  # one fused kernel per step instead of a loop over parameters (torch >= 2.4)
+        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return cls(params, lr=lr, weight_decay=weight_decay)
 
 
-def task_loss(task: Task, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean loss of one task: log loss from logits (binary) or squared error (regression)."""
-    if task.type == "binary":
-        return F.binary_cross_entropy_with_logits(logits, labels)
-    return F.mse_loss(logits, labels)
+class Objective:
+    """Per-task losses of a network's logits, computed for all tasks at once.
 
+    Binary tasks use log loss on logits, regression tasks squared error; the total is the
+    task-weighted sum plus the network's L2 penalty.
+    """
 
-def total_loss(network: MultiTaskNetwork, batch: ColumnBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted sum of task losses plus L2 penalty, and the per-task losses (T,)."""
-    outputs = network(batch.sparse, batch.dense)
-    losses = torch.stack(
-        [task_loss(t, outputs[t.name], batch.labels[:, i]) for i, t in enumerate(network.tasks)]
-    )
-    weights = losses.new_tensor([t.weight for t in network.tasks])
-    loss = (losses * weights).sum()
-    penalty = network.penalty(batch.sparse)
-    if penalty is not None:
-        loss = loss + penalty
-    return loss, losses.detach()
+    def __init__(self, tasks: Sequence[Task], device: torch.device | str = "cpu") -> None:
+        self.num_tasks = len(tasks)
+        self.weights = torch.tensor([float(t.weight) for t in tasks], device=device)
+        self.binary = torch.tensor([t.type == "binary" for t in tasks], device=device)
+        self.all_binary = all(t.type == "binary" for t in tasks)
+
+    def task_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """logits (T, B), labels (B, T) -> mean loss per task (T,)."""
+        labels = labels.t()
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
+        if self.all_binary:
+            return bce
+        return torch.where(self.binary, bce, (logits - labels).square().mean(1))
+
+    def __call__(
+        self, network: MultiTaskNetwork, batch: ColumnBatch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, per-task losses (T,) detached) of one batch."""
+        logits, _ = network.compute(batch.sparse, batch.dense)
+        losses = self.task_losses(logits[: self.num_tasks], batch.labels)
+        loss = (losses * self.weights).sum()
+        penalty = network.penalty(batch.sparse)
+        if penalty is not None:
+            loss = loss + penalty
+        return loss, losses.detach()
 
 
 @dataclass
@@ -128,6 +146,7 @@ def train(
     """Run the training loop; returns one history record per epoch."""
     history: list[dict] = []
     steps = math.ceil(len(data) / batch_size)
+    objective = Objective(network.tasks, data.sparse.device)
     for epoch in range(1, epochs + 1):
         network.train()
         start = time.perf_counter()
@@ -139,24 +158,25 @@ def train(
             file=sys.stderr,
             mininterval=0.5,
         )
-        running = torch.zeros(len(network.tasks) + 1)
+        running = torch.zeros(len(network.tasks), device=data.sparse.device)
+        total = torch.zeros((), device=data.sparse.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
-            loss, losses = total_loss(network, batch)
+            loss, losses = objective(network, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += torch.cat([loss.detach().reshape(1), losses]).cpu()
+            running.add_(losses)  # stays on the device: no host sync per step
+            total.add_(loss.detach())
             if verbose >= 1 and (step % 50 == 0 or step == steps):
-                bar.set_postfix(loss=f"{running[0].item() / step:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{total.item() / step:.4f}", refresh=False)
                 bar.update(step - bar.n)
         bar.close()
+        names = [t.name for t in network.tasks]
         record = {
             "epoch": epoch,
             "seconds": time.perf_counter() - start,
-            "loss": running[0].item() / steps,
-            "task_loss": {
-                t.name: running[i + 1].item() / steps for i, t in enumerate(network.tasks)
-            },
+            "loss": total.item() / steps,
+            "task_loss": dict(zip(names, (running / steps).tolist(), strict=True)),
         }
         if validate is not None:
             record["validation"] = validate()

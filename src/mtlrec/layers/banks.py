@@ -2,14 +2,15 @@
 
 Shape legend: E bank members (experts, gates or towers), B batch, I input, H hidden.
 A bank's input is either shared by every member, (B, I), or one input per member,
-(E, B, I); its output is always (E, B, H).
+(E, B, I); its output is (E, B, H) (for a shared input, a transposed view of a (B, E, H)
+buffer, so no copy is made).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,57 +18,75 @@ from torch import nn
 
 from ..exceptions import ConfigError
 
-_ACTIVATIONS = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "silu": F.silu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "leaky_relu": F.leaky_relu,
-    "linear": lambda x: x,
+#: name -> (function, in-place variant or None)
+_ACTIVATIONS: dict[str, tuple[Callable, Callable | None]] = {
+    "relu": (F.relu, torch.relu_),
+    "gelu": (F.gelu, None),
+    "silu": (F.silu, lambda x: F.silu(x, inplace=True)),
+    "tanh": (torch.tanh, torch.tanh_),
+    "sigmoid": (torch.sigmoid, None),
+    "leaky_relu": (F.leaky_relu, F.leaky_relu_),
+    "linear": (lambda x: x, lambda x: x),
 }
 
 
-def activation(name: str):
-    """The activation function called ``name``."""
+def activation(name: str, inplace: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation function called ``name`` (its in-place form when asked and available)."""
     try:
-        return _ACTIVATIONS[name]
+        function, in_place = _ACTIVATIONS[name]
     except KeyError:
         raise ConfigError(
             f"activation: unknown name {name!r}; choose one of {sorted(_ACTIVATIONS)}"
         ) from None
+    return in_place if inplace and in_place is not None else function
 
 
 class BankLinear(nn.Module):
     """``members`` independent linear layers ``in_features -> out_features``.
 
-    Weights are initialised per member with Glorot-uniform (Keras' default), so every
-    expert starts from its own random weights; biases start at zero.
+    With ``shared_input`` every member reads the same (B, I) input and the bank is one
+    (B, I) @ (I, E*O) matmul with the bias fused in; the weight is stored as (I, E, O).
+    Otherwise each member reads its own (E, B, I) input through one batched matmul;
+    the weight is stored as (E, I, O). Weights are initialised per member with
+    Glorot-uniform (Keras' default), so every expert starts from its own random weights;
+    biases start at zero.
     """
 
-    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+    def __init__(
+        self, members: int, in_features: int, out_features: int, shared_input: bool = False
+    ) -> None:
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
-        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.shared_input = shared_input
+        shape = (
+            (in_features, members, out_features)
+            if shared_input
+            else (members, in_features, out_features)
+        )
+        self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(members, 1, out_features))
         bound = math.sqrt(6.0 / (in_features + out_features))
         nn.init.uniform_(self.weight, -bound, bound)
 
+    def member_weight(self, e: int) -> torch.Tensor:
+        """The (I, O) weight of member ``e``."""
+        return self.weight[:, e] if self.shared_input else self.weight[e]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, I) or (E, B, I) -> (E, B, O)."""
-        if x.dim() == 2:  # shared input: one (B, I) @ (I, E*O) matmul
+        """(B, I) if ``shared_input`` else (E, B, I) -> (E, B, O)."""
+        if self.shared_input:
             b = x.shape[0]
-            w = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)  # (I, E*O)
-            out = (x @ w).view(b, self.members, self.out_features).transpose(0, 1)
-            return out + self.bias
-        return torch.baddbmm(self.bias, x, self.weight)  # (E, B, O)
+            out = torch.addmm(self.bias.view(1, -1), x, self.weight.view(self.in_features, -1))
+            return out.view(b, self.members, self.out_features).transpose(0, 1)
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
 class BankMLP(nn.Module):
     """``members`` independent MLPs with the same hidden units, run as batched matmuls.
 
-    Each hidden layer: linear -> (batch norm) -> activation -> (dropout).
-    With no hidden units the bank is the identity (output = input, broadcast to members).
+    Each hidden layer: linear -> (batch norm) -> activation -> (dropout). With
+    ``shared_input`` the first layer reads one (B, I) input shared by every member. With
+    no hidden units the bank is the identity (a shared input is broadcast to members).
     """
 
     def __init__(
@@ -78,14 +97,16 @@ class BankMLP(nn.Module):
         activation_name: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        shared_input: bool = False,
     ) -> None:
         super().__init__()
         self.members = members
-        self.act = activation(activation_name)
+        self.act = activation(activation_name, inplace=True)
         self.dropout = dropout
         sizes = [in_features, *units]
         self.layers = nn.ModuleList(
-            BankLinear(members, a, b) for a, b in itertools.pairwise(sizes)
+            BankLinear(members, a, b, shared_input=shared_input and i == 0)
+            for i, (a, b) in enumerate(itertools.pairwise(sizes))
         )
         self.norms = nn.ModuleList(
             nn.BatchNorm1d(members * b) if batch_norm else nn.Identity() for b in units
@@ -93,7 +114,7 @@ class BankMLP(nn.Module):
         self.out_features = sizes[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, I) or (E, B, I) -> (E, B, H_last)."""
+        """(B, I) shared or (E, B, I) -> (E, B, H_last)."""
         if not self.layers:
             return x.expand(self.members, *x.shape) if x.dim() == 2 else x
         for layer, norm in zip(self.layers, self.norms, strict=True):
@@ -101,11 +122,7 @@ class BankMLP(nn.Module):
             if not isinstance(norm, nn.Identity):
                 e, b, h = x.shape  # normalise each member's units separately
                 x = norm(x.transpose(0, 1).reshape(b, e * h)).view(b, e, h).transpose(0, 1)
-            x = self.act(x)
+            x = self.act(x)  # in place: the matmul output is a fresh buffer
             if self.dropout:
                 x = F.dropout(x, self.dropout, self.training)
         return x
-
-    def weights(self) -> list[torch.Tensor]:
-        """Weight matrices (not biases), for L2 regularisation."""
-        return [layer.weight for layer in self.layers]

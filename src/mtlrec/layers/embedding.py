@@ -51,15 +51,19 @@ class InputLayer(nn.Module):
             self.tables.append(table)
         self.out_features = sum(embedding_dims) + num_dense
 
+    def _ids(self, sparse: torch.Tensor, g: int) -> torch.Tensor:
+        """Row ids into table ``g`` of its columns: (B, S_g)."""
+        offsets = getattr(self, f"offsets_{g}")
+        if len(self.groups) == 1:  # one table holds every column, in order
+            return sparse + offsets
+        return sparse.index_select(1, getattr(self, f"columns_{g}")) + offsets
+
     def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """sparse (B, S) int64, dense (B, D) -> (B, I), or (C, B, I) when copies > 1."""
         b = sparse.shape[0]
         parts = []
         for g, table in enumerate(self.tables):
-            ids = sparse.index_select(1, getattr(self, f"columns_{g}")) + getattr(
-                self, f"offsets_{g}"
-            )
-            emb = table(ids)  # (B, S_g, C * dim)
+            emb = table(self._ids(sparse, g))  # (B, S_g, C * dim)
             if self.copies == 1:
                 parts.append(emb.reshape(b, -1))
             else:
@@ -75,10 +79,4 @@ class InputLayer(nn.Module):
 
     def looked_up(self, sparse: torch.Tensor) -> list[torch.Tensor]:
         """Embedding rows used by a batch (for L2 regularisation of embeddings)."""
-        return [
-            table(
-                sparse.index_select(1, getattr(self, f"columns_{g}"))
-                + getattr(self, f"offsets_{g}")
-            )
-            for g, table in enumerate(self.tables)
-        ]
+        return [table(self._ids(sparse, g)) for g, table in enumerate(self.tables)]

@@ -39,11 +39,15 @@ class GateBank(nn.Module):
         dropout: float = 0.0,
         batch_norm: bool = False,
         temperature: float = 1.0,
+        shared_input: bool = False,
     ) -> None:
         super().__init__()
         self.num_gates, self.num_experts = len(selections), num_experts
         self.temperature = temperature
-        self.mlp = BankMLP(self.num_gates, in_features, units, activation_name, dropout, batch_norm)
+        self.mlp = BankMLP(
+            self.num_gates, in_features, units, activation_name, dropout, batch_norm, shared_input
+        )
+        self.out_shared = shared_input and not units  # linear gates read the input directly
         sizes = sorted({len(s) for s in selections})
         self.outs = nn.ModuleList()
         for k, size in enumerate(sizes):
@@ -51,22 +55,27 @@ class GateBank(nn.Module):
             self.register_buffer(f"gates_{k}", torch.tensor(members), persistent=False)
             index = torch.tensor([list(selections[g]) for g in members])  # (G_k, K)
             self.register_buffer(f"experts_{k}", index, persistent=False)
-            self.outs.append(BankLinear(len(members), self.mlp.out_features, size))
+            self.outs.append(BankLinear(len(members), self.mlp.out_features, size, self.out_shared))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, I) or (G, B, I) -> weights (G, B, E), each row summing to 1."""
-        hidden = self.mlp(x)  # (G, B, H)
+        hidden = x if self.out_shared else self.mlp(x)  # (B, I) or (G, B, H)
         if len(self.outs) == 1 and self.outs[0].out_features == self.num_experts:
-            return torch.softmax(self.outs[0](hidden) / self.temperature, dim=-1)
-        b = hidden.shape[1]
-        weights = hidden.new_zeros(self.num_gates, b, self.num_experts)
+            return self._softmax(self.outs[0](hidden))
+        b = x.shape[-2]
+        weights = x.new_zeros(self.num_gates, b, self.num_experts)
         for k, out in enumerate(self.outs):
             members, index = getattr(self, f"gates_{k}"), getattr(self, f"experts_{k}")
-            w = torch.softmax(out(hidden.index_select(0, members)) / self.temperature, -1)
+            w = self._softmax(out(hidden if self.out_shared else hidden.index_select(0, members)))
             weights[members] = weights[members].scatter(
                 2, index.unsqueeze(1).expand(-1, b, -1), w
             )  # (G_k, B, K) -> (G_k, B, E)
         return weights
+
+    def _softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return torch.softmax(logits, dim=-1)
 
 
 def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:

@@ -27,28 +27,33 @@ class Towers(nn.Module):
         activation_name: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        shared_input: bool = False,
     ) -> None:
         super().__init__()
         self.num_tasks = len(units)
         uniform = all(tuple(u) == tuple(units[0]) for u in units)
         groups = [(self.num_tasks, units[0])] if uniform else [(1, u) for u in units]
+        self.shared_input = shared_input
         self.mlps = nn.ModuleList(
-            BankMLP(n, in_features, u, activation_name, dropout, batch_norm) for n, u in groups
+            BankMLP(n, in_features, u, activation_name, dropout, batch_norm, shared_input)
+            for n, u in groups
         )
         self.outs = nn.ModuleList(
-            BankLinear(n, m.out_features, 1) for (n, _), m in zip(groups, self.mlps, strict=True)
+            BankLinear(n, m.out_features, 1, shared_input and not u)
+            for (n, u), m in zip(groups, self.mlps, strict=True)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(T, B, I) per-task inputs -> (T, B) logits."""
+        """(T, B, I) per-task inputs, or (B, I) shared by all towers -> (T, B) logits."""
         if len(self.mlps) == 1:
-            return self.outs[0](self.mlps[0](x)).squeeze(-1)
+            return self._tower(0, x).squeeze(-1)
         return torch.cat(
             [
-                out(mlp(x[t : t + 1]))
-                for t, (mlp, out) in enumerate(zip(self.mlps, self.outs, strict=True))
+                self._tower(t, x if self.shared_input else x[t : t + 1])
+                for t in range(len(self.mlps))
             ]
         ).squeeze(-1)
 
-    def weights(self) -> list[torch.Tensor]:
-        return [w for m in self.mlps for w in m.weights()] + [o.weight for o in self.outs]
+    def _tower(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        out = self.outs[k]
+        return out(x if out.shared_input else self.mlps[k](x))  # (n, B, 1)

@@ -127,10 +127,11 @@ class MultiTaskNetwork(nn.Module):
     def output_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tasks) + self.extra_outputs
 
-    def make_towers(self, in_features: int) -> Towers:
+    def make_towers(self, in_features: int, shared_input: bool = False) -> Towers:
+        """Per-task towers; ``shared_input`` when every tower reads the same (B, I) input."""
         c = self.config
         units = c.units_per_task("tower_units", c.tower_units, len(self.tasks))
-        return Towers(in_features, units, c.activation, c.dropout, c.batch_norm)
+        return Towers(in_features, units, c.activation, c.dropout, c.batch_norm, shared_input)
 
     def compute(
         self, sparse: torch.Tensor, dense: torch.Tensor

@@ -58,7 +58,7 @@ class ESMMNet(MultiTaskNetwork):
             )
         self.extra_outputs = (config.cvr_name,)
         super().__init__(inputs, tasks, config)
-        self.towers = self.make_towers(self.embedding.out_features)
+        self.towers = self.make_towers(self.embedding.out_features, shared_input=True)
 
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I) shared by both towers

@@ -47,7 +47,13 @@ class MMoENet(MultiTaskNetwork):
         c = config
         width = self.embedding.out_features
         self.experts = BankMLP(
-            c.num_experts, width, tuple(c.expert_units), c.activation, c.dropout, c.batch_norm
+            c.num_experts,
+            width,
+            tuple(c.expert_units),
+            c.activation,
+            c.dropout,
+            c.batch_norm,
+            shared_input=True,
         )
         gates = len(tasks) if self.num_gates_is_tasks else 1
         every_expert = [list(range(c.num_experts))] * gates
@@ -60,8 +66,10 @@ class MMoENet(MultiTaskNetwork):
             c.dropout,
             c.batch_norm,
             c.gate_temperature,
+            shared_input=True,
         )
-        self.towers = self.make_towers(self.experts.out_features)
+        one_mixture = not self.num_gates_is_tasks  # OMoE: every tower reads the one mixture
+        self.towers = self.make_towers(self.experts.out_features, shared_input=one_mixture)
 
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I)
@@ -69,7 +77,7 @@ class MMoENet(MultiTaskNetwork):
         weights = self.gates(x)  # (G, B, E)
         mixed = mix(weights, experts)  # (G, B, H)
         names = [t.name for t in self.tasks] if self.num_gates_is_tasks else ["shared"]
-        tower_in = mixed.expand(len(self.tasks), -1, -1)  # OMoE: one mixture for all tasks
+        tower_in = mixed if self.num_gates_is_tasks else mixed[0]  # (T, B, H) or (B, H)
         return self.towers(tower_in), dict(zip(names, weights.unbind(0), strict=True))
 
 

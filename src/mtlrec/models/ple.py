@@ -68,7 +68,9 @@ class CGCConfig(PLEConfig):
 class ExtractionLevel(nn.Module):
     """One CGC level: all experts in one bank, all gates in one gate bank."""
 
-    def __init__(self, num_tasks: int, in_features: int, c: PLEConfig, last: bool) -> None:
+    def __init__(
+        self, num_tasks: int, in_features: int, c: PLEConfig, first: bool, last: bool
+    ) -> None:
         super().__init__()
         s, n = c.num_specific_experts, c.num_shared_experts
         num_experts = num_tasks * s + n
@@ -84,7 +86,13 @@ class ExtractionLevel(nn.Module):
         if gates > num_tasks:
             selections.append(list(range(num_experts)))  # the shared gate sees every expert
         self.experts = BankMLP(
-            num_experts, in_features, tuple(c.expert_units), c.activation, c.dropout, c.batch_norm
+            num_experts,
+            in_features,
+            tuple(c.expert_units),
+            c.activation,
+            c.dropout,
+            c.batch_norm,
+            shared_input=first,  # the first level reads the embeddings; later ones group inputs
         )
         self.gates = GateBank(
             selections,
@@ -94,6 +102,7 @@ class ExtractionLevel(nn.Module):
             c.activation,
             c.dropout,
             c.batch_norm,
+            shared_input=first,
         )
         self.num_gates = gates
         self.out_features = self.experts.out_features
@@ -117,7 +126,7 @@ class PLENet(MultiTaskNetwork):
         width, levels = self.embedding.out_features, []
         for level in range(config.num_levels):
             last = level == config.num_levels - 1
-            levels.append(ExtractionLevel(len(tasks), width, config, last))
+            levels.append(ExtractionLevel(len(tasks), width, config, level == 0, last))
             width = levels[-1].out_features
         self.levels = nn.ModuleList(levels)
         self.towers = self.make_towers(width)

@@ -35,9 +35,10 @@ class SharedBottomNet(MultiTaskNetwork):
             c.activation,
             c.dropout,
             c.batch_norm,
+            shared_input=True,
         )
-        self.towers = self.make_towers(self.bottom.out_features)
+        self.towers = self.make_towers(self.bottom.out_features, shared_input=True)
 
     def compute(self, sparse, dense):
-        shared = self.bottom(self.embedding(sparse, dense))  # (1, B, H)
-        return self.towers(shared.expand(len(self.tasks), -1, -1)), {}  # (T, B)
+        shared = self.bottom(self.embedding(sparse, dense))[0]  # (B, H)
+        return self.towers(shared), {}  # (T, B)

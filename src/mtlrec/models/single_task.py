@@ -36,6 +36,7 @@ class SingleTaskNet(MultiTaskNetwork):
             c.activation,
             c.dropout,
             c.batch_norm,
+            shared_input=len(tasks) == 1,  # one task: one embedding set, a (B, I) input
         )
         self.towers = self.make_towers(self.bottoms.out_features)
 
