@@ -84,7 +84,10 @@ def test_first_row_values(adult) -> None:
     train, test = adult
     first = train.iloc[0]
     assert (first["age"], first["workclass"], first["fnlwgt"], first["capital_gain"]) == (
-        39, "State-gov", 77516, 2174
+        39,
+        "State-gov",
+        77516,
+        2174,
     )
     assert (first["income"], first["marital"]) == (0, 1)
     assert (test.iloc[0]["age"], test.iloc[0]["education"]) == (25, "11th")
@@ -92,8 +95,9 @@ def test_first_row_values(adult) -> None:
 
 def test_path_with_plain_and_gzip_files(tmp_path, adult) -> None:
     data = resources.files("mtlrec.datasets").joinpath("data")
-    (tmp_path / "adult.data").write_bytes(gzip.decompress(data.joinpath("adult.data.gz")
-                                                          .read_bytes()))
+    (tmp_path / "adult.data").write_bytes(
+        gzip.decompress(data.joinpath("adult.data.gz").read_bytes())
+    )
     (tmp_path / "adult.test.gz").write_bytes(data.joinpath("adult.test.gz").read_bytes())
     train, test = load_adult(str(tmp_path))
     pd.testing.assert_frame_equal(train, adult[0])

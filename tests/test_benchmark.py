@@ -20,8 +20,16 @@ from mtlrec.benchmark import (
 )
 from mtlrec.plots import plot_benchmark, plot_gates
 
-BINARY_KEYS = {"model", "seed", "task", "auc", "logloss", "fit_seconds",
-               "train_samples_per_second", "parameters"}
+BINARY_KEYS = {
+    "model",
+    "seed",
+    "task",
+    "auc",
+    "logloss",
+    "fit_seconds",
+    "train_samples_per_second",
+    "parameters",
+}
 REGRESSION_KEYS = BINARY_KEYS - {"auc", "logloss"} | {"mae", "rmse"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -35,25 +43,42 @@ def tiny_frame(rows: int, seed: int) -> pd.DataFrame:
     age = rng.uniform(18, 70, rows)
     click = ((color == "red") | (price > 0.8)) ^ (rng.random(rows) < 0.1)
     buy = click & (shop < 2)
-    return pd.DataFrame({"color": color, "shop": shop, "price": price, "age": age,
-                         "click": click.astype(int), "buy": buy.astype(int),
-                         "spend": 3.0 * price + rng.normal(size=rows)})
+    return pd.DataFrame(
+        {
+            "color": color,
+            "shop": shop,
+            "price": price,
+            "age": age,
+            "click": click.astype(int),
+            "buy": buy.astype(int),
+            "spend": 3.0 * price + rng.normal(size=rows),
+        }
+    )
 
 
-FEATURES = [mtlrec.SparseFeature("color", 4), mtlrec.SparseFeature("shop", 4),
-            mtlrec.DenseFeature("price"), mtlrec.DenseFeature("age")]
+FEATURES = [
+    mtlrec.SparseFeature("color", 4),
+    mtlrec.SparseFeature("shop", 4),
+    mtlrec.DenseFeature("price"),
+    mtlrec.DenseFeature("age"),
+]
 
 
 def tiny_loader() -> BenchmarkData:
     """Tiny synthetic click / buy data."""
-    return BenchmarkData(tiny_frame(300, 0), tiny_frame(200, 1), FEATURES,
-                         [mtlrec.Task("click"), mtlrec.Task("buy")])
+    return BenchmarkData(
+        tiny_frame(300, 0), tiny_frame(200, 1), FEATURES, [mtlrec.Task("click"), mtlrec.Task("buy")]
+    )
 
 
 def tiny_regression_loader() -> BenchmarkData:
     """Tiny synthetic click / spend data."""
-    return BenchmarkData(tiny_frame(300, 0), tiny_frame(200, 1), FEATURES,
-                         [mtlrec.Task("click"), mtlrec.Task("spend", "regression")])
+    return BenchmarkData(
+        tiny_frame(300, 0),
+        tiny_frame(200, 1),
+        FEATURES,
+        [mtlrec.Task("click"), mtlrec.Task("spend", "regression")],
+    )
 
 
 @pytest.fixture
@@ -79,11 +104,18 @@ def fake_records(seeds: int, tasks=(("click", "auc"), ("buy", "auc"))) -> list[d
         for seed in range(seeds):
             for task, metric in tasks:
                 other = "logloss" if metric == "auc" else "rmse"
-                out.append({"model": model, "seed": seed, "task": task,
-                            metric: 0.8 + 0.01 * m + 0.001 * seed, other: 0.4,
-                            "fit_seconds": 2.0 + seed,
-                            "train_samples_per_second": 1000.0 / (1 + seed),
-                            "parameters": 1000 * (m + 1)})
+                out.append(
+                    {
+                        "model": model,
+                        "seed": seed,
+                        "task": task,
+                        metric: 0.8 + 0.01 * m + 0.001 * seed,
+                        other: 0.4,
+                        "fit_seconds": 2.0 + seed,
+                        "train_samples_per_second": 1000.0 / (1 + seed),
+                        "parameters": 1000 * (m + 1),
+                    }
+                )
     return out
 
 
@@ -113,30 +145,38 @@ def test_seeds_change_weights_but_not_size(records):
 
 
 def test_regression_task_reports_mae_and_rmse(tiny):
-    out = run_benchmark("tiny_regression", models=["mmoe"], epochs=1, batch_size=64, verbose=0,
-                        warmup=False)
+    out = run_benchmark(
+        "tiny_regression", models=["mmoe"], epochs=1, batch_size=64, verbose=0, warmup=False
+    )
     assert [set(r) for r in out] == [BINARY_KEYS, REGRESSION_KEYS]
     assert format_table(out).splitlines()[0] == (
-        "| model | params | click AUC | spend MAE | fit s | samples/s |")
+        "| model | params | click AUC | spend MAE | fit s | samples/s |"
+    )
 
 
 def test_max_rows_limits_both_splits(tiny, monkeypatch):
     seen = []
     real_evaluate = mtlrec.MultiTaskModel.evaluate
-    monkeypatch.setattr(mtlrec.MultiTaskModel, "evaluate",
-                        lambda self, df: seen.append(len(df)) or real_evaluate(self, df))
+    monkeypatch.setattr(
+        mtlrec.MultiTaskModel,
+        "evaluate",
+        lambda self, df: seen.append(len(df)) or real_evaluate(self, df),
+    )
     out = run_benchmark("tiny", models=["shared_bottom"], epochs=2, max_rows=120, verbose=0)
     assert seen == [120]
     assert out[0]["train_samples_per_second"] == pytest.approx(120 * 2 / out[0]["fit_seconds"])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"models": ["mmoe", "nope"]}, "nope"),
-    ({"models": []}, "choose from"),
-    ({"seeds": 0}, "seeds"),
-    ({"dataset": "nope"}, "unknown dataset"),
-    ({"max_rows": 0}, "max_rows"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"models": ["mmoe", "nope"]}, "nope"),
+        ({"models": []}, "choose from"),
+        ({"seeds": 0}, "seeds"),
+        ({"dataset": "nope"}, "unknown dataset"),
+        ({"max_rows": 0}, "max_rows"),
+    ],
+)
 def test_bad_arguments(tiny, kwargs, message):
     with pytest.raises(mtlrec.ConfigError, match=message):
         run_benchmark(**{"dataset": "tiny", **kwargs})
@@ -168,8 +208,9 @@ def test_table_single_seed_has_no_std_and_formats_numbers():
 
 
 def test_write_outputs(tmp_path, records):
-    paths = write_outputs(records, tmp_path / "out", command="mtlrec benchmark tiny",
-                          settings={"epochs": 1})
+    paths = write_outputs(
+        records, tmp_path / "out", command="mtlrec benchmark tiny", settings={"epochs": 1}
+    )
     assert set(paths) == {"json", "md", "png"}
     assert json.loads(paths["json"].read_text()) == records
     md = paths["md"].read_text()
@@ -190,8 +231,15 @@ def test_plot_benchmark_needs_auc(tmp_path):
 
 
 def test_plot_gates_from_a_fitted_model(tmp_path):
-    model = mtlrec.PLE(FEATURES, ["click", "buy"], num_specific_experts=2, num_shared_experts=1,
-                       expert_units=[8], gate_units=[], tower_units=[4])
+    model = mtlrec.PLE(
+        FEATURES,
+        ["click", "buy"],
+        num_specific_experts=2,
+        num_shared_experts=1,
+        expert_units=[8],
+        gate_units=[],
+        tower_units=[4],
+    )
     model.fit(tiny_frame(200, 0), epochs=1, batch_size=64, verbose=0)
     weights = model.gate_weights(tiny_frame(50, 1))
     path = plot_gates(weights, tmp_path / "gates" / "ple.png")
@@ -201,7 +249,6 @@ def test_plot_gates_from_a_fitted_model(tmp_path):
 
 
 def test_adult_smoke():
-    out = run_benchmark("adult", models=["mmoe"], epochs=1, max_rows=1500, verbose=0,
-                        warmup=False)
+    out = run_benchmark("adult", models=["mmoe"], epochs=1, max_rows=1500, verbose=0, warmup=False)
     assert [r["task"] for r in out] == ["income", "marital"]
     assert all(0.0 < r["auc"] < 1.0 for r in out)

@@ -27,19 +27,34 @@ def tiny_frame(rows: int, seed: int) -> pd.DataFrame:
     shop = rng.integers(0, 5, rows)
     price = rng.normal(size=rows)
     click = ((color == "red") | (price > 0.8)) ^ (rng.random(rows) < 0.1)
-    return pd.DataFrame({"color": color, "shop": shop, "price": price,
-                         "age": rng.uniform(18, 70, rows), "click": click.astype(int),
-                         "buy": (click & (shop < 2)).astype(int)})
+    return pd.DataFrame(
+        {
+            "color": color,
+            "shop": shop,
+            "price": price,
+            "age": rng.uniform(18, 70, rows),
+            "click": click.astype(int),
+            "buy": (click & (shop < 2)).astype(int),
+        }
+    )
 
 
 def tiny_config(**changes) -> dict:
     config = {
         "data": {"train": "train.csv", "test": "test.csv"},
-        "features": {"sparse": ["color", {"name": "shop", "embedding_dim": 3}],
-                     "dense": ["price", "age"], "embedding_dim": 4},
+        "features": {
+            "sparse": ["color", {"name": "shop", "embedding_dim": 3}],
+            "dense": ["price", "age"],
+            "embedding_dim": 4,
+        },
         "tasks": [{"name": "click", "type": "binary", "weight": 1.0}, {"name": "buy"}],
-        "model": {"architecture": "mmoe", "num_experts": 2, "expert_units": [8],
-                  "gate_units": [], "tower_units": [4]},
+        "model": {
+            "architecture": "mmoe",
+            "num_experts": 2,
+            "expert_units": [8],
+            "gate_units": [],
+            "tower_units": [4],
+        },
         "training": {"epochs": 2, "batch_size": 64, "lr": "1e-2", "seed": 3},
         "output": "model",
     }
@@ -83,8 +98,9 @@ def test_train_evaluate_predict_round_trip(workdir, trained, capsys, monkeypatch
     assert model.config.num_experts == 2
     test = pd.read_csv(workdir / "test.csv")
 
-    code, out, _ = run(capsys, "evaluate", "--model", trained, "--data", workdir / "test.csv",
-                       "--json")
+    code, out, _ = run(
+        capsys, "evaluate", "--model", trained, "--data", workdir / "test.csv", "--json"
+    )
     assert code == 0
     metrics = json.loads(out)
     expected = model.evaluate(test)
@@ -96,8 +112,16 @@ def test_train_evaluate_predict_round_trip(workdir, trained, capsys, monkeypatch
     assert code == 0 and "click" in out and "auc" in out
 
     monkeypatch.chdir(workdir)  # relative --output is relative to the current folder
-    code, out, err = run(capsys, "predict", "--model", "model", "--data", "test.csv",
-                         "--output", "out/predictions.csv")
+    code, out, err = run(
+        capsys,
+        "predict",
+        "--model",
+        "model",
+        "--data",
+        "test.csv",
+        "--output",
+        "out/predictions.csv",
+    )
     assert code == 0, err
     written = pd.read_csv(workdir / "out" / "predictions.csv")
     assert list(written.columns) == ["click", "buy"]
@@ -107,8 +131,15 @@ def test_train_evaluate_predict_round_trip(workdir, trained, capsys, monkeypatch
 
 
 def test_train_prints_test_metrics(workdir, capsys):
-    code, out, _ = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet",
-                       "--output", workdir / "elsewhere")
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--config",
+        workdir / "config.yaml",
+        "--quiet",
+        "--output",
+        workdir / "elsewhere",
+    )
     assert code == 0
     assert "saved to" in out and "test metrics (120 rows)" in out
     assert "click" in out and "buy" in out
@@ -122,8 +153,16 @@ def test_parquet_data_and_predictions(workdir, capsys):
     config = tiny_config(data={"train": "train.parquet", "test": "test.parquet"})
     write_config(workdir, config, "pq.yaml")
     assert run(capsys, "train", "--config", workdir / "pq.yaml", "--quiet")[0] == 0
-    code, _, _ = run(capsys, "predict", "--model", workdir / "model", "--data",
-                     workdir / "test.parquet", "--output", workdir / "p.parquet")
+    code, _, _ = run(
+        capsys,
+        "predict",
+        "--model",
+        workdir / "model",
+        "--data",
+        workdir / "test.parquet",
+        "--output",
+        workdir / "p.parquet",
+    )
     assert code == 0
     assert pd.read_parquet(workdir / "p.parquet").shape == (120, 2)
 
@@ -146,20 +185,22 @@ def test_train_refuses_to_overwrite_a_bundle(workdir, trained, capsys):
     code, _, err = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet")
     assert code == 2 and "already holds a saved model" in err and "--overwrite" in err
     assert (trained / "weights.safetensors").read_bytes() == before
-    code, _, _ = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet",
-                     "--overwrite")
+    code, _, _ = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet", "--overwrite")
     assert code == 0
 
 
-@pytest.mark.parametrize("section, value, key", [
-    ("trainig", {"epochs": 1}, "trainig"),
-    ("training", {"epoch": 1}, "epoch"),
-    ("data", {"train": "train.csv", "tset": "test.csv"}, "tset"),
-    ("features", {"sparse": ["color"], "dense": ["price"], "dim": 4}, "dim"),
-    ("features", {"sparse": [{"name": "color", "embeding_dim": 4}]}, "embeding_dim"),
-    ("tasks", [{"name": "click", "kind": "binary"}], "kind"),
-    ("model", {"architecture": "mmoe", "num_expert": 2}, "num_expert"),
-])
+@pytest.mark.parametrize(
+    "section, value, key",
+    [
+        ("trainig", {"epochs": 1}, "trainig"),
+        ("training", {"epoch": 1}, "epoch"),
+        ("data", {"train": "train.csv", "tset": "test.csv"}, "tset"),
+        ("features", {"sparse": ["color"], "dense": ["price"], "dim": 4}, "dim"),
+        ("features", {"sparse": [{"name": "color", "embeding_dim": 4}]}, "embeding_dim"),
+        ("tasks", [{"name": "click", "kind": "binary"}], "kind"),
+        ("model", {"architecture": "mmoe", "num_expert": 2}, "num_expert"),
+    ],
+)
 def test_unknown_config_key_is_named(workdir, capsys, section, value, key):
     config = tiny_config(**{section: value})
     path = write_config(workdir, config, "bad.yaml")
@@ -176,15 +217,18 @@ def test_unknown_key_error_lists_allowed_keys_and_suggests(workdir, capsys):
     assert "did you mean 'epochs'?" in err and "batch_size" in err
 
 
-@pytest.mark.parametrize("config, message", [
-    (tiny_config(data={"train": "missing.csv"}), "does not exist"),
-    (tiny_config(data={"train": "train.txt"}), "unknown file type"),
-    (tiny_config(data={"dataset": "adult", "train": "train.csv"}), "not both"),
-    (tiny_config(training={"epochs": "two"}), "training.epochs"),
-    (tiny_config(training={"early_stopping": "click/auc"}), "validation"),
-    (tiny_config(model={"architecture": "mmo"}), "unknown architecture"),
-    ({"data": {"train": "train.csv"}, "model": {"architecture": "mmoe"}}, "features"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (tiny_config(data={"train": "missing.csv"}), "does not exist"),
+        (tiny_config(data={"train": "train.txt"}), "unknown file type"),
+        (tiny_config(data={"dataset": "adult", "train": "train.csv"}), "not both"),
+        (tiny_config(training={"epochs": "two"}), "training.epochs"),
+        (tiny_config(training={"early_stopping": "click/auc"}), "validation"),
+        (tiny_config(model={"architecture": "mmo"}), "unknown architecture"),
+        ({"data": {"train": "train.csv"}, "model": {"architecture": "mmoe"}}, "features"),
+    ],
+)
 def test_bad_configs_exit_2(workdir, capsys, config, message):
     path = write_config(workdir, config, "bad.yaml")
     code, _, err = run(capsys, "train", "--config", path)
@@ -213,13 +257,19 @@ def test_example_config_is_the_reference_mmoe():
     assert config.dataset == "adult" and config.architecture == "mmoe"
     assert config.hyperparameters == REFERENCE_CONFIGS["mmoe"]
     assert config.features == adult_features(16) and config.tasks == adult_tasks()
-    assert config.training == {"epochs": 5, "batch_size": 256, "lr": 1e-3, "optimizer": "adam",
-                               "seed": 0}
+    assert config.training == {
+        "epochs": 5,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "optimizer": "adam",
+        "seed": 0,
+    }
 
 
 def test_evaluate_missing_bundle(workdir, capsys):
-    code, _, err = run(capsys, "evaluate", "--model", workdir / "nope", "--data",
-                       workdir / "test.csv")
+    code, _, err = run(
+        capsys, "evaluate", "--model", workdir / "nope", "--data", workdir / "test.csv"
+    )
     assert code == 2 and err.startswith("error: ")
 
 
@@ -249,16 +299,35 @@ def test_datasets_list_and_export(tmp_path, capsys):
 
 def tiny_loader() -> BenchmarkData:
     """Tiny synthetic click / buy data."""
-    features = [mtlrec.SparseFeature("color", 4), mtlrec.SparseFeature("shop", 4),
-                mtlrec.DenseFeature("price"), mtlrec.DenseFeature("age")]
-    return BenchmarkData(tiny_frame(300, 0), tiny_frame(200, 1), features,
-                         [mtlrec.Task("click"), mtlrec.Task("buy")])
+    features = [
+        mtlrec.SparseFeature("color", 4),
+        mtlrec.SparseFeature("shop", 4),
+        mtlrec.DenseFeature("price"),
+        mtlrec.DenseFeature("age"),
+    ]
+    return BenchmarkData(
+        tiny_frame(300, 0), tiny_frame(200, 1), features, [mtlrec.Task("click"), mtlrec.Task("buy")]
+    )
 
 
 def test_benchmark_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(benchmark.DATASETS, "tiny", tiny_loader)
-    argv = ["benchmark", "tiny", "--models", "shared_bottom", "mmoe", "--seeds", "2",
-            "--epochs", "1", "--batch-size", "64", "--output", tmp_path / "out", "--quiet"]
+    argv = [
+        "benchmark",
+        "tiny",
+        "--models",
+        "shared_bottom",
+        "mmoe",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--output",
+        tmp_path / "out",
+        "--quiet",
+    ]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     lines = out.strip().splitlines()

@@ -77,7 +77,9 @@ def test_bank_linear_matches_a_loop_of_linear_layers():
     bank = BankLinear(5, 7, 3)
     x_shared, x_each = torch.randn(4, 7), torch.randn(5, 4, 7)
     shared = BankLinear(5, 7, 3, shared_input=True)
-    loop_shared = torch.stack([x_shared @ shared.member_weight(e) + shared.bias[e] for e in range(5)])
+    loop_shared = torch.stack(
+        [x_shared @ shared.member_weight(e) + shared.bias[e] for e in range(5)]
+    )
     loop_each = torch.stack([x_each[e] @ bank.member_weight(e) + bank.bias[e] for e in range(5)])
     torch.testing.assert_close(shared(x_shared), loop_shared)
     torch.testing.assert_close(bank(x_each), loop_each)

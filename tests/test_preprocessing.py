@@ -24,12 +24,14 @@ TASKS = [Task("y")]
 
 
 def train_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "city": ["b", "a", None, "c", "a"],
-        "size": [10, 30, 20, 10, 30],
-        "x": [1.0, 3.0, np.nan, 5.0, 1.0],  # non-missing: min 1, max 5, mean 2.5
-        "y": [0, 1, 1, 0, 1],
-    })
+    return pd.DataFrame(
+        {
+            "city": ["b", "a", None, "c", "a"],
+            "size": [10, 30, 20, 10, 30],
+            "x": [1.0, 3.0, np.nan, 5.0, 1.0],  # non-missing: min 1, max 5, mean 2.5
+            "y": [0, 1, 1, 0, 1],
+        }
+    )
 
 
 def test_vocabulary_ids_and_minmax_by_hand() -> None:
@@ -139,8 +141,13 @@ def test_pandas_pyarrow_and_dict_inputs_agree() -> None:
     ]
     batches = [pre.transform(data) for data in inputs]
     # nullable: 1=2, 3=3; flag: False=2, True=3; cat: u=2, v=3; NA -> 0
-    assert batches[0].sparse[:, 2:].tolist() == [[2, 3, 2], [0, 0, 3], [3, 2, 0], [3, 3, 2],
-                                                 [2, 3, 3]]
+    assert batches[0].sparse[:, 2:].tolist() == [
+        [2, 3, 2],
+        [0, 0, 3],
+        [3, 2, 0],
+        [3, 3, 2],
+        [2, 3, 3],
+    ]
     for batch in batches[1:]:
         assert torch.equal(batch.sparse, batches[0].sparse)
         assert torch.equal(batch.dense, batches[0].dense)
@@ -148,25 +155,30 @@ def test_pandas_pyarrow_and_dict_inputs_agree() -> None:
 
 
 def test_pyarrow_string_and_chunked_columns() -> None:
-    table = pa.Table.from_batches([
-        pa.record_batch({"city": pa.array(["a", None]), "x": [1.0, 2.0], "y": [0, 1]}),
-        pa.record_batch({"city": pa.array(["b", "q"]), "x": [3.0, 4.0], "y": [1, 0]}),
-    ])
+    table = pa.Table.from_batches(
+        [
+            pa.record_batch({"city": pa.array(["a", None]), "x": [1.0, 2.0], "y": [0, 1]}),
+            pa.record_batch({"city": pa.array(["b", "q"]), "x": [3.0, 4.0], "y": [1, 0]}),
+        ]
+    )
     pre = Preprocessor([SparseFeature("city"), DenseFeature("x")], TASKS).fit(table)
     assert vocab(pre, "city") == {"kind": "str", "values": ["a", "b", "q"]}
-    batch = pre.transform(table.cast(pa.schema([("city", pa.large_string()), ("x", pa.float64()),
-                                                 ("y", pa.int64())])))
+    batch = pre.transform(
+        table.cast(pa.schema([("city", pa.large_string()), ("x", pa.float64()), ("y", pa.int64())]))
+    )
     assert batch.sparse[:, 0].tolist() == [2, 0, 3, 4]
 
 
 def test_json_round_trip_is_exact(tmp_path) -> None:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({
-        "city": rng.choice(["a", "b", "c", "ü"], 200),
-        "size": rng.integers(0, 50, 200),
-        "x": rng.normal(size=200) / 3,
-        "y": rng.normal(size=200),
-    })
+    frame = pd.DataFrame(
+        {
+            "city": rng.choice(["a", "b", "c", "ü"], 200),
+            "size": rng.integers(0, 50, 200),
+            "x": rng.normal(size=200) / 3,
+            "y": rng.normal(size=200),
+        }
+    )
     pre = Preprocessor(FEATURES, [Task("y", type="regression")], scaling="standard").fit(frame)
     path = tmp_path / "pre.json"
     pre.save(path)
@@ -279,8 +291,9 @@ values = st.one_of(st.none(), st.integers(-3, 3), st.sampled_from(["a", "b", "é
 
 
 @settings(max_examples=60, deadline=None)
-@given(train=st.lists(values, min_size=1, max_size=30), test=st.lists(values, min_size=1,
-                                                                     max_size=30))
+@given(
+    train=st.lists(values, min_size=1, max_size=30), test=st.lists(values, min_size=1, max_size=30)
+)
 def test_ids_follow_the_vocabulary(train: list, test: list) -> None:
     pre = fit_one(train)
     size = pre.vocabulary_sizes[0]
@@ -296,5 +309,9 @@ def test_ids_follow_the_vocabulary(train: list, test: list) -> None:
         else:
             assert index == 1
     # re-encoding the training values never yields unknown
-    assert 1 not in pre.transform({"c": pd.Series(train, dtype=object)},
-                                  with_labels=False).sparse.tolist()
+    assert (
+        1
+        not in pre.transform(
+            {"c": pd.Series(train, dtype=object)}, with_labels=False
+        ).sparse.tolist()
+    )

@@ -155,3 +155,22 @@ def test_column_batch_slices_keep_rows_together():
 def test_named_classes_pick_their_architecture():
     assert MMoE(FEATURES, TASKS).architecture == "mmoe"
     assert mtlrec.PLE(FEATURES, TASKS, num_levels=3).config.num_levels == 3
+
+
+def test_predict_is_the_same_for_any_chunking_and_for_a_transformed_batch(table):
+    model = small().fit(table, epochs=1, verbose=0)
+    expected = model.predict(table)
+    batch = model.preprocessor.transform(table, with_labels=False)
+    for got in (model.predict(table, batch_size=7), model.predict(batch)):
+        for key, value in expected.items():
+            np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-7)
+    with pytest.raises(mtlrec.DataError, match="labels"):
+        model.evaluate(batch)
+
+
+def test_inference_chunk_keeps_the_widest_activation_near_cache_size():
+    from mtlrec.estimator import inference_rows
+
+    model = mtlrec.PLE(FEATURES, TASKS, expert_units=[64, 64])  # 20 experts x 64 units
+    model.preprocessor.fit(make_table(50))
+    assert inference_rows(model.build()) == 1024  # 6 MiB / (4 B x 1280) = 1228 -> 1024

@@ -49,7 +49,8 @@ def save_bundle(model: MultiTaskModel, path: Path, overwrite: bool = False) -> P
         "hyperparameters": model.config.to_dict(),
         "seed": model.seed,
     }
-    weights = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    # clone: parameters may be views of one flat training buffer, which safetensors refuses
+    weights = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     _write(path / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2)))
     _write(
         path / PREPROCESSOR_FILE, lambda p: p.write_text(json.dumps(model.preprocessor.to_dict()))

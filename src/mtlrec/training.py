@@ -162,7 +162,7 @@ def train(
         total = torch.zeros((), device=data.sparse.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
             loss, losses = objective(network, batch)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=False)  # keeps flat gradient views in place
             loss.backward()
             optimizer.step()
             running.add_(losses)  # stays on the device: no host sync per step

@@ -78,7 +78,7 @@ class BankLinear(nn.Module):
             b = x.shape[0]
             out = torch.addmm(self.bias.view(1, -1), x, self.weight.view(self.in_features, -1))
             return out.view(b, self.members, self.out_features).transpose(0, 1)
-        return torch.baddbmm(self.bias, x, self.weight)
+        return torch.bmm(x, self.weight).add_(self.bias)  # cheaper than baddbmm's bias copy
 
 
 class BankMLP(nn.Module):
@@ -101,7 +101,8 @@ class BankMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.members = members
-        self.act = activation(activation_name, inplace=True)
+        self.act = activation(activation_name)
+        self.act_ = activation(activation_name, inplace=True)
         self.dropout = dropout
         sizes = [in_features, *units]
         self.layers = nn.ModuleList(
@@ -122,7 +123,9 @@ class BankMLP(nn.Module):
             if not isinstance(norm, nn.Identity):
                 e, b, h = x.shape  # normalise each member's units separately
                 x = norm(x.transpose(0, 1).reshape(b, e * h)).view(b, e, h).transpose(0, 1)
-            x = self.act(x)  # in place: the matmul output is a fresh buffer
+            # in place on fresh buffers; not on views that autograd tracks (that would cost
+            # an as_strided copy in backward)
+            x = self.act(x) if x.requires_grad and x._is_view() else self.act_(x)
             if self.dropout:
                 x = F.dropout(x, self.dropout, self.training)
         return x

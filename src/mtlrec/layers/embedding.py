@@ -63,7 +63,7 @@ class InputLayer(nn.Module):
         b = sparse.shape[0]
         parts = []
         for g, table in enumerate(self.tables):
-            emb = table(self._ids(sparse, g))  # (B, S_g, C * dim)
+            emb = self._lookup(table, self._ids(sparse, g))  # (B, S_g, C * dim)
             if self.copies == 1:
                 parts.append(emb.reshape(b, -1))
             else:
@@ -79,4 +79,13 @@ class InputLayer(nn.Module):
 
     def looked_up(self, sparse: torch.Tensor) -> list[torch.Tensor]:
         """Embedding rows used by a batch (for L2 regularisation of embeddings)."""
-        return [table(self._ids(sparse, g)) for g, table in enumerate(self.tables)]
+        return [self._lookup(table, self._ids(sparse, g)) for g, table in enumerate(self.tables)]
+
+    @staticmethod
+    def _lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of ``table`` for ids (B, S) -> (B, S, D).
+
+        ``index_select`` rather than ``embedding``: its backward (an index_add) is about
+        1.6x faster on CPU for the small tables of tabular data.
+        """
+        return table.weight.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
