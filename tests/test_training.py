@@ -174,3 +174,35 @@ def test_inference_chunk_keeps_the_widest_activation_near_cache_size():
     model = mtlrec.PLE(FEATURES, TASKS, expert_units=[64, 64])  # 20 experts x 64 units
     model.preprocessor.fit(make_table(50))
     assert inference_rows(model.build()) == 1024  # 6 MiB / (4 B x 1280) = 1228 -> 1024
+
+
+def test_sparse_embeddings_learn_and_update_only_rows_a_batch_used(table):
+    from mtlrec.training import build_optimizers
+
+    model = small()
+    model.fit(table, epochs=4, batch_size=64, lr=3e-3, sparse_embeddings=True, verbose=0)
+    assert model.network.embedding.sparse_grad
+    assert model.evaluate(make_table(1000, seed=1))["a"]["auc"] > 0.75
+    network = model.build()  # fresh weights; one step on rows that use only cat == 0
+    opts = build_optimizers(network, "adam", 1e-2, sparse_embeddings=True)
+    assert opts.sparse is not None and opts.flat is not None
+    batch = model.preprocessor.transform(table[table["cat"] == 0])
+    before = network.embedding.tables[0].weight.detach().clone()
+    loss, _ = Objective(model.tasks)(network, batch)
+    opts.zero_grad()
+    loss.backward()
+    opts.step()
+    changed = (network.embedding.tables[0].weight != before).any(1).nonzero().flatten()
+    used = (batch.sparse + network.embedding.offsets_0).unique()
+    assert set(changed.tolist()) == set(used.tolist())
+
+
+def test_large_tables_switch_to_sparse_updates_by_default(table, monkeypatch):
+    import mtlrec.training as training
+
+    model = small()
+    model.preprocessor.fit(table)
+    rows = sum(t.num_embeddings for t in model.build().embedding.tables)
+    assert training.build_optimizers(model.build(), "adam", 1e-3).sparse is None
+    monkeypatch.setattr(training, "SPARSE_ROWS", rows)  # tables now count as large
+    assert training.build_optimizers(model.build(), "adam", 1e-3).sparse is not None

@@ -16,13 +16,12 @@ import torch
 from .data import ColumnBatch, iterate_batches
 from .exceptions import ConfigError, DataError, NotFittedError
 from .features import Feature, check_features
-from .flat import FlatParameters, can_flatten
 from .layers import BankLinear
 from .metrics import task_metrics
 from .models import InputSpec, MultiTaskNetwork, make_config, network_class
 from .preprocessing import Preprocessor
 from .tasks import Task, check_tasks
-from .training import EarlyStopping, make_optimizer, train
+from .training import EarlyStopping, build_optimizers, train
 
 
 def inference_rows(network: MultiTaskNetwork, cache_bytes: int = 6 << 20) -> int:
@@ -122,6 +121,7 @@ class MultiTaskModel:
         early_stopping: str | EarlyStopping | None = None,
         patience: int = 2,
         seed: int | None = None,
+        sparse_embeddings: bool | None = None,
         verbose: int = 1,
     ) -> MultiTaskModel:
         """Fit the preprocessor on ``train_data``, build the network and train it.
@@ -135,6 +135,9 @@ class MultiTaskModel:
                 needs ``validation``. Training stops after ``patience`` epochs without
                 improvement and keeps the best epoch's weights.
             seed: overrides the constructor's seed for this fit.
+            sparse_embeddings: update only the embedding rows a batch uses (SparseAdam for
+                Adam). Default: on when the tables hold >= 100,000 rows, so an epoch costs
+                time linear in rows however large the vocabularies.
             verbose: 0 silent, 1 progress bar and one line per epoch (on stderr).
 
         Returns:
@@ -154,11 +157,7 @@ class MultiTaskModel:
         data = self.preprocessor.fit_transform(train_data).to(self.device)
         val = None if validation is None else self.preprocessor.transform(validation)
         network = self.build()
-        # one flat buffer: a single fused optimizer kernel per step (weight decay, if any,
-        # then applies to every parameter, as it would with per-tensor Adam)
-        params = list(network.parameters())
-        flat = FlatParameters(params) if can_flatten(params) else None
-        opt = make_optimizer(optimizer, [flat.param] if flat else params, lr, weight_decay)
+        opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
         generator = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .data import ColumnBatch, iterate_batches
 from .exceptions import ConfigError
+from .flat import FlatParameters, can_flatten
 from .models import MultiTaskNetwork
 from .tasks import MAXIMISED_METRICS, Task
 
@@ -40,6 +41,62 @@ def make_optimizer(
         return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return cls(params, lr=lr, weight_decay=weight_decay)
+
+
+#: embedding rows from which tables get sparse (row-wise, lazy) updates by default
+SPARSE_ROWS = 100_000
+
+
+class Optimizers:
+    """One step over every parameter: a fused optimizer over the flat dense parameters
+    and, for sparse embedding tables, a row-wise one (SparseAdam for Adam/AdamW: only
+    the rows a batch used are updated, so a step's cost does not grow with the tables)."""
+
+    def __init__(
+        self,
+        dense: torch.optim.Optimizer,
+        flat: FlatParameters | None,
+        sparse: torch.optim.Optimizer | None = None,
+    ) -> None:
+        self.dense, self.flat, self.sparse = dense, flat, sparse
+
+    def zero_grad(self) -> None:
+        if self.flat is not None:
+            self.flat.zero_grad()  # keeps the flat gradient views in place
+        else:
+            self.dense.zero_grad(set_to_none=True)
+        if self.sparse is not None:
+            self.sparse.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.dense.step()
+        if self.sparse is not None:
+            self.sparse.step()
+
+
+def build_optimizers(
+    network: MultiTaskNetwork,
+    name: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    sparse_embeddings: bool | None = None,
+) -> Optimizers:
+    """Optimizers for ``network``; ``sparse_embeddings`` None means: when the tables hold
+    at least :data:`SPARSE_ROWS` rows (decay is then not applied to embedding rows)."""
+    tables = [table.weight for table in network.embedding.tables]
+    if sparse_embeddings is None:
+        sparse_embeddings = sum(t.shape[0] for t in tables) >= SPARSE_ROWS
+    sparse_embeddings = bool(sparse_embeddings and tables)
+    network.embedding.sparse_grad = sparse_embeddings
+    table_ids = {id(t) for t in tables} if sparse_embeddings else set()
+    params = [p for p in network.parameters() if id(p) not in table_ids]
+    flat = FlatParameters(params) if can_flatten(params) else None
+    dense = make_optimizer(name, [flat.param] if flat else params, lr, weight_decay)
+    sparse = None
+    if sparse_embeddings:
+        row_wise = torch.optim.SparseAdam if name in ("adam", "adamw") else _OPTIMIZERS[name]
+        sparse = row_wise(tables, lr=lr)
+    return Optimizers(dense, flat, sparse)
 
 
 class Objective:
@@ -137,7 +194,7 @@ def train(
     *,
     epochs: int,
     batch_size: int,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Optimizers,
     generator: torch.Generator,
     validate: Callable[[], dict] | None = None,
     early_stopping: EarlyStopping | None = None,
@@ -162,7 +219,7 @@ def train(
         total = torch.zeros((), device=data.sparse.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
             loss, losses = objective(network, batch)
-            optimizer.zero_grad(set_to_none=False)  # keeps flat gradient views in place
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             running.add_(losses)  # stays on the device: no host sync per step

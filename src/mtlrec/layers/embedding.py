@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -36,6 +37,7 @@ class InputLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.copies = copies
+        self.sparse_grad = False  # sparse row gradients (set for very large tables)
         self.num_dense = num_dense
         self.groups: list[tuple[int, list[int]]] = []  # (dim, column indices)
         for dim in sorted(set(embedding_dims)):
@@ -81,11 +83,13 @@ class InputLayer(nn.Module):
         """Embedding rows used by a batch (for L2 regularisation of embeddings)."""
         return [self._lookup(table, self._ids(sparse, g)) for g, table in enumerate(self.tables)]
 
-    @staticmethod
-    def _lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    def _lookup(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         """Rows of ``table`` for ids (B, S) -> (B, S, D).
 
-        ``index_select`` rather than ``embedding``: its backward (an index_add) is about
-        1.6x faster on CPU for the small tables of tabular data.
+        With ``sparse_grad`` the gradient holds only the rows a batch used, so a step
+        costs the same whatever the table size. Otherwise ``index_select``: its backward
+        (an index_add) is about 1.6x faster on CPU than ``embedding``'s for small tables.
         """
+        if self.sparse_grad:
+            return F.embedding(ids, table.weight, sparse=True)
         return table.weight.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
