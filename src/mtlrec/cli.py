@@ -452,6 +452,24 @@ def cmd_models(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
+def _add_inference_args(p: argparse.ArgumentParser, columns: str) -> None:
+    """--model, --data and --batch-size, shared by evaluate and predict."""
+    p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help=f"CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every {columns}",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rows per inference batch (default: sized so activations stay in CPU cache)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mtlrec`` argument parser with all subcommands."""
     from . import __version__
@@ -505,22 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the per-task metrics of a saved model",
         description="Evaluate a saved model on a labelled CSV/Parquet file.",
     )
-    p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
-    p.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE",
-        help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every "
-        "feature and label column",
-    )
+    _add_inference_args(p, "feature and label column")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=8192,
-        metavar="N",
-        help="rows per inference batch (default: %(default)s)",
-    )
 
     p = sub.add_parser(
         "predict",
@@ -528,13 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict with a saved model: one output column per model "
         "output (probabilities for binary tasks), rows in input order.",
     )
-    p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
-    p.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE",
-        help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every feature column",
-    )
+    _add_inference_args(p, "feature column")
     p.add_argument(
         "--output",
         required=True,
@@ -542,13 +540,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="predictions file; CSV or Parquet by its suffix",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=8192,
-        metavar="N",
-        help="rows per inference batch (default: %(default)s)",
-    )
 
     p = sub.add_parser(
         "benchmark",
