@@ -206,3 +206,21 @@ def test_large_tables_switch_to_sparse_updates_by_default(table, monkeypatch):
     assert training.build_optimizers(model.build(), "adam", 1e-3).sparse is None
     monkeypatch.setattr(training, "SPARSE_ROWS", rows)  # tables now count as large
     assert training.build_optimizers(model.build(), "adam", 1e-3).sparse is not None
+
+
+@pytest.mark.parametrize("l2", [0.0, 1e-3])
+def test_micro_batches_give_the_whole_batch_gradient(table, l2):
+    from mtlrec.training import _backward
+
+    model = small(l2_embedding=l2, l2_dense=l2)
+    model.preprocessor.fit(table)
+    batch = model.preprocessor.transform(table.head(300))
+    objective = Objective(model.tasks)
+    grads, results = [], []
+    for micro in (None, 64):
+        network = model.build()
+        results.append(_backward(network, objective, batch, micro))
+        grads.append([p.grad.clone() for p in network.parameters()])
+    for whole, chunked in zip(*grads, strict=True):
+        torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)

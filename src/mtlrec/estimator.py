@@ -171,6 +171,8 @@ class MultiTaskModel:
                 early_stopping=stopper,
                 verbose=verbose,
                 validate=None if val is None else (lambda: self._metrics(val)),
+                # training keeps activations for backward: half the inference chunk
+                micro_batch=None if self.config.batch_norm else inference_rows(network) // 2,
             )
         return self
 

@@ -199,8 +199,15 @@ def train(
     validate: Callable[[], dict] | None = None,
     early_stopping: EarlyStopping | None = None,
     verbose: int = 1,
+    micro_batch: int | None = None,
 ) -> list[dict]:
-    """Run the training loop; returns one history record per epoch."""
+    """Run the training loop; returns one history record per epoch.
+
+    ``micro_batch``: batches larger than this are run as consecutive chunks whose
+    gradients add up to the whole batch's (each chunk's loss weighted by its share of
+    rows), so activations stay in cache; the step is the same. Not for batch norm, whose
+    statistics depend on the rows seen together.
+    """
     history: list[dict] = []
     steps = math.ceil(len(data) / batch_size)
     objective = Objective(network.tasks, data.sparse.device)
@@ -218,9 +225,8 @@ def train(
         running = torch.zeros(len(network.tasks), device=data.sparse.device)
         total = torch.zeros((), device=data.sparse.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
-            loss, losses = objective(network, batch)
             optimizer.zero_grad()
-            loss.backward()
+            loss, losses = _backward(network, objective, batch, micro_batch)
             optimizer.step()
             running.add_(losses)  # stays on the device: no host sync per step
             total.add_(loss.detach())
@@ -247,6 +253,27 @@ def train(
     if early_stopping is not None and early_stopping.best_state is not None:
         network.load_state_dict(early_stopping.best_state)
     return history
+
+
+def _backward(
+    network: MultiTaskNetwork, objective: Objective, batch: ColumnBatch, micro_batch: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accumulate one batch's gradients; returns its (loss, per-task losses), detached."""
+    n = len(batch)
+    if not micro_batch or n <= micro_batch:
+        loss, losses = objective(network, batch)
+        loss.backward()
+        return loss.detach(), losses
+    loss_sum = torch.zeros((), device=batch.sparse.device)
+    losses_sum = torch.zeros(objective.num_tasks, device=batch.sparse.device)
+    for start in range(0, n, micro_batch):
+        part = batch.take(slice(start, start + micro_batch))
+        share = len(part) / n
+        loss, losses = objective(network, part)
+        (loss * share).backward()
+        loss_sum += loss.detach() * share
+        losses_sum += losses * share
+    return loss_sum, losses_sum
 
 
 def format_epoch(record: dict, epochs: int) -> str:
