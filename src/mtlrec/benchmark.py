@@ -46,39 +46,28 @@ def _load_adult() -> BenchmarkData:
 #: dataset name -> loader; the first line of a loader's docstring describes the dataset
 DATASETS: dict[str, Callable[[], BenchmarkData]] = {"adult": _load_adult}
 
-#: reference hyperparameters of each architecture (embedding dim 16 comes from the dataset)
+_BOTTOM = {"bottom_units": [128, 128], "tower_units": [64, 32]}
+_MOE = {"num_experts": 8, "expert_units": [64, 64], "gate_units": [32, 32], "tower_units": [32, 32]}
+_CGC = {
+    "num_specific_experts": 8,
+    "num_shared_experts": 4,
+    "expert_units": [64, 64],
+    "gate_units": [16, 16],
+    "tower_units": [32, 32],
+}
+
+#: reference hyperparameters of each architecture (embedding dim 16 comes from the dataset);
+#: the single-task baseline mirrors Shared-Bottom, OMoE mirrors MMoE, PLE is CGC x 2 levels
 REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
-    "single_task": {"bottom_units": [128, 128], "tower_units": [64, 32]},
-    "shared_bottom": {"bottom_units": [128, 128], "tower_units": [64, 32]},
-    "omoe": {
-        "num_experts": 8,
-        "expert_units": [64, 64],
-        "gate_units": [32, 32],
-        "tower_units": [32, 32],
-    },
-    "mmoe": {
-        "num_experts": 8,
-        "expert_units": [64, 64],
-        "gate_units": [32, 32],
-        "tower_units": [32, 32],
-    },
-    "cgc": {
-        "num_specific_experts": 8,
-        "num_shared_experts": 4,
-        "expert_units": [64, 64],
-        "gate_units": [16, 16],
-        "tower_units": [32, 32],
-    },
-    "ple": {
-        "num_specific_experts": 8,
-        "num_shared_experts": 4,
-        "num_levels": 2,
-        "expert_units": [64, 64],
-        "gate_units": [16, 16],
-        "tower_units": [32, 32],
-    },
+    "single_task": dict(_BOTTOM),
+    "shared_bottom": dict(_BOTTOM),
+    "omoe": dict(_MOE),
+    "mmoe": dict(_MOE),
+    "cgc": dict(_CGC),
+    "ple": {**_CGC, "num_levels": 2},
     "esmm": {"tower_units": [64, 64]},
 }
+
 
 #: reference optimisation settings
 REFERENCE_TRAINING: dict[str, Any] = {

@@ -237,10 +237,11 @@ class MultiTaskModel:
 
     @torch.inference_mode()
     def gate_weights(self, data: Any, batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """Gate weights for raw rows: {gate name: array (N, experts)}; empty without gates."""
+        """Gate weights for raw rows (or a ColumnBatch): {gate: array (N, experts)}; empty
+        without gates."""
         network = self.network
         network.eval()
-        batch = self.preprocessor.transform(data, with_labels=False)
+        batch = self._as_batch(data, with_labels=False)
         parts: dict[str, list[torch.Tensor]] = {}
         for chunk in iterate_batches(batch, batch_size or inference_rows(network)):
             chunk = chunk.to(self.device)
