@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--predict-repeats", type=int, default=3,
                         help="predict calls on the test set; the median time is reported")
+    parser.add_argument("--predict-batch-sizes", nargs="+", type=int, default=[256, 2048, 16384],
+                        help="prediction is timed at each size (plus the library's own default "
+                             "where it has one) and the fastest is reported")
     parser.add_argument("--no-warmup", action="store_true",
                         help="skip the untimed 1-epoch fit on 8 batches before the timed one")
     parser.add_argument("--time-preprocessing", action="store_true",
@@ -67,6 +70,26 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
         result, seconds = timed(fn)
         times.append(seconds)
     return result, statistics.median(times)
+
+
+def fastest_predict(predict: Callable[[int | None], Any], sizes: list[int | None],
+                    repeats: int, rows: int) -> tuple[Any, dict[str, Any]]:
+    """Time ``predict(batch_size)`` at each size; (result at the fastest, record fields).
+
+    Fields: ``predict_seconds`` and ``predict_rows_per_second`` at the fastest size,
+    ``predict_batch_size`` (None = the library's default) and ``predict_by_batch_size``.
+    """
+    by_size, results = {}, {}
+    for size in sizes:
+        results[size], seconds = median_time(lambda size=size: predict(size), repeats)
+        by_size[size] = seconds
+    best = min(by_size, key=by_size.__getitem__)
+    return results[best], {
+        "predict_seconds": by_size[best],
+        "predict_rows_per_second": rows / by_size[best],
+        "predict_batch_size": best,
+        "predict_by_batch_size": {str(k): rows / v for k, v in by_size.items()},
+    }
 
 
 def peak_rss_mb() -> float:

@@ -14,9 +14,9 @@ from _common import (
     count_parameters,
     emit,
     encode_for_peers,
+    fastest_predict,
     labels,
     load_dataset,
-    median_time,
     parse_args,
     timed,
 )
@@ -86,16 +86,16 @@ def main() -> None:
     model, note = make()
     _, fit_seconds = timed(lambda: model.fit(x_train, y_train, batch_size=bs,
                                              epochs=args.epochs, verbose=0))
-    scores, predict_seconds = median_time(lambda: model.predict(x_test, batch_size=bs),
-                                          args.predict_repeats)
+    scores, predicted = fastest_predict(lambda size: model.predict(x_test, batch_size=size),
+                                        args.predict_batch_sizes, args.predict_repeats,
+                                        len(y_test))
     record: dict[str, Any] = {
         "library": "deepctr", "version": deepctr_torch.__version__, "torch": torch.__version__,
         "model": args.model, "batch_size": bs, "epochs": args.epochs,
         "train_rows": len(y_train), "test_rows": len(y_test),
         "fit_seconds": fit_seconds,
         "train_samples_per_second": len(y_train) * args.epochs / fit_seconds,
-        "predict_seconds": predict_seconds,
-        "predict_rows_per_second": len(y_test) / predict_seconds,
+        **predicted,
         "auc": auc_per_task(y_test, np.asarray(scores), tasks),
         "parameters": count_parameters(model),
         "threads": torch.get_num_threads(),

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import torch
-from _common import emit, load_dataset, median_time, parse_args, timed
+from _common import emit, fastest_predict, load_dataset, median_time, parse_args, timed
 
 import mtlrec
 from mtlrec import DenseFeature, MultiTaskModel, SparseFeature, Task
@@ -36,12 +36,15 @@ def main() -> None:
     model = make()
     _, fit_seconds = timed(lambda: model.fit(data.train, epochs=args.epochs, batch_size=bs,
                                              lr=args.lr, verbose=0))
-    _, predict_seconds = median_time(lambda: model.predict(data.test, batch_size=bs),
-                                     args.predict_repeats)
+    sizes = [None, *args.predict_batch_sizes]  # None: mtlrec's cache-sized chunks
+    _, predicted = fastest_predict(lambda size: model.predict(data.test, batch_size=size),
+                                   sizes, args.predict_repeats, len(data.test))
+    record.update(predicted)
     pretransformed = None
     try:  # ColumnBatch input to predict (skips preprocessing), where this mtlrec accepts it
         batch = model.preprocessor.transform(data.test, with_labels=False)
-        _, seconds = median_time(lambda: model.predict(batch, batch_size=bs),
+        size = predicted["predict_batch_size"]
+        _, seconds = median_time(lambda: model.predict(batch, batch_size=size),
                                  args.predict_repeats)
         pretransformed = len(data.test) / seconds
     except Exception as error:
@@ -57,8 +60,6 @@ def main() -> None:
         "test_rows": len(data.test),
         "fit_seconds": fit_seconds,
         "train_samples_per_second": len(data.train) * args.epochs / fit_seconds,
-        "predict_seconds": predict_seconds,
-        "predict_rows_per_second": len(data.test) / predict_seconds,
         "predict_rows_per_second_pretransformed": pretransformed,
         "auc": {t: metrics[t]["auc"] for t in spec["tasks"]},
         "parameters": model.num_parameters(),

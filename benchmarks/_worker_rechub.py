@@ -14,9 +14,9 @@ from _common import (
     count_parameters,
     emit,
     encode_for_peers,
+    fastest_predict,
     labels,
     load_dataset,
-    median_time,
     parse_args,
     timed,
 )
@@ -93,9 +93,12 @@ def main() -> None:
         run_fit(8 * bs, 1)
     model, trainer, note, fit_seconds = run_fit(None, args.epochs)
 
-    test_loader = DataLoader(PredictDataset(x_test), batch_size=bs, shuffle=False)
-    scores, predict_seconds = median_time(lambda: trainer.predict(model, test_loader),
-                                          args.predict_repeats)
+    def predict(size: int | None) -> Any:
+        loader = DataLoader(PredictDataset(x_test), batch_size=size, shuffle=False)
+        return trainer.predict(model, loader)
+
+    scores, predicted = fastest_predict(predict, args.predict_batch_sizes, args.predict_repeats,
+                                        len(y_test))
     scores = np.asarray(scores)
     if esmm:  # columns [cvr, ctr, ctcvr] -> [ctr (task 0), ctcvr (task 1)]
         scores = scores[:, 1:]
@@ -106,8 +109,7 @@ def main() -> None:
         "train_rows": len(y_train), "test_rows": len(y_test),
         "fit_seconds": fit_seconds,
         "train_samples_per_second": len(y_train) * args.epochs / fit_seconds,
-        "predict_seconds": predict_seconds,
-        "predict_rows_per_second": len(y_test) / predict_seconds,
+        **predicted,
         "auc": auc_per_task(y_test, scores, tasks),
         "parameters": count_parameters(model),
         "threads": torch.get_num_threads(),

@@ -417,6 +417,7 @@ def run_scaling(tmp: Path, args: argparse.Namespace, models: list[str],
                     "--config", json.dumps(REFERENCE_CONFIGS[model]),
                     "--batch-size", str(SCALING_BATCH), "--epochs", "1",
                     "--threads", str(args.threads), "--predict-repeats", "1",
+                    "--predict-batch-sizes", "8192",
                     "--time-preprocessing"])
                 result.update({"library": "mtlrec", "model": model, "rows": rows,
                                "batch_size": SCALING_BATCH, "repeat": repeat})
@@ -466,8 +467,10 @@ def render(args: argparse.Namespace, records: list[dict[str, Any]],
         "warm-up fit on 8 batches.",
         "- train samples/s = rows x epochs / wall time of the fit call (mtlrec: from raw "
         "rows, preprocessing included; peers: from label-encoded arrays). predict rows/s = "
-        "16,281 / median of 3 predict calls at the same batch size (mtlrec: raw rows; "
-        "pre-transformed: a ColumnBatch; peers: their encoded dict). peak RSS: "
+        "16,281 / median of 3 predict calls, at whichever predict batch size was fastest for "
+        "that library (256, 2048, 16384; mtlrec also its default cache-sized chunks) "
+        "(mtlrec: raw rows; pre-transformed: a ColumnBatch at the same size; peers: their "
+        "encoded dict). peak RSS: "
         "ru_maxrss of the worker process (data frames included). CPU stall %: share of "
         "the worker's wall time in which some task on the machine waited for a CPU "
         "(/proc/pressure/cpu); high values mean contention distorted the timing.",

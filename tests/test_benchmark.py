@@ -167,6 +167,61 @@ def test_max_rows_limits_both_splits(tiny, monkeypatch):
     assert out[0]["train_samples_per_second"] == pytest.approx(120 * 2 / out[0]["fit_seconds"])
 
 
+def validated_loader(rows: int = 300) -> BenchmarkData:
+    """Tiny click / buy data with a validation split."""
+    return BenchmarkData(
+        tiny_frame(rows, 0),
+        tiny_frame(200, 1),
+        FEATURES,
+        [mtlrec.Task("click"), mtlrec.Task("buy")],
+        validation=tiny_frame(200, 2),
+        split="three tiny frames",
+    )
+
+
+def test_validation_split_stops_early_on_the_first_task(monkeypatch):
+    fits = []
+    real_fit = mtlrec.MultiTaskModel.fit
+    monkeypatch.setattr(
+        mtlrec.MultiTaskModel,
+        "fit",
+        lambda self, *a, **k: fits.append((a, k)) or real_fit(self, *a, **k),
+    )
+    out = run_benchmark(
+        validated_loader(), models=["mmoe"], epochs=8, patience=1, verbose=0, warmup=False
+    )
+    ((args, kwargs),) = fits
+    assert len(args[1]) == 200  # the validation frame reached fit
+    stopper = kwargs["early_stopping"]
+    assert (stopper.task, stopper.metric, stopper.patience) == ("click", "auc", 1)
+    run = out[0]
+    assert 1 <= run["best_epoch"] <= run["epochs_run"] <= 8
+    # either it ran out of epochs or it stopped exactly `patience` epochs after the best
+    assert run["epochs_run"] == 8 or run["epochs_run"] - run["best_epoch"] == 1
+    assert run["train_samples_per_second"] == pytest.approx(
+        300 * run["epochs_run"] / run["fit_seconds"]
+    )
+
+
+def test_no_validation_split_means_fixed_epochs(tiny):
+    (run, _) = run_benchmark("tiny", models=["shared_bottom"], epochs=2, verbose=0)
+    assert "epochs_run" not in run and "best_epoch" not in run
+
+
+def test_load_dataset_passes_options_and_names_unknown_ones(monkeypatch):
+    seen = {}
+
+    def loader(group: int = 1) -> BenchmarkData:
+        seen["group"] = group
+        return validated_loader()
+
+    monkeypatch.setitem(benchmark.DATASETS, "opts", loader)
+    assert benchmark.load_dataset("opts", group=2, path=None).split == "three tiny frames"
+    assert seen == {"group": 2}  # None-valued options are dropped
+    with pytest.raises(mtlrec.ConfigError, match=r"no option\(s\) \['colour'\]"):
+        benchmark.load_dataset("opts", colour="red")
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -348,3 +348,7 @@ def test_usage_errors_and_help(capsys):
     assert code == 2 and "usage: mtlrec" in err
     code, _, err = run(capsys, "benchmark", "adult", "--models", "nope")
     assert code == 2 and "invalid choice" in err
+    code, _, err = run(capsys, "benchmark", "adult", "--group", "2")
+    assert code == 2 and "census-kdd only" in err
+    code, _, err = run(capsys, "benchmark", "census-kdd", "--group", "3")
+    assert code == 2 and "invalid choice" in err

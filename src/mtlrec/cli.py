@@ -37,6 +37,9 @@ from .tasks import Task
 
 # ---------------------------------------------------------------------------- config
 
+#: benchmark epochs by dataset (census-kdd: the most, with early stopping on validation)
+BENCHMARK_EPOCHS = {"adult": 5, "census-kdd": 10}
+
 #: allowed keys of each config section
 SECTIONS: dict[str, tuple[str, ...]] = {
     "config": ("data", "features", "tasks", "model", "training", "output"),
@@ -350,22 +353,36 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise FileExistsError(
             f"{out} already holds benchmark results; pass --overwrite or another --output"
         )
+    options: dict[str, Any] = {}
+    if args.dataset == "census-kdd":
+        options = {"group": args.group, "path": args.data, "download": args.download or None}
+    elif args.group is not None or args.data is not None or args.download:
+        raise ConfigError("--group, --data and --download are options of census-kdd only")
+    data = load_dataset(args.dataset, **options)
+    epochs = args.epochs or BENCHMARK_EPOCHS.get(args.dataset, 5)
+    if not args.quiet:
+        print(f"{args.dataset}: {data.split}", file=sys.stderr)
     records = run_benchmark(
-        args.dataset,
+        data,
         models=args.models,
         seeds=args.seeds,
-        epochs=args.epochs,
+        epochs=epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         max_rows=args.max_rows,
         verbose=0 if args.quiet else 1,
+        patience=args.patience,
     )
     print(format_table(records))
     if out is not None:
         settings = {
-            "dataset": args.dataset,
+            "dataset": args.dataset + (f" group {args.group or 1}" if options else ""),
+            "split": data.split,
             "seeds": args.seeds,
-            "epochs": args.epochs,
+            "epochs": epochs
+            if data.validation is None
+            else f"at most {epochs}, early stopping on validation {data.tasks[0].name} "
+            f"(patience {args.patience}, best epoch kept)",
             "batch_size": args.batch_size,
             "optimizer": f"adam, lr {args.lr:g}",
         }
@@ -564,7 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"models to run (default: all of {', '.join(REFERENCE_CONFIGS)})",
     )
     p.add_argument(
-        "--epochs", type=int, default=5, metavar="E", help="training epochs (default: %(default)s)"
+        "--epochs",
+        type=int,
+        metavar="E",
+        help="training epochs; the most epochs where early stopping applies (default: "
+        + ", ".join(f"{k} {v}" for k, v in BENCHMARK_EPOCHS.items())
+        + ")",
     )
     p.add_argument(
         "--batch-size",
@@ -574,6 +596,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="training batch size (default: %(default)s)",
     )
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=2,
+        metavar="P",
+        help="with a validation split (census-kdd): epochs without improvement of the first "
+        "task's validation AUC before stopping (default: %(default)s)",
+    )
+    p.add_argument(
+        "--group",
+        type=int,
+        choices=[1, 2],
+        help="census-kdd task group: 1 income + never married (default), "
+        "2 college education + never married",
+    )
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="census-kdd: folder with census-income.data(.gz) and census-income.test(.gz) "
+        "(default: $MTLREC_DATA_DIR/census-kdd, else ~/.cache/mtlrec/census-kdd)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="census-kdd: download missing files from UCI into that folder (checksummed)",
+    )
     p.add_argument(
         "--max-rows",
         type=int,
