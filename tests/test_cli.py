@@ -352,3 +352,47 @@ def test_usage_errors_and_help(capsys):
     assert code == 2 and "census-kdd only" in err
     code, _, err = run(capsys, "benchmark", "census-kdd", "--group", "3")
     assert code == 2 and "invalid choice" in err
+
+
+CENSUS_FIXTURE = Path(__file__).parent / "data" / "census_kdd"
+
+
+def test_benchmark_census_kdd_on_the_fixture(tmp_path, capsys):
+    code, out, err = run(
+        capsys, "benchmark", "census-kdd", "--group", "2", "--data", str(CENSUS_FIXTURE),
+        "--models", "mmoe", "--epochs", "3", "--patience", "1", "--batch-size", "16",
+        "--output", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "paper mode" in err  # the split is announced
+    assert out.splitlines()[0].startswith("| model | params | education_college AUC | marital AUC")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {r["task"] for r in results} == {"education_college", "marital"}
+    assert all(1 <= r["best_epoch"] <= r["epochs_run"] <= 3 for r in results)
+    report = (tmp_path / "out" / "results.md").read_text()
+    assert "census-kdd group 2" in report and "early stopping on validation" in report
+
+
+def test_benchmark_census_kdd_without_files_says_where_to_put_them(tmp_path, capsys):
+    code, _, err = run(capsys, "benchmark", "census-kdd", "--data", str(tmp_path))
+    assert code == 2
+    assert str(tmp_path) in err and "census-income.test" in err and "--download" in err
+
+
+def test_benchmark_synthetic_command(tmp_path, capsys):
+    code, out, err = run(
+        capsys, "benchmark", "synthetic", "--correlations", "0.5", "1.0", "--rows", "256",
+        "--epochs", "1", "--models", "shared_bottom", "mmoe", "--output", str(tmp_path / "s"),
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "shared_bottom" in out and "mmoe" in out and "omoe" not in out
+    records = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert sorted({(r["model"], r["correlation"]) for r in records}) == [
+        ("mmoe", 0.5), ("mmoe", 1.0), ("shared_bottom", 0.5), ("shared_bottom", 1.0),
+    ]  # fmt: skip
+    assert all(r["n_train"] == 256 and len(r["train_loss"]) == 1 for r in records)
+    code, _, err = run(capsys, "benchmark", "synthetic", "--models", "cgc")
+    assert code == 2 and "cgc" in err
+    code, _, err = run(capsys, "benchmark", "adult", "--correlations", "0.5")
+    assert code == 2 and "synthetic benchmark only" in err

@@ -33,6 +33,7 @@ from .estimator import MultiTaskModel
 from .exceptions import ConfigError, DataError, MtlrecError
 from .features import DenseFeature, Feature, SparseFeature
 from .models import list_models, make_config, network_class
+from .synthetic_benchmark import SYNTHETIC_DEFAULTS
 from .tasks import Task
 
 # ---------------------------------------------------------------------------- config
@@ -353,6 +354,10 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise FileExistsError(
             f"{out} already holds benchmark results; pass --overwrite or another --output"
         )
+    if args.dataset == "synthetic":
+        return _synthetic_benchmark(args, argv, out)
+    if args.correlations is not None or args.rows is not None:
+        raise ConfigError("--correlations and --rows are options of the synthetic benchmark only")
     options: dict[str, Any] = {}
     if args.dataset == "census-kdd":
         options = {"group": args.group, "path": args.data, "download": args.download or None}
@@ -367,8 +372,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         models=args.models,
         seeds=args.seeds,
         epochs=epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        batch_size=args.batch_size or 256,
+        lr=args.lr or 1e-3,
         max_rows=args.max_rows,
         verbose=0 if args.quiet else 1,
         patience=args.patience,
@@ -383,12 +388,48 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if data.validation is None
             else f"at most {epochs}, early stopping on validation {data.tasks[0].name} "
             f"(patience {args.patience}, best epoch kept)",
-            "batch_size": args.batch_size,
-            "optimizer": f"adam, lr {args.lr:g}",
+            "batch_size": args.batch_size or 256,
+            "optimizer": f"adam, lr {args.lr or 1e-3:g}",
         }
         if args.max_rows:
             settings["max_rows"] = args.max_rows
         paths = write_outputs(records, out, command=" ".join(["mtlrec", *argv]), settings=settings)
+        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Path | None) -> int:
+    """``mtlrec benchmark synthetic``: the MMoE paper's controlled-correlation experiment."""
+    from .synthetic_benchmark import (
+        SYNTHETIC_CONFIGS,
+        format_synthetic_table,
+        run_synthetic_benchmark,
+        write_synthetic_outputs,
+    )
+
+    census_only = args.group is not None or args.data is not None or args.download
+    if census_only or args.max_rows is not None:
+        raise ConfigError("--group, --data, --download and --max-rows do not apply to synthetic")
+    models = args.models or list(SYNTHETIC_CONFIGS)
+    unknown = [m for m in models if m not in SYNTHETIC_CONFIGS]
+    if unknown:
+        raise ConfigError(f"synthetic runs {list(SYNTHETIC_CONFIGS)}, not {unknown}")
+    settings = {
+        "n_train": args.rows or SYNTHETIC_DEFAULTS["n_train"],
+        "epochs": args.epochs or SYNTHETIC_DEFAULTS["epochs"],
+        "batch_size": args.batch_size or SYNTHETIC_DEFAULTS["batch_size"],
+        "lr": args.lr or SYNTHETIC_DEFAULTS["lr"],
+    }
+    records = run_synthetic_benchmark(
+        correlations=args.correlations or (0.5, 0.9, 1.0),
+        seeds=args.seeds,
+        models=models,
+        verbose=0 if args.quiet else 1,
+        **settings,
+    )
+    print(format_synthetic_table(records))
+    if out is not None:
+        paths = write_synthetic_outputs(records, out, command=" ".join(["mtlrec", *argv]))
         print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
 
@@ -565,7 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
         "for each seed on the train split, test it on the test "
         "split and print a Markdown table.",
     )
-    p.add_argument("dataset", choices=sorted(DATASETS), help="benchmark dataset")
+    p.add_argument(
+        "dataset",
+        choices=[*sorted(DATASETS), "synthetic"],
+        help="benchmark dataset; 'synthetic' runs the MMoE paper's task-correlation "
+        "experiment (Shared-Bottom, OMoE, MMoE on two regression tasks)",
+    )
     p.add_argument(
         "--seeds",
         type=int,
@@ -586,16 +632,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E",
         help="training epochs; the most epochs where early stopping applies (default: "
         + ", ".join(f"{k} {v}" for k, v in BENCHMARK_EPOCHS.items())
-        + ")",
+        + f", synthetic {SYNTHETIC_DEFAULTS['epochs']})",
+    )
+    p.add_argument("--batch-size", type=int, metavar="B", help="training batch size (default: 256)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        help="Adam learning rate (default: 0.001; synthetic: 0.01, chosen on validation rows)",
     )
     p.add_argument(
-        "--batch-size",
-        type=int,
-        default=256,
-        metavar="B",
-        help="training batch size (default: %(default)s)",
+        "--correlations",
+        type=float,
+        nargs="+",
+        metavar="P",
+        help="synthetic: task correlation scores, each in [-1, 1] (default: 0.5 0.9 1.0)",
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    p.add_argument(
+        "--rows",
+        type=int,
+        metavar="N",
+        help="synthetic: training rows per run (default: 100,000; 20,000 more for test)",
+    )
     p.add_argument(
         "--patience",
         type=int,

@@ -113,6 +113,87 @@ def plot_gates(gate_weights: dict[str, np.ndarray], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_synthetic(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Training loss per epoch, one panel per task correlation, plus test losses.
+
+    ``records`` come from :func:`mtlrec.synthetic_benchmark.run_synthetic_benchmark`.
+    Each curve is a model's mean over seeds with a min-max band (log scale, shared by
+    the panels); the last panel shows each model's mean test loss per correlation with
+    std error bars and one dot per seed.
+    """
+    from .synthetic_benchmark import summarize_synthetic
+
+    if not records:
+        raise ValueError("plot_synthetic: no records to plot")
+    models = list(dict.fromkeys(r["model"] for r in records))
+    correlations = sorted({r["correlation"] for r in records}, reverse=True)
+    colors = {m: colormaps["tab10"](i % 10) for i, m in enumerate(models)}
+
+    panels = len(correlations) + 1
+    fig = Figure(figsize=(3.6 * panels, 3.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    for ax, p in zip(axes, correlations, strict=False):
+        for model in models:
+            mine = [
+                r["train_loss"]
+                for r in records
+                if r["model"] == model and r["correlation"] == p and r["train_loss"]
+            ]
+            if not mine:
+                continue
+            epochs = min(len(c) for c in mine)
+            losses = np.array([c[:epochs] for c in mine], dtype=np.float64)  # (seeds, epochs)
+            x = np.arange(1, epochs + 1)
+            marker = "." if epochs < 8 else None
+            ax.plot(x, losses.mean(0), color=colors[model], label=model, marker=marker)
+            if len(mine) > 1:
+                ax.fill_between(x, losses.min(0), losses.max(0), color=colors[model], alpha=0.2)
+        ax.set_title(f"p = {p:g}")
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        if ax is not axes[0]:
+            ax.sharey(axes[0])  # one scale, so the panels compare across correlations
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("training loss (MSE y1 + y2)")
+    axes[0].legend(fontsize=8)
+
+    ax = axes[-1]
+    rows = {(r["model"], r["correlation"]): r for r in summarize_synthetic(records)}
+    step = 0.6 / max(len(models) - 1, 1)
+    for i, model in enumerate(models):
+        for j, p in enumerate(correlations):
+            row = rows.get((model, p))
+            if row is None:
+                continue
+            xi = j + (i - (len(models) - 1) / 2) * step
+            dots = [
+                r["test_loss"] for r in records if r["model"] == model and r["correlation"] == p
+            ]
+            ax.plot([xi] * len(dots), dots, ".", color=colors[model], alpha=0.5, markersize=4)
+            ax.errorbar(
+                xi,
+                row["mean"],
+                yerr=row["std"] or None,
+                fmt="o",
+                capsize=3,
+                color=colors[model],
+                label=model if j == 0 else None,
+            )
+    ax.set_xticks(range(len(correlations)), [f"p = {p:g}" for p in correlations])
+    ax.set_ylabel("test loss (MSE y1 + y2)")
+    ax.set_xlim(-0.6, len(correlations) - 0.4)
+    ax.set_title("Test loss (mean ± std; dots: seeds)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    seeds = len({r["seed"] for r in records})
+    fig.suptitle(
+        "Synthetic tasks with correlation p"
+        + (f" (mean over {seeds} seeds, band min-max)" if seeds > 1 else "")
+    )
+    return _save(fig, path)
+
+
 def _figure(width: float, height: float):
     """A figure on an Agg canvas and its single axes."""
     fig = Figure(figsize=(width, height))
