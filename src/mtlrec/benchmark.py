@@ -376,6 +376,29 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def write_records(records: Sequence[dict[str, Any]], out_dir: str | Path) -> Path:
+    """Create ``out_dir`` (refusing a file of that name) and write ``results.json`` there."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give a folder for the benchmark results")
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(list(records), indent=2, default=_json_default) + "\n"
+    (out / "results.json").write_text(text)
+    return out
+
+
+def provenance_lines(command: str | None, settings: dict[str, Any] | None = None) -> list[str]:
+    """Markdown bullets saying how a result was made: command, date, machine, settings."""
+    info = machine_info()
+    lines = [
+        f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
+        f"- torch {info['torch']}, Python {info['python']}, {info['platform']}",
+    ]
+    return lines + [f"- {key}: {value}" for key, value in (settings or {}).items()]
+
+
 def write_outputs(
     records: Sequence[dict[str, Any]],
     out_dir: str | Path,
@@ -389,14 +412,8 @@ def write_outputs(
     """
     from .plots import plot_benchmark
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file; give a folder for the benchmark results")
-    out.mkdir(parents=True, exist_ok=True)
+    out = write_records(records, out_dir)
     paths = {"json": out / "results.json", "md": out / "results.md"}
-    paths["json"].write_text(json.dumps(list(records), indent=2, default=_json_default) + "\n")
-
-    info = machine_info()
     seeds = max((r["seed"] for r in records), default=-1) + 1
     lines = [
         "# mtlrec benchmark",
@@ -407,12 +424,8 @@ def write_outputs(
         if seeds > 1
         else "One seed; test-split metrics.",
         "",
-        f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
-        f"- torch {info['torch']}, Python {info['python']}, {info['platform']}",
+        *provenance_lines(command, settings),
     ]
-    lines += [f"- {key}: {value}" for key, value in (settings or {}).items()]
     paths["md"].write_text("\n".join(lines) + "\n")
 
     if any("auc" in r for r in records):

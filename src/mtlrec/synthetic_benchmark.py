@@ -25,18 +25,16 @@ validation rows of seed 100 (not a benchmark seed; test rows are never used), p 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .benchmark import _json_default, _mean_std, machine_info
+from .benchmark import _mean_std, provenance_lines, write_records
 from .datasets.synthetic import synthetic_correlated, synthetic_features, synthetic_tasks
 from .estimator import MultiTaskModel
 from .exceptions import ConfigError
@@ -288,17 +286,12 @@ def write_synthetic_outputs(
 
     if not records:
         raise ValueError("write_synthetic_outputs: no records to write")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file; give a folder for the benchmark results")
-    out.mkdir(parents=True, exist_ok=True)
+    out = write_records(records, out_dir)
     paths = {"json": out / "results.json", "md": out / "results.md", "png": out / "results.png"}
-    paths["json"].write_text(json.dumps(list(records), indent=2, default=_json_default) + "\n")
-
     if settings is None:
         settings = {key: records[0][key] for key in _SETTINGS if key in records[0]}
-    info = machine_info()
     total = sum(r["fit_seconds"] for r in records)
+    settings = {"total fit time": f"{total:.1f}s over {len(records)} runs", **settings}
     lines = [
         "# mtlrec synthetic benchmark (MMoE paper, controlled task correlation)",
         "",
@@ -310,13 +303,8 @@ def write_synthetic_outputs(
         "",
         format_synthetic_table(records, "train_loss"),
         "",
-        f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
-        f"- torch {info['torch']}, Python {info['python']}, {info['platform']}",
-        f"- total fit time: {total:.1f}s over {len(records)} runs",
+        *provenance_lines(command, settings),
     ]
-    lines += [f"- {key}: {value}" for key, value in settings.items()]
     paths["md"].write_text("\n".join(lines) + "\n")
     plot_synthetic(records, paths["png"])
     return paths
