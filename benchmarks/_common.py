@@ -144,6 +144,6 @@ def count_parameters(module: Any) -> int:
 
 
 def emit(record: dict[str, Any]) -> None:
-    """Print the result as the last stdout line."""
-    record["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    """Print the result as the last stdout line (peak RSS now, unless already recorded)."""
+    record.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
     print(json.dumps(record), flush=True)

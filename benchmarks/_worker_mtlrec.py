@@ -6,7 +6,15 @@ import json
 from typing import Any
 
 import torch
-from _common import emit, fastest_predict, load_dataset, median_time, parse_args, timed
+from _common import (
+    emit,
+    fastest_predict,
+    load_dataset,
+    median_time,
+    parse_args,
+    peak_rss_mb,
+    timed,
+)
 
 import mtlrec
 from mtlrec import DenseFeature, MultiTaskModel, SparseFeature, Task
@@ -50,6 +58,19 @@ def main() -> None:
     except Exception as error:
         record["note"] = f"predict(ColumnBatch) failed: {type(error).__name__}"
     metrics = model.evaluate(data.test, batch_size=8192)
+    # peak RSS of the default path; compiling loads the compiler stack (reported apart)
+    record["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if hasattr(model, "compile_inference"):  # opt-in torch.compile'd inference
+        model.compile_inference()
+        record["compile_seconds"] = {  # the first call at each size compiles (untimed below)
+            str(size): timed(lambda size=size: model.predict(data.test, batch_size=size))[1]
+            for size in sizes
+        }
+        _, compiled = fastest_predict(lambda size: model.predict(data.test, batch_size=size),
+                                      sizes, args.predict_repeats, len(data.test))
+        record["predict_rows_per_second_compiled"] = compiled["predict_rows_per_second"]
+        record["predict_batch_size_compiled"] = compiled["predict_batch_size"]
+        record["peak_rss_mb_compiled"] = round(peak_rss_mb(), 1)
 
     record.update({
         "torch": torch.__version__,

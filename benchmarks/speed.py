@@ -47,7 +47,8 @@ SCALING_MODELS = ["mmoe", "ple"]
 SCALING_BATCH = 2048
 SCALING_TEST_ROWS = 50_000
 METRICS = ["train_samples_per_second", "predict_rows_per_second",
-           "predict_rows_per_second_pretransformed", "peak_rss_mb", "fit_seconds",
+           "predict_rows_per_second_pretransformed", "predict_rows_per_second_compiled",
+           "peak_rss_mb", "fit_seconds",
            "predict_seconds", "preprocess_seconds", "cpu_stall_percent"]
 WORKER_TIMEOUT_S = 3600
 
@@ -241,17 +242,19 @@ def results_table(records: list[dict[str, Any]], batch_size: int) -> str:
     for r in (r for r in records if r["batch_size"] == batch_size):
         if not r["repeats"]:
             rows.append([r["model"], LIBRARIES[r["library"]], "failed: "
-                         + "; ".join(r["failures"])[:120]] + [""] * (6 + len(tasks)))
+                         + "; ".join(r["failures"])[:120]] + [""] * (7 + len(tasks)))
             continue
         rows.append([r["model"], LIBRARIES[r["library"]], _num(r.get("parameters")),
                      _spread(r, "train_samples_per_second"),
                      _spread(r, "predict_rows_per_second"),
                      _spread(r, "predict_rows_per_second_pretransformed"),
+                     _spread(r, "predict_rows_per_second_compiled"),
                      *(_num(r["auc"].get(t), 4) for t in tasks),
                      _num(r.get("peak_rss_mb")),
                      _num(r.get("ceiling_percent"), 1), _num(r.get("cpu_stall_percent"))])
     return _table(["model", "library", "params", "train samples/s", "predict rows/s",
-                   "predict rows/s (pre-transformed)", *(f"{t} AUC" for t in tasks),
+                   "predict rows/s (pre-transformed)", "predict rows/s (compiled)",
+                   *(f"{t} AUC" for t in tasks),
                    "peak RSS MB", "train % ceiling", "CPU stall %"], rows)
 
 
@@ -289,11 +292,12 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
             cells.append(f"{mine[metric] / best[metric]:.2f}x vs {LIBRARIES[best['library']]}")
         pre = mine.get("predict_rows_per_second_pretransformed")
         best = max(peers, key=lambda p: p["predict_rows_per_second"])
-        cells.append("–" if pre is None else f"{pre / best['predict_rows_per_second']:.2f}x")
+        for rate in (pre, mine.get("predict_rows_per_second_compiled")):
+            cells.append("–" if rate is None else f"{rate / best['predict_rows_per_second']:.2f}x")
         rows.append(cells)
     return _table(["model", "batch", "train: mtlrec / faster peer",
-                   "predict: mtlrec / faster peer", "predict (pre-transformed) / faster peer"],
-                  rows)
+                   "predict: mtlrec / faster peer", "predict (pre-transformed) / faster peer",
+                   "predict (compile_inference) / faster peer"], rows)
 
 
 def scaling_table(records: list[dict[str, Any]]) -> str:
@@ -470,7 +474,9 @@ def render(args: argparse.Namespace, records: list[dict[str, Any]],
         "16,281 / median of 3 predict calls, at whichever predict batch size was fastest for "
         "that library (256, 2048, 16384; mtlrec also its default cache-sized chunks) "
         "(mtlrec: raw rows; pre-transformed: a ColumnBatch at the same size; peers: their "
-        "encoded dict). peak RSS: "
+        "encoded dict). predict rows/s (compiled): mtlrec after `compile_inference()`, fastest "
+        "of the same sizes, the first (compiling) call at each size untimed. peak RSS "
+        "(before compiling): "
         "ru_maxrss of the worker process (data frames included). CPU stall %: share of "
         "the worker's wall time in which some task on the machine waited for a CPU "
         "(/proc/pressure/cpu); high values mean contention distorted the timing.",

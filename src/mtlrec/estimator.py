@@ -6,7 +6,8 @@ preprocessor from the training table, builds the network and trains it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class MultiTaskModel:
         self.device = torch.device(device)
         self.network_: MultiTaskNetwork | None = None
         self.history_: list[dict] = []
+        self._compiled: Callable | None = None
 
     # ------------------------------------------------------------------ building
     def build(self) -> MultiTaskNetwork:
@@ -93,6 +95,7 @@ class MultiTaskModel:
             torch.manual_seed(self.seed)
             network = network_class(self.architecture)(spec, self.tasks, self.config)
         self.network_ = network.to(self.device)
+        self._compiled: Callable | None = None  # a new network drops a compiled forward
         return self.network_
 
     @property
@@ -177,6 +180,39 @@ class MultiTaskModel:
         return self
 
     # ------------------------------------------------------------------ inference
+    def compile_inference(self) -> MultiTaskModel:
+        """Run ``predict`` and ``evaluate`` through a ``torch.compile``-d forward pass.
+
+        Opt-in: the first prediction pays a one-off compilation (seconds; on CPU it needs
+        a C++ compiler) and later ones run fused kernels. The last chunk is padded to the
+        chunk size, so one compiled shape serves any number of rows. If compilation
+        fails, mtlrec warns and predicts without it. ``fit`` drops the compiled forward.
+        """
+        self._compiled = torch.compile(self.network.compute, dynamic=False)
+        return self
+
+    def _forward(self, batch: ColumnBatch, rows: int) -> torch.Tensor:
+        """Logits (O, B) of one chunk, through the compiled forward when there is one."""
+        network = self.network
+        if self._compiled is None:
+            return network.compute(batch.sparse, batch.dense)[0]
+        n, pad = len(batch), rows - len(batch)
+        sparse, dense = batch.sparse, batch.dense
+        if pad > 0:  # id 0 (missing) and 0.0 are valid inputs; padded rows are dropped
+            sparse = torch.cat([sparse, sparse.new_zeros(pad, sparse.shape[1])])
+            dense = torch.cat([dense, dense.new_zeros(pad, dense.shape[1])])
+        try:
+            return self._compiled(sparse, dense)[0][:, :n]
+        except Exception as error:  # no C++ compiler, unsupported op, ...
+            warnings.warn(
+                f"compile_inference: torch.compile failed ({type(error).__name__}: {error}); "
+                "predicting without it",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            self._compiled = None
+            return network.compute(batch.sparse, batch.dense)[0]
+
     @torch.inference_mode()
     def _outputs(self, data: ColumnBatch, batch_size: int | None) -> dict[str, torch.Tensor]:
         """Probabilities (binary) or values (regression) per output, on the CPU."""
@@ -185,8 +221,7 @@ class MultiTaskModel:
         batch_size = batch_size or inference_rows(network)
         chunks = []
         for batch in iterate_batches(data, batch_size):
-            batch = batch.to(self.device)
-            chunks.append(network.compute(batch.sparse, batch.dense)[0])  # (O, B)
+            chunks.append(self._forward(batch.to(self.device), batch_size))  # (O, B)
         logits = torch.cat(chunks, dim=1).float().cpu()  # (O, N)
         types = {t.name: t.type for t in self.tasks}
         return {

@@ -1,0 +1,73 @@
+"""Opt-in compiled inference: same predictions as eager, padding, fallback, reset on fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FEATURES, TASKS
+from mtlrec import PLE
+
+CONFIG = {"num_specific_experts": 2, "num_shared_experts": 1, "expert_units": [8], "num_levels": 2}
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    return PLE(FEATURES, TASKS, **CONFIG).fit(table.head(512), epochs=1, verbose=0)
+
+
+def test_compiled_predictions_equal_eager_for_a_ragged_last_chunk(fitted, table):
+    rows = table.head(150)  # chunks of 64: 64, 64 and a last chunk of 22 padded to 64
+    eager = fitted.predict(rows, batch_size=64)
+    fitted.compile_inference()
+    try:
+        compiled = fitted.predict(rows, batch_size=64)
+        metrics = fitted.evaluate(rows, batch_size=64)
+    finally:
+        fitted._compiled = None
+    for name in eager:
+        assert compiled[name].shape == (150,)
+        np.testing.assert_allclose(compiled[name], eager[name], atol=1e-6)
+    for task, values in fitted.evaluate(rows, batch_size=64).items():
+        assert metrics[task] == pytest.approx(values, abs=1e-6)
+
+
+def test_failed_compilation_warns_and_predicts_eagerly(fitted, table, monkeypatch):
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    expected = fitted.predict(table.head(40))
+    fitted.compile_inference()
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        got = fitted.predict(table.head(40))
+    assert fitted._compiled is None  # falls back for good
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+
+def test_fit_drops_the_compiled_forward(table, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # no real compile needed
+    model = PLE(FEATURES, TASKS, **CONFIG).fit(table.head(128), epochs=1, verbose=0)
+    assert model.compile_inference()._compiled is not None
+    model.fit(table.head(128), epochs=1, verbose=0)
+    assert model._compiled is None
+
+
+def test_every_chunk_reaches_the_compiled_forward_at_one_shape(table, monkeypatch):
+    shapes = []
+
+    def recording(fn, **kwargs):
+        return lambda sparse, dense: shapes.append((len(sparse), len(dense))) or fn(sparse, dense)
+
+    monkeypatch.setattr(torch, "compile", recording)
+    model = PLE(FEATURES, TASKS, **CONFIG).fit(table.head(128), epochs=1, verbose=0)
+    eager = model.predict(table.head(150), batch_size=64)
+    got = model.compile_inference().predict(table.head(150), batch_size=64)
+    assert shapes == [(64, 64)] * 3  # 64 + 64 + 22 rows, the last padded
+    for name in eager:
+        np.testing.assert_allclose(got[name], eager[name], atol=1e-6)
