@@ -60,8 +60,10 @@ def _load_adult() -> BenchmarkData:
 def _load_census_kdd(
     group: int = 1, path: str | Path | None = None, download: bool = False
 ) -> BenchmarkData:
-    """UCI census-income KDD (299,285 people): group 1 income + never-married, group 2
-    college education + never-married (files not bundled: pass path or download)."""
+    """UCI census-income KDD (299,285 people; files not bundled): groups 1 and 2 of MMoE.
+
+    Group 1: income > 50K and never-married; group 2: college degree and never-married.
+    """
     from .datasets import census_features, census_tasks, load_census_kdd
 
     tasks = census_tasks(group)  # checks the group before the files are read

@@ -603,8 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark",
         help="train every reference model on a dataset",
         description="Train each reference model (benchmark.REFERENCE_CONFIGS) "
-        "for each seed on the train split, test it on the test "
-        "split and print a Markdown table.",
+        "for each seed on the train split (with early stopping where the dataset has a "
+        "validation split, as census-kdd does), test it on the test split and print a "
+        "Markdown table. 'synthetic' instead trains Shared-Bottom, OMoE and MMoE on the "
+        "MMoE paper's two regression tasks for each --correlations value.",
     )
     p.add_argument(
         "dataset",
