@@ -173,7 +173,10 @@ def test_inference_chunk_keeps_the_widest_activation_near_cache_size():
 
     model = mtlrec.PLE(FEATURES, TASKS, expert_units=[64, 64])  # 20 experts x 64 units
     model.preprocessor.fit(make_table(50))
-    assert inference_rows(model.build()) == 1024  # 6 MiB / (4 B x 1280) = 1228 -> 1024
+    network = model.build()
+    assert inference_rows(network) == 512  # 3 MiB / (4 B x 1280) = 614 -> 512
+    assert inference_rows(network, cache_bytes=6 << 20) == 1024  # 1228 -> 1024
+    assert inference_rows(network, cache_bytes=1) == 256  # never below 256 rows
 
 
 def test_sparse_embeddings_learn_and_update_only_rows_a_batch_used(table):
