@@ -1,11 +1,13 @@
 """Prediction rows/s by chunk size, each measurement in a fresh process (as users run it).
 
     python benchmarks/chunk_probe.py [models,comma,separated] [sizes,comma,separated] [rounds]
+        [epochs]
 
-For each round, model and size: a new Python process fits the model on Adult for one
-epoch and predicts the 16,281 test rows from raw rows 5 times at that chunk size; the
-median is one sample. Prints every sample per model and size (a fresh process matters:
-the allocator's state after earlier calls changes the timing of large chunks).
+For each round, model and size: a new Python process fits the model on Adult for
+``epochs`` epochs (default 1) and predicts the 16,281 test rows from raw rows 5 times at
+that chunk size; the median is one sample. Prints every sample per model and size (a
+fresh process matters: the allocator's state after earlier calls changes the timing of
+large chunks).
 """
 
 import statistics
@@ -19,9 +21,9 @@ torch.set_num_threads(2)
 from mtlrec import MultiTaskModel
 from mtlrec.benchmark import REFERENCE_CONFIGS, load_dataset
 d = load_dataset("adult")
-name, size = sys.argv[1], int(sys.argv[2])
+name, size, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 m = MultiTaskModel(d.features, d.tasks, architecture=name, **REFERENCE_CONFIGS[name])
-m.fit(d.train, epochs=1, verbose=0)
+m.fit(d.train, epochs=epochs, verbose=0)
 times = []
 for _ in range(5):
     start = time.perf_counter()
@@ -35,12 +37,13 @@ def main() -> None:
     models = sys.argv[1].split(",") if len(sys.argv) > 1 else ["cgc", "ple"]
     sizes = [int(s) for s in sys.argv[2].split(",")] if len(sys.argv) > 2 else [256, 512, 1024]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    epochs = sys.argv[4] if len(sys.argv) > 4 else "1"
     samples: dict[tuple[str, int], list[float]] = {}
     started = time.perf_counter()
     for _ in range(rounds):
         for model in models:
             for size in sizes:
-                out = subprocess.run([sys.executable, "-c", WORKER, model, str(size)],
+                out = subprocess.run([sys.executable, "-c", WORKER, model, str(size), epochs],
                                      capture_output=True, text=True, check=True)
                 samples.setdefault((model, size), []).append(float(out.stdout.split()[-1]))
     print("| model | chunk rows | rows/s per round | median |")
