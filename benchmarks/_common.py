@@ -143,6 +143,52 @@ def count_parameters(module: Any) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
+class PeerData(NamedTuple):
+    """What a peer worker trains and tests on: encoded columns and label arrays."""
+
+    spec: dict[str, Any]
+    config: dict[str, Any]
+    tasks: list[str]
+    x_train: dict[str, np.ndarray]
+    x_test: dict[str, np.ndarray]
+    vocab: dict[str, int]
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def peer_data(args: argparse.Namespace) -> PeerData:
+    """Sets the thread count, then loads and encodes the worker's data (untimed)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.data)
+    tasks = data.spec["tasks"]
+    x_train, x_test, vocab = encode_for_peers(data)
+    return PeerData(data.spec, json.loads(args.config), tasks, x_train, x_test, vocab,
+                    labels(data.train, tasks), labels(data.test, tasks))
+
+
+def peer_record(args: argparse.Namespace, library: str, version: str, data: PeerData,
+                fit_seconds: float, predicted: dict[str, Any], scores: np.ndarray,
+                model: Any, note: str) -> dict[str, Any]:
+    """The JSON record of one peer measurement (``predicted`` from :func:`fastest_predict`)."""
+    import torch
+
+    rows = len(data.y_train)
+    return {
+        "library": library, "version": version, "torch": torch.__version__,
+        "model": args.model, "batch_size": args.batch_size, "epochs": args.epochs,
+        "train_rows": rows, "test_rows": len(data.y_test),
+        "fit_seconds": fit_seconds,
+        "train_samples_per_second": rows * args.epochs / fit_seconds,
+        **predicted,
+        "auc": auc_per_task(data.y_test, scores, data.tasks),
+        "parameters": count_parameters(model),
+        "threads": torch.get_num_threads(),
+        "note": note,
+    }
+
+
 def emit(record: dict[str, Any]) -> None:
     """Print the result as the last stdout line (peak RSS now, unless already recorded)."""
     record.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))

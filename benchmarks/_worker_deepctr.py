@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import deepctr_torch
 import numpy as np
 import torch
-from _common import (
-    auc_per_task,
-    count_parameters,
-    emit,
-    encode_for_peers,
-    fastest_predict,
-    labels,
-    load_dataset,
-    parse_args,
-    timed,
-)
+from _common import emit, fastest_predict, parse_args, peer_data, peer_record, timed
 from deepctr_torch.inputs import DenseFeat, SparseFeat
 from deepctr_torch.models.multitask import ESMM, MMOE, PLE, SharedBottom
 
@@ -65,16 +54,13 @@ def build(name: str, cfg: dict[str, Any], columns: list, tasks: list[str],
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    data = load_dataset(args.data)
-    spec, cfg, tasks, bs = data.spec, json.loads(args.config), data.spec["tasks"], args.batch_size
-    x_train, x_test, vocab = encode_for_peers(data)
-    y_train, y_test = labels(data.train, tasks), labels(data.test, tasks)
-    columns = [SparseFeat(c, vocabulary_size=vocab[c], embedding_dim=spec["embedding_dim"])
+    data, bs = peer_data(args), args.batch_size
+    spec, tasks, x_train, y_train = data.spec, data.tasks, data.x_train, data.y_train
+    columns = [SparseFeat(c, vocabulary_size=data.vocab[c], embedding_dim=spec["embedding_dim"])
                for c in spec["sparse"]] + [DenseFeat(c, 1) for c in spec["dense"]]
 
     def make() -> tuple[Any, str]:
-        model, note = build(args.model, cfg, columns, tasks, args.seed)
+        model, note = build(args.model, data.config, columns, tasks, args.seed)
         model.compile(torch.optim.Adam(model.parameters(), lr=args.lr),
                       loss=["binary_crossentropy"] * len(tasks))
         return model, note
@@ -86,22 +72,11 @@ def main() -> None:
     model, note = make()
     _, fit_seconds = timed(lambda: model.fit(x_train, y_train, batch_size=bs,
                                              epochs=args.epochs, verbose=0))
-    scores, predicted = fastest_predict(lambda size: model.predict(x_test, batch_size=size),
+    scores, predicted = fastest_predict(lambda size: model.predict(data.x_test, batch_size=size),
                                         args.predict_batch_sizes, args.predict_repeats,
-                                        len(y_test))
-    record: dict[str, Any] = {
-        "library": "deepctr", "version": deepctr_torch.__version__, "torch": torch.__version__,
-        "model": args.model, "batch_size": bs, "epochs": args.epochs,
-        "train_rows": len(y_train), "test_rows": len(y_test),
-        "fit_seconds": fit_seconds,
-        "train_samples_per_second": len(y_train) * args.epochs / fit_seconds,
-        **predicted,
-        "auc": auc_per_task(y_test, np.asarray(scores), tasks),
-        "parameters": count_parameters(model),
-        "threads": torch.get_num_threads(),
-        "note": "; ".join(n for n in (note, COMMON_NOTE) if n),
-    }
-    emit(record)
+                                        len(data.y_test))
+    emit(peer_record(args, "deepctr", deepctr_torch.__version__, data, fit_seconds, predicted,
+                     np.asarray(scores), model, "; ".join(n for n in (note, COMMON_NOTE) if n)))
 
 
 if __name__ == "__main__":

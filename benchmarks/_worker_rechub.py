@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import torch
-from _common import (
-    auc_per_task,
-    count_parameters,
-    emit,
-    encode_for_peers,
-    fastest_predict,
-    labels,
-    load_dataset,
-    parse_args,
-    timed,
-)
+from _common import emit, fastest_predict, parse_args, peer_data, peer_record, timed
 from torch.utils.data import DataLoader
 from torch_rechub.basic.features import DenseFeature, SparseFeature
 from torch_rechub.models.multi_task import ESMM, MMOE, PLE, SharedBottom
@@ -64,11 +53,8 @@ def build(name: str, cfg: dict[str, Any], spec: dict[str, Any],
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    data = load_dataset(args.data)
-    spec, cfg, tasks, bs = data.spec, json.loads(args.config), data.spec["tasks"], args.batch_size
-    x_train, x_test, vocab = encode_for_peers(data)
-    y_train, y_test = labels(data.train, tasks), labels(data.test, tasks)
+    data, bs = peer_data(args), args.batch_size
+    x_train, y_train = data.x_train, data.y_train
     esmm = args.model == "esmm"
     # ESMM returns [cvr, ctr, ctcvr] and wants three label columns (loss on the last two)
     y_fit = np.concatenate([y_train[:, 1:], y_train], axis=1) if esmm else y_train
@@ -76,7 +62,7 @@ def main() -> None:
 
     def run_fit(n_rows: int | None, epochs: int) -> tuple[torch.nn.Module, MTLTrainer, str, float]:
         torch.manual_seed(args.seed)
-        model, note = build(args.model, cfg, spec, vocab)
+        model, note = build(args.model, data.config, data.spec, data.vocab)
         trainer = MTLTrainer(model, ["classification"] * y_fit.shape[1],
                              optimizer_params={"lr": args.lr, "weight_decay": 1e-5},
                              n_epoch=epochs, device="cpu", model_path=tmp.name)
@@ -94,28 +80,17 @@ def main() -> None:
     model, trainer, note, fit_seconds = run_fit(None, args.epochs)
 
     def predict(size: int | None) -> Any:
-        loader = DataLoader(PredictDataset(x_test), batch_size=size, shuffle=False)
+        loader = DataLoader(PredictDataset(data.x_test), batch_size=size, shuffle=False)
         return trainer.predict(model, loader)
 
     scores, predicted = fastest_predict(predict, args.predict_batch_sizes, args.predict_repeats,
-                                        len(y_test))
+                                        len(data.y_test))
     scores = np.asarray(scores)
     if esmm:  # columns [cvr, ctr, ctcvr] -> [ctr (task 0), ctcvr (task 1)]
         scores = scores[:, 1:]
     tmp.cleanup()
-    record: dict[str, Any] = {
-        "library": "rechub", "version": version("torch-rechub"), "torch": torch.__version__,
-        "model": args.model, "batch_size": bs, "epochs": args.epochs,
-        "train_rows": len(y_train), "test_rows": len(y_test),
-        "fit_seconds": fit_seconds,
-        "train_samples_per_second": len(y_train) * args.epochs / fit_seconds,
-        **predicted,
-        "auc": auc_per_task(y_test, scores, tasks),
-        "parameters": count_parameters(model),
-        "threads": torch.get_num_threads(),
-        "note": "; ".join(n for n in (note, COMMON_NOTE) if n),
-    }
-    emit(record)
+    emit(peer_record(args, "rechub", version("torch-rechub"), data, fit_seconds, predicted,
+                     scores, model, "; ".join(n for n in (note, COMMON_NOTE) if n)))
 
 
 if __name__ == "__main__":
