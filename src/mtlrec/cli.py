@@ -22,6 +22,7 @@ import yaml
 from .benchmark import (
     DATASETS,
     REFERENCE_CONFIGS,
+    REFERENCE_TRAINING,
     describe_datasets,
     format_table,
     load_dataset,
@@ -33,13 +34,13 @@ from .estimator import MultiTaskModel
 from .exceptions import ConfigError, DataError, MtlrecError
 from .features import DenseFeature, Feature, SparseFeature
 from .models import list_models, make_config, network_class
-from .synthetic_benchmark import SYNTHETIC_DEFAULTS
+from .synthetic_benchmark import SYNTHETIC_CORRELATIONS, SYNTHETIC_DEFAULTS
 from .tasks import Task
 
 # ---------------------------------------------------------------------------- config
 
 #: benchmark epochs by dataset (census-kdd: the most, with early stopping on validation)
-BENCHMARK_EPOCHS = {"adult": 5, "census-kdd": 10}
+BENCHMARK_EPOCHS = {"adult": REFERENCE_TRAINING["epochs"], "census-kdd": 10}
 
 #: allowed keys of each config section
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -364,7 +365,9 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     elif args.group is not None or args.data is not None or args.download:
         raise ConfigError("--group, --data and --download are options of census-kdd only")
     data = load_dataset(args.dataset, **options)
-    epochs = args.epochs or BENCHMARK_EPOCHS.get(args.dataset, 5)
+    epochs = args.epochs or BENCHMARK_EPOCHS.get(args.dataset, REFERENCE_TRAINING["epochs"])
+    batch_size = args.batch_size or REFERENCE_TRAINING["batch_size"]
+    lr = args.lr or REFERENCE_TRAINING["lr"]
     if not args.quiet:
         print(f"{args.dataset}: {data.split}", file=sys.stderr)
     records = run_benchmark(
@@ -372,8 +375,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         models=args.models,
         seeds=args.seeds,
         epochs=epochs,
-        batch_size=args.batch_size or 256,
-        lr=args.lr or 1e-3,
+        batch_size=batch_size,
+        lr=lr,
         max_rows=args.max_rows,
         verbose=0 if args.quiet else 1,
         patience=args.patience,
@@ -388,8 +391,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if data.validation is None
             else f"at most {epochs}, early stopping on validation {data.tasks[0].name} "
             f"(patience {args.patience}, best epoch kept)",
-            "batch_size": args.batch_size or 256,
-            "optimizer": f"adam, lr {args.lr or 1e-3:g}",
+            "batch_size": batch_size,
+            "optimizer": f"adam, lr {lr:g}",
         }
         if args.max_rows:
             settings["max_rows"] = args.max_rows
@@ -421,7 +424,7 @@ def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Pat
         "lr": args.lr or SYNTHETIC_DEFAULTS["lr"],
     }
     records = run_synthetic_benchmark(
-        correlations=args.correlations or (0.5, 0.9, 1.0),
+        correlations=args.correlations or SYNTHETIC_CORRELATIONS,
         seeds=args.seeds,
         models=models,
         verbose=0 if args.quiet else 1,
@@ -441,7 +444,10 @@ def config_template(name: str, features: Sequence[Feature], tasks: Sequence[Task
         "features": _features_section(features),
         "tasks": [{"name": t.name, "type": t.type, "weight": float(t.weight)} for t in tasks],
         "model": {"architecture": "mmoe", **REFERENCE_CONFIGS["mmoe"]},
-        "training": {"epochs": 5, "batch_size": 256, "lr": 0.001, "optimizer": "adam", "seed": 0},
+        "training": {
+            **{k: REFERENCE_TRAINING[k] for k in ("epochs", "batch_size", "lr", "optimizer")},
+            "seed": 0,
+        },
         "output": f"{name}_mmoe",
     }
 
@@ -636,11 +642,17 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{k} {v}" for k, v in BENCHMARK_EPOCHS.items())
         + f", synthetic {SYNTHETIC_DEFAULTS['epochs']})",
     )
-    p.add_argument("--batch-size", type=int, metavar="B", help="training batch size (default: 256)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        help=f"training batch size (default: {REFERENCE_TRAINING['batch_size']})",
+    )
     p.add_argument(
         "--lr",
         type=float,
-        help="Adam learning rate (default: 0.001; synthetic: 0.01, chosen on validation rows)",
+        help=f"Adam learning rate (default: {REFERENCE_TRAINING['lr']:g}; synthetic: "
+        f"{SYNTHETIC_DEFAULTS['lr']:g}, chosen on validation rows)",
     )
     p.add_argument(
         "--correlations",
