@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from mtlrec import ConfigError
-from mtlrec.datasets import synthetic_tasks
+from mtlrec.datasets import synthetic_correlated, synthetic_features, synthetic_tasks
 from mtlrec.models import InputSpec, make_config, network_class
 from mtlrec.plots import plot_synthetic
 from mtlrec.synthetic_benchmark import (
     SYNTHETIC_CONFIGS,
+    SYNTHETIC_DEFAULTS,
+    _model,
     format_synthetic_table,
     run_synthetic_benchmark,
     summarize_synthetic,
@@ -54,6 +57,18 @@ def test_records(records: list[dict]) -> None:
         assert r["test_loss"] == pytest.approx(sum(r["test_task_loss"].values()))
         assert r["fit_seconds"] > 0
         assert (r["n_train"], r["n_test"], r["epochs"], r["batch_size"]) == (512, 256, 1, 128)
+
+
+def test_test_loss_is_the_mse_of_a_refitted_twin(records: list[dict]) -> None:
+    """Run s: data and model from seed s, train rows first, test rows after them."""
+    rows = synthetic_correlated(512 + 256, 0.5, seed=0)
+    twin = _model("mmoe", synthetic_features(), synthetic_tasks(), 0)
+    twin.fit(rows.iloc[:512], epochs=1, batch_size=128, lr=SYNTHETIC_DEFAULTS["lr"], verbose=0)
+    predicted = twin.predict(rows.iloc[512:])
+    (record,) = [r for r in records if (r["model"], r["correlation"]) == ("mmoe", 0.5)]
+    for task, value in record["test_task_loss"].items():
+        mse = np.mean((predicted[task].astype(np.float64) - rows.iloc[512:][task]) ** 2)
+        assert value == pytest.approx(mse, rel=1e-9)
 
 
 def test_parameter_counts_are_matched(records: list[dict]) -> None:

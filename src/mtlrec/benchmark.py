@@ -51,7 +51,7 @@ def _load_adult() -> BenchmarkData:
     return BenchmarkData(
         train,
         test,
-        list(adult_features(embedding_dim=16)),
+        list(adult_features(REFERENCE_TRAINING["embedding_dim"])),
         list(adult_tasks()),
         split="adult.data for training, adult.test for test",
     )
@@ -78,7 +78,7 @@ def _load_census_kdd(
     return BenchmarkData(
         data.train,
         data.test,
-        list(census_features(group, embedding_dim=16)),
+        list(census_features(group, REFERENCE_TRAINING["embedding_dim"])),
         list(tasks),
         validation=data.validation,
         split=f"{data.mode} mode: {split}",

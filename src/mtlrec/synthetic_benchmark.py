@@ -32,12 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .benchmark import _mean_std, provenance_lines, write_records
 from .datasets.synthetic import synthetic_correlated, synthetic_features, synthetic_tasks
 from .estimator import MultiTaskModel
 from .exceptions import ConfigError
+from .metrics import rmse
 
 _MOE = {"num_experts": 8, "expert_units": [16], "gate_units": [], "tower_units": [8]}
 
@@ -156,16 +155,15 @@ def run_synthetic_benchmark(
 
 
 def _check_correlations(correlations: Sequence[float]) -> list[float]:
-    values = list(correlations) if isinstance(correlations, Sequence) else None
-    ok = bool(values) and all(
+    values = list(correlations) if isinstance(correlations, Sequence) else []
+    if not values or not all(
         isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p) and -1 <= p <= 1
-        for p in values or []
-    )
-    if not ok:
+        for p in values
+    ):
         raise ConfigError(
             f"correlations must be a non-empty list of numbers in [-1, 1], got {correlations!r}"
         )
-    return [float(p) for p in values or []]
+    return [float(p) for p in values]
 
 
 def _model(name: str, features, tasks, seed: int) -> MultiTaskModel:
@@ -189,10 +187,7 @@ def _record(
 ) -> dict[str, Any]:
     """One run's record: training curves from ``history_``, test MSE from predictions."""
     predictions = model.predict(test)
-    test_task_loss = {
-        t.name: float(np.mean((predictions[t.name].astype(np.float64) - test[t.name]) ** 2))
-        for t in model.tasks
-    }
+    test_task_loss = {t.name: rmse(test[t.name], predictions[t.name]) ** 2 for t in model.tasks}
     return {
         "model": model.architecture,
         "correlation": correlation,
