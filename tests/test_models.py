@@ -229,6 +229,15 @@ def test_product_logit_is_stable_at_the_extremes():
     assert got[-1] > 30  # p rounds to 1 in float64; the logit stays large and finite
 
 
+def test_product_logit_is_log_p_minus_log_one_minus_p_with_exact_gradients():
+    grid = torch.linspace(-8.0, 8.0, 17, dtype=torch.float64)
+    a, b = (t.contiguous() for t in torch.meshgrid(grid, grid, indexing="ij"))
+    p = torch.sigmoid(a) * torch.sigmoid(b)
+    torch.testing.assert_close(product_logit(a, b), torch.log(p) - torch.log1p(-p))
+    inputs = (a.requires_grad_(), b.requires_grad_())
+    assert torch.autograd.gradcheck(product_logit, inputs)
+
+
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [

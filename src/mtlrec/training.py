@@ -186,7 +186,9 @@ class Objective:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(total loss, per-task losses (T,) detached) of one batch."""
         logits, _ = network.compute(batch.sparse, batch.dense)
-        losses = self.task_losses(logits[: self.num_tasks], batch.labels)
+        if logits.shape[0] > self.num_tasks:  # extra outputs (ESMM's CVR) carry no loss
+            logits = logits[: self.num_tasks]
+        losses = self.task_losses(logits, batch.labels)
         loss = (losses * self.weights).sum()
         penalty = network.penalty(batch.sparse)
         if penalty is not None:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..exceptions import ConfigError
 from .base import InputSpec, MultiTaskNetwork, NetworkConfig
@@ -33,16 +32,13 @@ class ESMMConfig(NetworkConfig):
 
 
 def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """logit(sigmoid(a) * sigmoid(b)), computed in log space without overflow."""
-    log_p = F.logsigmoid(a) + F.logsigmoid(b)  # log(p), p = ctr * cvr, log_p <= 0
-    # log(1 - p): expm1 form near p = 1, log1p form elsewhere (both exact in their range)
-    near_one = log_p > -0.6931471805599453
-    log_1mp = torch.where(
-        near_one,
-        torch.log(-torch.expm1(log_p.clamp(max=-1e-30))),
-        torch.log1p(-torch.exp(log_p.clamp(max=-0.6931471805599453))),
-    )
-    return log_p - log_1mp
+    """logit(sigmoid(a) * sigmoid(b)), exact and without overflow.
+
+    With p = sigmoid(a) sigmoid(b), 1 - p = (e^-a + e^-b + e^-(a+b)) / ((1 + e^-a)(1 + e^-b)),
+    so logit(p) = log p - log(1 - p) = -log(e^-a + e^-b + e^-(a+b)): one stable
+    logsumexp (5 ops forward and backward, against 14 for log p and log(1 - p) apart).
+    """
+    return -torch.stack([a, b, a + b]).neg_().logsumexp(0)
 
 
 class ESMMNet(MultiTaskNetwork):

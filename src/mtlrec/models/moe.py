@@ -77,7 +77,7 @@ class MMoENet(MultiTaskNetwork):
         weights = self.gates(x)  # (G, B, E)
         mixed = mix(weights, experts)  # (G, B, H)
         names = [t.name for t in self.tasks] if self.num_gates_is_tasks else ["shared"]
-        tower_in = mixed if self.num_gates_is_tasks else mixed[0]  # (T, B, H) or (B, H)
+        tower_in = mixed if self.num_gates_is_tasks else mixed.squeeze(0)  # (T, B, H) or (B, H)
         return self.towers(tower_in), dict(zip(names, weights.unbind(0), strict=True))
 
 

@@ -40,5 +40,6 @@ class SharedBottomNet(MultiTaskNetwork):
         self.towers = self.make_towers(self.bottom.out_features, shared_input=True)
 
     def compute(self, sparse, dense):
-        shared = self.bottom(self.embedding(sparse, dense))[0]  # (B, H)
+        # squeeze, not [0]: a view's backward is free, a select's fills a zero tensor
+        shared = self.bottom(self.embedding(sparse, dense)).squeeze(0)  # (B, H)
         return self.towers(shared), {}  # (T, B)
