@@ -17,6 +17,7 @@ import torch
 from .data import ColumnBatch, iterate_batches
 from .exceptions import ConfigError, DataError, NotFittedError
 from .features import Feature, check_features
+from .heap import retain_freed_memory
 from .layers import BankLinear
 from .metrics import task_metrics
 from .models import InputSpec, MultiTaskNetwork, make_config, network_class
@@ -158,6 +159,7 @@ class MultiTaskModel:
             stopper.check(self.tasks)
         if seed is not None:
             self.seed = seed
+        retain_freed_memory()
         data = self.preprocessor.fit_transform(train_data).to(self.device)
         val = None if validation is None else self.preprocessor.transform(validation)
         network = self.build()
@@ -219,6 +221,7 @@ class MultiTaskModel:
         """Probabilities (binary) or values (regression) per output, on the CPU."""
         network = self.network
         network.eval()
+        retain_freed_memory()
         batch_size = batch_size or inference_rows(network)
         chunks = []
         for batch in iterate_batches(data, batch_size):
