@@ -115,11 +115,21 @@ def test_cgc_gates_select_own_and_shared_experts_only():
     assert (gates["level0/b"][:, 0:2] == 0).all() and (gates["level0/b"][:, 2:] > 0).all()
 
 
-def test_gate_bank_matches_a_loop_of_softmax_gates():
-    selections = [[0, 1, 4], [2, 3, 4], [0, 1, 2, 3, 4]]
+@pytest.mark.parametrize(
+    "selections",
+    [
+        [[0, 1, 4], [2, 3, 4], [0, 1, 2, 3, 4]],
+        [[0, 1, 2, 3, 4], [0, 1, 4], [2, 3, 4]],  # groups come out in another order
+        [[0, 1, 4], [2, 3, 4]],
+    ],
+    ids=["two-sizes", "two-sizes-reordered", "one-size"],
+)
+def test_gate_bank_matches_a_loop_of_softmax_gates(selections):
     bank = GateBank(selections, 5, 6, units=())
-    x = torch.randn(3, 4, 6)
+    x = torch.randn(len(selections), 4, 6, requires_grad=True)
     w = bank(x)
+    w.square().sum().backward()  # the scatter into all experts passes gradients back
+    assert x.grad.abs().sum() > 0
     for g, sel in enumerate(selections):
         k = [i for i, s in enumerate(selections) if len(s) == len(sel)]
         out = bank.outs[0 if len(sel) == 3 else 1]

@@ -50,27 +50,33 @@ class GateBank(nn.Module):
         self.out_shared = shared_input and not units  # linear gates read the input directly
         sizes = sorted({len(s) for s in selections})
         self.outs = nn.ModuleList()
+        order = []  # gates in the order their groups produce them
         for k, size in enumerate(sizes):
             members = [g for g, s in enumerate(selections) if len(s) == size]
+            order += members
             self.register_buffer(f"gates_{k}", torch.tensor(members), persistent=False)
             index = torch.tensor([list(selections[g]) for g in members])  # (G_k, K)
             self.register_buffer(f"experts_{k}", index, persistent=False)
             self.outs.append(BankLinear(len(members), self.mlp.out_features, size, self.out_shared))
+        # back to gate order, unless the groups already come out in it
+        inverse = torch.tensor(order).argsort()
+        self.restore_order = not torch.equal(inverse, torch.arange(len(order)))
+        self.register_buffer("gate_order", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, I) or (G, B, I) -> weights (G, B, E), each row summing to 1."""
         hidden = x if self.out_shared else self.mlp(x)  # (B, I) or (G, B, H)
         if len(self.outs) == 1 and self.outs[0].out_features == self.num_experts:
             return self._softmax(self.outs[0](hidden))
-        b = x.shape[-2]
-        weights = x.new_zeros(self.num_gates, b, self.num_experts)
+        b, parts = x.shape[-2], []
         for k, out in enumerate(self.outs):
             members, index = getattr(self, f"gates_{k}"), getattr(self, f"experts_{k}")
-            w = self._softmax(out(hidden if self.out_shared else hidden.index_select(0, members)))
-            weights[members] = weights[members].scatter(
-                2, index.unsqueeze(1).expand(-1, b, -1), w
-            )  # (G_k, B, K) -> (G_k, B, E)
-        return weights
+            own = hidden if self.out_shared or len(self.outs) == 1 else hidden[members]
+            w = self._softmax(out(own))  # (G_k, B, K) -> zeros elsewhere: (G_k, B, E)
+            full = w.new_zeros(len(members), b, self.num_experts)
+            parts.append(full.scatter_(2, index.unsqueeze(1).expand(-1, b, -1), w))
+        weights = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return weights[self.gate_order] if self.restore_order else weights
 
     def _softmax(self, logits: torch.Tensor) -> torch.Tensor:
         if self.temperature != 1.0:
