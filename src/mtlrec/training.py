@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .data import ColumnBatch, iterate_batches
 from .exceptions import ConfigError
 from .flat import FlatParameters, can_flatten
+from .manual import ManualStep
 from .models import MultiTaskNetwork
 from .tasks import MAXIMISED_METRICS, Task
 
@@ -274,6 +275,7 @@ def train(
     history: list[dict] = []
     steps = math.ceil(len(data) / batch_size)
     objective = Objective(network.tasks, data.sparse.device)
+    manual = ManualStep.for_network(network, objective.weights, objective.binary)
     for epoch in range(1, epochs + 1):
         network.train()
         start = time.perf_counter()
@@ -289,7 +291,7 @@ def train(
         total = torch.zeros((), device=data.sparse.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
             optimizer.zero_grad()
-            loss, losses = _backward(network, objective, batch, micro_batch)
+            loss, losses = _backward(network, objective, batch, micro_batch, manual)
             optimizer.step()
             running.add_(losses)  # stays on the device: no host sync per step
             total.add_(loss.detach())
@@ -319,24 +321,41 @@ def train(
 
 
 def _backward(
-    network: MultiTaskNetwork, objective: Objective, batch: ColumnBatch, micro_batch: int | None
+    network: MultiTaskNetwork,
+    objective: Objective,
+    batch: ColumnBatch,
+    micro_batch: int | None,
+    manual: ManualStep | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accumulate one batch's gradients; returns its (loss, per-task losses), detached."""
+    """Accumulate one batch's gradients (by hand when ``manual``, else by autograd);
+    returns its (loss, per-task losses), detached."""
     n = len(batch)
     if not micro_batch or n <= micro_batch:
-        loss, losses = objective(network, batch)
-        loss.backward()
-        return loss.detach(), losses
+        return _accumulate(network, objective, batch, 1.0, manual)
     loss_sum = torch.zeros((), device=batch.sparse.device)
     losses_sum = torch.zeros(objective.num_tasks, device=batch.sparse.device)
     for start in range(0, n, micro_batch):
         part = batch.take(slice(start, start + micro_batch))
         share = len(part) / n
-        loss, losses = objective(network, part)
-        (loss * share).backward()
-        loss_sum += loss.detach() * share
+        loss, losses = _accumulate(network, objective, part, share, manual)
+        loss_sum += loss * share
         losses_sum += losses * share
     return loss_sum, losses_sum
+
+
+def _accumulate(
+    network: MultiTaskNetwork,
+    objective: Objective,
+    batch: ColumnBatch,
+    scale: float,
+    manual: ManualStep | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add ``scale`` x the batch's gradients; (loss, per-task losses), detached."""
+    if manual is not None:
+        return manual(batch, scale)
+    loss, losses = objective(network, batch)
+    (loss * scale if scale != 1.0 else loss).backward()
+    return loss.detach(), losses
 
 
 def format_epoch(record: dict, epochs: int) -> str:

@@ -101,6 +101,7 @@ class BankMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.members = members
+        self.activation_name = activation_name
         self.act = activation(activation_name)
         self.act_ = activation(activation_name, inplace=True)
         self.dropout = dropout

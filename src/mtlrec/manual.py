@@ -1,0 +1,202 @@
+"""Training steps with hand-derived gradients for networks made only of MLP banks.
+
+Autograd records several nodes per layer (matmul, bias, views, activation) and walks
+them one by one; for the small matrices of a Shared-Bottom or ESMM step that
+bookkeeping costs more than the arithmetic. For those architectures (and the
+single-task baseline) :class:`ManualStep` runs the forward pass without autograd,
+keeping each layer's output, and the backward pass as two matmuls, a bias sum and an
+activation derivative per layer, accumulating every gradient straight into the
+parameter's ``.grad`` (``addmm_`` / ``baddbmm_`` / ``index_add_``). The result is the
+gradient autograd computes (tested to float rounding), so training is unchanged.
+
+Used only when it applies: activations whose derivative follows from their output, no
+dropout or batch norm, no L2 penalty, dense embedding gradients, and gradients that are
+views of the flat buffer (see :mod:`mtlrec.flat`). Everything else uses autograd.
+
+Shape legend: E bank members, T tasks, B batch, I input, O output units, C copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .data import ColumnBatch
+from .layers import BankLinear, InputLayer, Towers, activation
+from .models import ESMMNet, MultiTaskNetwork, SharedBottomNet, SingleTaskNet
+
+_aten = torch.ops.aten
+
+#: activation name -> grad x d(activation)/d(input), from the activation's output
+ACTIVATION_BACKWARD: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "relu": lambda grad, out: _aten.threshold_backward(grad, out, 0),
+    "leaky_relu": lambda grad, out: _aten.leaky_relu_backward(grad, out, 0.01, True),
+    "tanh": lambda grad, out: _aten.tanh_backward(grad, out),
+    "sigmoid": lambda grad, out: _aten.sigmoid_backward(grad, out),
+    "linear": lambda grad, out: grad,
+}
+
+Stack = tuple[Sequence[BankLinear], Sequence[str]]  # layers, activation after each
+
+
+def stack_forward(stack: Stack, x: torch.Tensor) -> list[torch.Tensor]:
+    """Inputs of every layer plus the last output: [x, y1, ..., yL]; yL is (E, B, O)."""
+    outputs = [x]
+    for layer, name in zip(*stack, strict=True):
+        if layer.shared_input:
+            b, i = x.shape
+            y = torch.addmm(layer.bias.view(1, -1), x, layer.weight.view(i, -1))
+            y = y.view(b, layer.members, layer.out_features).transpose(0, 1)
+        else:
+            y = torch.bmm(x, layer.weight).add_(layer.bias)
+        x = activation(name, inplace=True)(y)
+        outputs.append(x)
+    return outputs
+
+
+def stack_backward(
+    stack: Stack, outputs: list[torch.Tensor], grad: torch.Tensor, need_input: bool
+) -> torch.Tensor | None:
+    """Accumulate the layers' weight and bias gradients for ``grad`` (E, B, O) of the last
+    output; returns the gradient of the stack's input (None unless ``need_input``)."""
+    layers, names = stack
+    for k in range(len(layers) - 1, -1, -1):
+        layer, x = layers[k], outputs[k]
+        grad = ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1])
+        wanted = k > 0 or need_input
+        if layer.shared_input:
+            b, i = x.shape
+            flat = grad.transpose(0, 1).reshape(b, -1)  # (B, E*O)
+            layer.weight.grad.view(i, -1).addmm_(x.t(), flat)
+            layer.bias.grad.view(-1).add_(flat.sum(0))
+            grad = flat @ layer.weight.view(i, -1).t() if wanted else None  # (B, I)
+        else:
+            layer.weight.grad.baddbmm_(x.transpose(1, 2), grad)
+            layer.bias.grad.add_(grad.sum(1, keepdim=True))
+            grad = torch.bmm(grad, layer.weight.transpose(1, 2)) if wanted else None
+    return grad
+
+
+def input_backward(layer: InputLayer, sparse: torch.Tensor, grad: torch.Tensor) -> None:
+    """Add the embedding rows' gradients; grad is (B, I), or (C, B, I) with copies."""
+    start = 0
+    for g, (table, (dim, columns)) in enumerate(zip(layer.tables, layer.groups, strict=True)):
+        width = len(columns) * dim
+        part = grad[..., start : start + width]
+        if layer.copies > 1:  # (C, B, S_g * dim) -> rows (B * S_g, C * dim)
+            c, b = part.shape[:2]
+            part = part.reshape(c, b, len(columns), dim).permute(1, 2, 0, 3)
+        table.weight.grad.index_add_(
+            0, layer._ids(sparse, g).reshape(-1), part.reshape(-1, table.embedding_dim)
+        )
+        start += width
+
+
+def _tower_stacks(towers: Towers) -> list[Stack]:
+    name = towers.mlps[0].activation_name
+    return [
+        ([*mlp.layers, out], [name] * len(mlp.layers) + ["linear"])
+        for mlp, out in zip(towers.mlps, towers.outs, strict=True)
+    ]
+
+
+def towers_forward(towers: Towers, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+    """Logits (T, B) of (T, B, I) per-task inputs or a shared (B, I) input, and what the
+    backward pass needs."""
+    saved = []
+    for t, stack in enumerate(_tower_stacks(towers)):
+        own = x if towers.shared_input or len(towers.mlps) == 1 else x[t : t + 1]
+        saved.append(stack_forward(stack, own))
+    logits = torch.cat([s[-1] for s in saved]) if len(saved) > 1 else saved[0][-1]
+    return logits.squeeze(-1), saved
+
+
+def towers_backward(towers: Towers, saved: list, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of the towers' input for logits' gradient (T, B)."""
+    stacks, start, parts = _tower_stacks(towers), 0, []
+    for stack, outputs in zip(stacks, saved, strict=True):
+        n = outputs[-1].shape[0]
+        part = grad[start : start + n].unsqueeze(-1)
+        parts.append(stack_backward(stack, outputs, part, need_input=True))
+        start += n
+    if len(parts) == 1:
+        return parts[0]
+    return sum(parts) if towers.shared_input else torch.cat(parts)
+
+
+def _activations_ok(network: MultiTaskNetwork) -> bool:
+    c = network.config
+    return (
+        c.activation in ACTIVATION_BACKWARD
+        and not c.batch_norm
+        and not c.dropout
+        and not c.l2_embedding
+        and not c.l2_dense
+    )
+
+
+class ManualStep:
+    """Forward, loss and backward of one batch for Shared-Bottom, ESMM or the single-task
+    baseline, with gradients accumulated into ``.grad``; see the module docstring."""
+
+    def __init__(self, network: MultiTaskNetwork, weights: torch.Tensor, binary: torch.Tensor):
+        self.network, self.weights, self.binary = network, weights, binary
+        self.all_binary = bool(binary.all())
+
+    @classmethod
+    def for_network(
+        cls, network: MultiTaskNetwork, weights: torch.Tensor, binary: torch.Tensor
+    ) -> ManualStep | None:
+        """A manual step for ``network``, or None when it does not apply."""
+        if not isinstance(network, SharedBottomNet | ESMMNet | SingleTaskNet):
+            return None
+        if not _activations_ok(network) or network.embedding.sparse_grad:
+            return None
+        if any(p.grad is None for p in network.parameters()):  # grads live in a flat buffer
+            return None
+        return cls(network, weights, binary)
+
+    @torch.no_grad()
+    def __call__(self, batch: ColumnBatch, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accumulate ``scale`` x the batch's gradients; returns (loss, per-task losses)."""
+        net, sparse = self.network, batch.sparse
+        x = net.embedding(sparse, batch.dense)
+        if isinstance(net, ESMMNet):  # logits ctr, ctcvr = logit(sigmoid(ctr) sigmoid(cvr))
+            towers, saved = towers_forward(net.towers, x)
+            ctr, cvr = towers
+            u = torch.stack([ctr, cvr, ctr + cvr]).neg_()
+            ctcvr = u.logsumexp(0).neg_()
+            loss, losses, d_logits = self._loss(torch.stack([ctr, ctcvr]), batch.labels, scale)
+            w = u.add_(ctcvr).exp_()  # softmax of u: d ctcvr/d ctr = w0 + w2, d/d cvr = w1 + w2
+            d_ctr, d_ctcvr = d_logits
+            d_towers = torch.stack([d_ctr + d_ctcvr * (w[0] + w[2]), d_ctcvr * (w[1] + w[2])])
+            d_x = towers_backward(net.towers, saved, d_towers)
+        else:  # a bank (Shared-Bottom's one bottom, or one bottom per task) under towers
+            shared = isinstance(net, SharedBottomNet)
+            bank = net.bottom if shared else net.bottoms
+            stack = (bank.layers, [bank.activation_name] * len(bank.layers))
+            hidden = stack_forward(stack, x)
+            top = hidden[-1].squeeze(0) if shared else hidden[-1]  # (B, H) or (T, B, H)
+            logits, saved = towers_forward(net.towers, top)
+            loss, losses, d_logits = self._loss(logits, batch.labels, scale)
+            d_top = towers_backward(net.towers, saved, d_logits)
+            d_hidden = d_top.unsqueeze(0) if shared else d_top
+            d_x = stack_backward(stack, hidden, d_hidden, need_input=True)
+        input_backward(net.embedding, sparse, d_x)
+        return loss, losses
+
+    def _loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(weighted loss, per-task losses, d loss / d logits x scale) for logits (T, B)."""
+        labels = labels.t()
+        losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
+        grad = torch.sigmoid(logits).sub_(labels)
+        if not self.all_binary:
+            error = logits - labels
+            losses = torch.where(self.binary, losses, error.square().mean(1))
+            grad = torch.where(self.binary.unsqueeze(1), grad, error.mul_(2))
+        grad.mul_((self.weights * (scale / logits.shape[1])).unsqueeze(1))
+        return torch.dot(losses, self.weights), losses, grad

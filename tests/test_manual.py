@@ -1,0 +1,102 @@
+"""ManualStep: hand-derived gradients equal autograd's, and it steps aside when unsure."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mtlrec
+from conftest import make_table
+from mtlrec import DenseFeature, SparseFeature, Task
+from mtlrec.manual import ManualStep
+from mtlrec.training import Objective, _backward, build_optimizers
+
+FEATURES = [  # two embedding sizes: two tables in the input layer
+    SparseFeature("cat", embedding_dim=4),
+    SparseFeature("color", embedding_dim=3),
+    DenseFeature("x"),
+]
+TWO = [Task("a"), Task("b", weight=0.5)]
+
+
+def twins(name: str, tasks, **params):
+    """Two identical networks with flat gradients, and a training batch for them."""
+    model = mtlrec.create_model(name, FEATURES, tasks, **params)
+    data = model.preprocessor.fit_transform(make_table(300))
+    pairs = []
+    for _ in range(2):
+        net = model.build()
+        opt = build_optimizers(net, "adam", 1e-3)
+        opt.zero_grad()
+        pairs.append((net, opt))
+    return pairs, data
+
+
+CASES = [
+    ("shared_bottom", TWO, {}),
+    ("shared_bottom", TWO, {"tower_units": [[8], [4, 4]], "activation": "tanh"}),
+    ("shared_bottom", [Task("a"), Task("noise", type="regression", weight=2.0)], {}),
+    ("esmm", TWO, {}),
+    ("esmm", TWO, {"tower_units": [], "activation": "sigmoid"}),
+    ("esmm", TWO, {"tower_units": [[6], [5, 3]], "activation": "leaky_relu"}),
+    ("single_task", TWO, {"bottom_units": [8, 6]}),
+    ("single_task", [Task("a")], {"bottom_units": [8], "tower_units": []}),
+    (
+        "single_task",
+        [Task("a"), Task("b"), Task("noise", type="regression")],
+        {"activation": "linear"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "tasks", "params"), CASES)
+@pytest.mark.parametrize("micro_batch", [None, 128])
+def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch):
+    ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, tasks, **params)
+    batch = data.take(slice(0, 300))
+    objective = Objective(tasks)
+    step = ManualStep.for_network(manual_net, objective.weights, objective.binary)
+    assert step is not None
+    loss, losses = _backward(manual_net, objective, batch, micro_batch, step)
+    ref_loss, ref_losses = _backward(auto_net, objective, batch, micro_batch)
+    torch.testing.assert_close(loss, ref_loss)
+    torch.testing.assert_close(losses, ref_losses)
+    assert auto_opt.flat.grad.abs().sum() > 0
+    torch.testing.assert_close(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_fit_with_manual_steps_trains_like_autograd(monkeypatch):
+    table = make_table(600)
+    fitted = mtlrec.SharedBottom(FEATURES, TWO, seed=3).fit(table, epochs=2, verbose=0)
+    monkeypatch.setattr(ManualStep, "for_network", classmethod(lambda cls, *a: None))
+    reference = mtlrec.SharedBottom(FEATURES, TWO, seed=3).fit(table, epochs=2, verbose=0)
+    for p, q in zip(fitted.network.parameters(), reference.network.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    assert fitted.history_[1]["loss"] == pytest.approx(reference.history_[1]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("mmoe", {}),
+        ("shared_bottom", {"dropout": 0.1}),
+        ("shared_bottom", {"batch_norm": True}),
+        ("shared_bottom", {"activation": "gelu"}),
+        ("esmm", {"l2_dense": 1e-4}),
+        ("single_task", {"l2_embedding": 1e-4}),
+    ],
+)
+def test_manual_step_stands_aside_where_it_does_not_apply(name, params):
+    net = twins(name, TWO, **params)[0][0][0]
+    objective = Objective(TWO)
+    assert ManualStep.for_network(net, objective.weights, objective.binary) is None
+
+
+def test_manual_step_needs_gradient_buffers_and_dense_embeddings():
+    model = mtlrec.create_model("shared_bottom", FEATURES, TWO)
+    model.preprocessor.fit_transform(make_table(50))
+    objective = Objective(TWO)
+    assert ManualStep.for_network(model.build(), objective.weights, objective.binary) is None
+    net = model.build()
+    build_optimizers(net, "adam", 1e-3, sparse_embeddings=True)
+    assert ManualStep.for_network(net, objective.weights, objective.binary) is None
