@@ -46,6 +46,25 @@ CASES = [
         [Task("a"), Task("b"), Task("noise", type="regression")],
         {"activation": "linear"},
     ),
+    ("mmoe", TWO, {"num_experts": 3, "expert_units": [8, 6], "gate_units": [5]}),
+    (
+        "mmoe",
+        TWO,
+        {
+            "num_experts": 4,
+            "expert_units": [6],
+            "gate_units": [],
+            "gate_temperature": 2.0,
+            "activation": "tanh",
+            "tower_units": [[8], [4, 4]],
+        },
+    ),
+    ("omoe", TWO, {"num_experts": 3, "expert_units": [8], "gate_units": [4, 4]}),
+    (
+        "omoe",
+        [Task("a"), Task("noise", type="regression")],
+        {"num_experts": 2, "expert_units": [5], "gate_units": [], "tower_units": []},
+    ),
 ]
 
 
@@ -78,7 +97,9 @@ def test_fit_with_manual_steps_trains_like_autograd(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "params"),
     [
-        ("mmoe", {}),
+        ("cgc", {}),
+        ("ple", {}),
+        ("mmoe", {"expert_units": []}),
         ("shared_bottom", {"dropout": 0.1}),
         ("shared_bottom", {"batch_norm": True}),
         ("shared_bottom", {"activation": "gelu"}),

@@ -1,9 +1,9 @@
-"""Training steps with hand-derived gradients for networks made only of MLP banks.
+"""Training steps with hand-derived gradients for networks of MLP banks and softmax gates.
 
 Autograd records several nodes per layer (matmul, bias, views, activation) and walks
 them one by one; for the small matrices of a Shared-Bottom or ESMM step that
-bookkeeping costs more than the arithmetic. For those architectures (and the
-single-task baseline) :class:`ManualStep` runs the forward pass without autograd,
+bookkeeping costs more than the arithmetic. For those architectures, the single-task
+baseline, MMoE and OMoE, :class:`ManualStep` runs the forward pass without autograd,
 keeping each layer's output, and the backward pass as two matmuls, a bias sum and an
 activation derivative per layer, accumulating every gradient straight into the
 parameter's ``.grad`` (``addmm_`` / ``baddbmm_`` / ``index_add_``). The result is the
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import ColumnBatch
-from .layers import BankLinear, InputLayer, Towers, activation
-from .models import ESMMNet, MultiTaskNetwork, SharedBottomNet, SingleTaskNet
+from .layers import BankLinear, GateBank, InputLayer, Towers, activation
+from .models import ESMMNet, MMoENet, MultiTaskNetwork, SharedBottomNet, SingleTaskNet
 
 _aten = torch.ops.aten
 
@@ -126,6 +126,17 @@ def towers_backward(towers: Towers, saved: list, grad: torch.Tensor) -> torch.Te
     return sum(parts) if towers.shared_input else torch.cat(parts)
 
 
+def _plain_softmax_gates(gates: GateBank) -> bool:
+    """True when every gate is one softmax over all experts (MMoE / OMoE gates)."""
+    return len(gates.outs) == 1 and gates.outs[0].out_features == gates.num_experts
+
+
+def _gate_stack(gates: GateBank) -> Stack:
+    """The gate MLP and its final linear layer (softmax logits) as one stack."""
+    name = gates.mlp.activation_name
+    return [*gates.mlp.layers, gates.outs[0]], [name] * len(gates.mlp.layers) + ["linear"]
+
+
 def _activations_ok(network: MultiTaskNetwork) -> bool:
     c = network.config
     return (
@@ -150,7 +161,11 @@ class ManualStep:
         cls, network: MultiTaskNetwork, weights: torch.Tensor, binary: torch.Tensor
     ) -> ManualStep | None:
         """A manual step for ``network``, or None when it does not apply."""
-        if not isinstance(network, SharedBottomNet | ESMMNet | SingleTaskNet):
+        if not isinstance(network, SharedBottomNet | ESMMNet | SingleTaskNet | MMoENet):
+            return None
+        if isinstance(network, MMoENet) and not (
+            network.experts.layers and _plain_softmax_gates(network.gates)
+        ):
             return None
         if not _activations_ok(network) or network.embedding.sparse_grad:
             return None
@@ -173,6 +188,27 @@ class ManualStep:
             d_ctr, d_ctcvr = d_logits
             d_towers = torch.stack([d_ctr + d_ctcvr * (w[0] + w[2]), d_ctcvr * (w[1] + w[2])])
             d_x = towers_backward(net.towers, saved, d_towers)
+        elif isinstance(net, MMoENet):  # MMoE / OMoE: gate-weighted experts under towers
+            experts = (net.experts.layers, [net.experts.activation_name] * len(net.experts.layers))
+            gates = _gate_stack(net.gates)
+            expert_out, gate_out = stack_forward(experts, x), stack_forward(gates, x)
+            temperature = net.gates.temperature
+            logits_g = gate_out[-1] / temperature if temperature != 1.0 else gate_out[-1]
+            weights = torch.softmax(logits_g, dim=-1)  # (G, B, E)
+            e_t = expert_out[-1].transpose(0, 1)  # (B, E, H)
+            mixed = torch.bmm(weights.transpose(0, 1), e_t).transpose(0, 1)  # (G, B, H)
+            one = not net.num_gates_is_tasks  # OMoE: every tower reads the one mixture
+            logits, saved = towers_forward(net.towers, mixed.squeeze(0) if one else mixed)
+            loss, losses, d_logits = self._loss(logits, batch.labels, scale)
+            d_mixed = towers_backward(net.towers, saved, d_logits)
+            d_mixed = (d_mixed.unsqueeze(0) if one else d_mixed).transpose(0, 1)  # (B, G, H)
+            d_weights = torch.bmm(d_mixed, e_t.transpose(1, 2)).transpose(0, 1)  # (G, B, E)
+            d_experts = torch.bmm(weights.transpose(0, 1).transpose(1, 2), d_mixed)  # (B, E, H)
+            d_gates = _aten._softmax_backward_data(d_weights, weights, -1, weights.dtype)
+            if temperature != 1.0:
+                d_gates = d_gates.div_(temperature)
+            d_x = stack_backward(experts, expert_out, d_experts.transpose(0, 1), need_input=True)
+            d_x += stack_backward(gates, gate_out, d_gates, need_input=True)
         else:  # a bank (Shared-Bottom's one bottom, or one bottom per task) under towers
             shared = isinstance(net, SharedBottomNet)
             bank = net.bottom if shared else net.bottoms
