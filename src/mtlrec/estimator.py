@@ -17,7 +17,7 @@ import torch
 from .data import ColumnBatch, iterate_batches
 from .exceptions import ConfigError, DataError, NotFittedError
 from .features import Feature, check_features
-from .heap import retain_freed_memory
+from .heap import release_freed_memory, retain_freed_memory
 from .layers import BankLinear
 from .metrics import task_metrics
 from .models import InputSpec, MultiTaskNetwork, make_config, network_class
@@ -180,6 +180,7 @@ class MultiTaskModel:
                 # activations kept for backward: micro-batches of one inference chunk
                 micro_batch=None if self.config.batch_norm else inference_rows(network),
             )
+        release_freed_memory()
         return self
 
     # ------------------------------------------------------------------ inference
