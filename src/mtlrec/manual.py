@@ -89,7 +89,7 @@ def input_backward(layer: InputLayer, sparse: torch.Tensor, grad: torch.Tensor) 
             c, b = part.shape[:2]
             part = part.reshape(c, b, len(columns), dim).permute(1, 2, 0, 3)
         table.weight.grad.index_add_(
-            0, layer._ids(sparse, g).reshape(-1), part.reshape(-1, table.embedding_dim)
+            0, layer.row_ids(sparse, g).reshape(-1), part.reshape(-1, table.embedding_dim)
         )
         start += width
 

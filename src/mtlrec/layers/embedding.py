@@ -53,7 +53,7 @@ class InputLayer(nn.Module):
             self.tables.append(table)
         self.out_features = sum(embedding_dims) + num_dense
 
-    def _ids(self, sparse: torch.Tensor, g: int) -> torch.Tensor:
+    def row_ids(self, sparse: torch.Tensor, g: int) -> torch.Tensor:
         """Row ids into table ``g`` of its columns: (B, S_g)."""
         offsets = getattr(self, f"offsets_{g}")
         if len(self.groups) == 1:  # one table holds every column, in order
@@ -65,7 +65,7 @@ class InputLayer(nn.Module):
         b = sparse.shape[0]
         parts = []
         for g, table in enumerate(self.tables):
-            emb = self._lookup(table, self._ids(sparse, g))  # (B, S_g, C * dim)
+            emb = self._lookup(table, self.row_ids(sparse, g))  # (B, S_g, C * dim)
             if self.copies == 1:
                 parts.append(emb.reshape(b, -1))
             else:
@@ -81,7 +81,7 @@ class InputLayer(nn.Module):
 
     def looked_up(self, sparse: torch.Tensor) -> list[torch.Tensor]:
         """Embedding rows used by a batch (for L2 regularisation of embeddings)."""
-        return [self._lookup(table, self._ids(sparse, g)) for g, table in enumerate(self.tables)]
+        return [self._lookup(table, self.row_ids(sparse, g)) for g, table in enumerate(self.tables)]
 
     def _lookup(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         """Rows of ``table`` for ids (B, S) -> (B, S, D).
