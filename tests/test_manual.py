@@ -74,7 +74,7 @@ def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch):
     ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, tasks, **params)
     batch = data.take(slice(0, 300))
     objective = Objective(tasks)
-    step = ManualStep.for_network(manual_net, objective.weights, objective.binary)
+    step = ManualStep.for_network(manual_net, objective)
     assert step is not None
     loss, losses = _backward(manual_net, objective, batch, micro_batch, step)
     ref_loss, ref_losses = _backward(auto_net, objective, batch, micro_batch)
@@ -110,14 +110,14 @@ def test_fit_with_manual_steps_trains_like_autograd(monkeypatch):
 def test_manual_step_stands_aside_where_it_does_not_apply(name, params):
     net = twins(name, TWO, **params)[0][0][0]
     objective = Objective(TWO)
-    assert ManualStep.for_network(net, objective.weights, objective.binary) is None
+    assert ManualStep.for_network(net, objective) is None
 
 
 def test_manual_step_needs_gradient_buffers_and_dense_embeddings():
     model = mtlrec.create_model("shared_bottom", FEATURES, TWO)
     model.preprocessor.fit_transform(make_table(50))
     objective = Objective(TWO)
-    assert ManualStep.for_network(model.build(), objective.weights, objective.binary) is None
+    assert ManualStep.for_network(model.build(), objective) is None
     net = model.build()
     build_optimizers(net, "adam", 1e-3, sparse_embeddings=True)
-    assert ManualStep.for_network(net, objective.weights, objective.binary) is None
+    assert ManualStep.for_network(net, objective) is None

@@ -97,7 +97,7 @@ class MultiTaskModel:
             torch.manual_seed(self.seed)
             network = network_class(self.architecture)(spec, self.tasks, self.config)
         self.network_ = network.to(self.device)
-        self._compiled: Callable | None = None  # a new network drops a compiled forward
+        self._compiled = None  # a new network drops a compiled forward
         return self.network_
 
     @property

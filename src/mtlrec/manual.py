@@ -19,13 +19,17 @@ Shape legend: E bank members, T tasks, B batch, I input, O output units, C copie
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from .data import ColumnBatch
-from .layers import BankLinear, GateBank, InputLayer, Towers, activation
+from .layers import BankLinear, BankMLP, InputLayer, Towers, activation
+from .layers.gates import mix
 from .models import ESMMNet, MMoENet, MultiTaskNetwork, SharedBottomNet, SingleTaskNet
+
+if TYPE_CHECKING:
+    from .training import Objective
 
 _aten = torch.ops.aten
 
@@ -94,12 +98,14 @@ def input_backward(layer: InputLayer, sparse: torch.Tensor, grad: torch.Tensor) 
         start += width
 
 
+def mlp_stack(mlp: BankMLP, out: BankLinear | None = None) -> Stack:
+    """An MLP bank's layers with its activation after each, then ``out`` (no activation)."""
+    names = [mlp.activation_name] * len(mlp.layers)
+    return ([*mlp.layers, out], [*names, "linear"]) if out is not None else (mlp.layers, names)
+
+
 def _tower_stacks(towers: Towers) -> list[Stack]:
-    name = towers.mlps[0].activation_name
-    return [
-        ([*mlp.layers, out], [name] * len(mlp.layers) + ["linear"])
-        for mlp, out in zip(towers.mlps, towers.outs, strict=True)
-    ]
+    return [mlp_stack(mlp, out) for mlp, out in zip(towers.mlps, towers.outs, strict=True)]
 
 
 def towers_forward(towers: Towers, x: torch.Tensor) -> tuple[torch.Tensor, list]:
@@ -126,17 +132,6 @@ def towers_backward(towers: Towers, saved: list, grad: torch.Tensor) -> torch.Te
     return sum(parts) if towers.shared_input else torch.cat(parts)
 
 
-def _plain_softmax_gates(gates: GateBank) -> bool:
-    """True when every gate is one softmax over all experts (MMoE / OMoE gates)."""
-    return len(gates.outs) == 1 and gates.outs[0].out_features == gates.num_experts
-
-
-def _gate_stack(gates: GateBank) -> Stack:
-    """The gate MLP and its final linear layer (softmax logits) as one stack."""
-    name = gates.mlp.activation_name
-    return [*gates.mlp.layers, gates.outs[0]], [name] * len(gates.mlp.layers) + ["linear"]
-
-
 def _activations_ok(network: MultiTaskNetwork) -> bool:
     c = network.config
     return (
@@ -149,29 +144,27 @@ def _activations_ok(network: MultiTaskNetwork) -> bool:
 
 
 class ManualStep:
-    """Forward, loss and backward of one batch for Shared-Bottom, ESMM or the single-task
-    baseline, with gradients accumulated into ``.grad``; see the module docstring."""
+    """Forward, loss and backward of one batch for Shared-Bottom, ESMM, the single-task
+    baseline, MMoE or OMoE, with gradients accumulated into ``.grad``; see the module
+    docstring."""
 
-    def __init__(self, network: MultiTaskNetwork, weights: torch.Tensor, binary: torch.Tensor):
-        self.network, self.weights, self.binary = network, weights, binary
-        self.all_binary = bool(binary.all())
+    def __init__(self, network: MultiTaskNetwork, objective: Objective):
+        self.network, self.objective = network, objective
 
     @classmethod
-    def for_network(
-        cls, network: MultiTaskNetwork, weights: torch.Tensor, binary: torch.Tensor
-    ) -> ManualStep | None:
+    def for_network(cls, network: MultiTaskNetwork, objective: Objective) -> ManualStep | None:
         """A manual step for ``network``, or None when it does not apply."""
         if not isinstance(network, SharedBottomNet | ESMMNet | SingleTaskNet | MMoENet):
             return None
         if isinstance(network, MMoENet) and not (
-            network.experts.layers and _plain_softmax_gates(network.gates)
+            network.experts.layers and network.gates.selects_every_expert
         ):
             return None
         if not _activations_ok(network) or network.embedding.sparse_grad:
             return None
         if any(p.grad is None for p in network.parameters()):  # grads live in a flat buffer
             return None
-        return cls(network, weights, binary)
+        return cls(network, objective)
 
     @torch.no_grad()
     def __call__(self, batch: ColumnBatch, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,6 +174,7 @@ class ManualStep:
         if isinstance(net, ESMMNet):  # logits ctr, ctcvr = logit(sigmoid(ctr) sigmoid(cvr))
             towers, saved = towers_forward(net.towers, x)
             ctr, cvr = towers
+            # models.esmm.product_logit's logsumexp, keeping u for the derivative
             u = torch.stack([ctr, cvr, ctr + cvr]).neg_()
             ctcvr = u.logsumexp(0).neg_()
             loss, losses, d_logits = self._loss(torch.stack([ctr, ctcvr]), batch.labels, scale)
@@ -189,14 +183,12 @@ class ManualStep:
             d_towers = torch.stack([d_ctr + d_ctcvr * (w[0] + w[2]), d_ctcvr * (w[1] + w[2])])
             d_x = towers_backward(net.towers, saved, d_towers)
         elif isinstance(net, MMoENet):  # MMoE / OMoE: gate-weighted experts under towers
-            experts = (net.experts.layers, [net.experts.activation_name] * len(net.experts.layers))
-            gates = _gate_stack(net.gates)
+            experts, gates = mlp_stack(net.experts), mlp_stack(net.gates.mlp, net.gates.outs[0])
             expert_out, gate_out = stack_forward(experts, x), stack_forward(gates, x)
             temperature = net.gates.temperature
-            logits_g = gate_out[-1] / temperature if temperature != 1.0 else gate_out[-1]
-            weights = torch.softmax(logits_g, dim=-1)  # (G, B, E)
+            weights = net.gates.softmax(gate_out[-1])  # (G, B, E)
+            mixed = mix(weights, expert_out[-1])  # (G, B, H)
             e_t = expert_out[-1].transpose(0, 1)  # (B, E, H)
-            mixed = torch.bmm(weights.transpose(0, 1), e_t).transpose(0, 1)  # (G, B, H)
             one = not net.num_gates_is_tasks  # OMoE: every tower reads the one mixture
             logits, saved = towers_forward(net.towers, mixed.squeeze(0) if one else mixed)
             loss, losses, d_logits = self._loss(logits, batch.labels, scale)
@@ -211,8 +203,7 @@ class ManualStep:
             d_x += stack_backward(gates, gate_out, d_gates, need_input=True)
         else:  # a bank (Shared-Bottom's one bottom, or one bottom per task) under towers
             shared = isinstance(net, SharedBottomNet)
-            bank = net.bottom if shared else net.bottoms
-            stack = (bank.layers, [bank.activation_name] * len(bank.layers))
+            stack = mlp_stack(net.bottom if shared else net.bottoms)
             hidden = stack_forward(stack, x)
             top = hidden[-1].squeeze(0) if shared else hidden[-1]  # (B, H) or (T, B, H)
             logits, saved = towers_forward(net.towers, top)
@@ -227,12 +218,11 @@ class ManualStep:
         self, logits: torch.Tensor, labels: torch.Tensor, scale: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(weighted loss, per-task losses, d loss / d logits x scale) for logits (T, B)."""
+        objective = self.objective
+        losses = objective.task_losses(logits, labels)
         labels = labels.t()
-        losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
-        grad = torch.sigmoid(logits).sub_(labels)
-        if not self.all_binary:
-            error = logits - labels
-            losses = torch.where(self.binary, losses, error.square().mean(1))
-            grad = torch.where(self.binary.unsqueeze(1), grad, error.mul_(2))
-        grad.mul_((self.weights * (scale / logits.shape[1])).unsqueeze(1))
-        return torch.dot(losses, self.weights), losses, grad
+        grad = torch.sigmoid(logits).sub_(labels)  # log loss; squared error: 2 (z - y)
+        if not objective.all_binary:
+            grad = torch.where(objective.binary.unsqueeze(1), grad, (logits - labels).mul_(2))
+        grad.mul_((objective.weights * (scale / logits.shape[1])).unsqueeze(1))
+        return torch.dot(losses, objective.weights), losses, grad

@@ -275,7 +275,7 @@ def train(
     history: list[dict] = []
     steps = math.ceil(len(data) / batch_size)
     objective = Objective(network.tasks, data.sparse.device)
-    manual = ManualStep.for_network(network, objective.weights, objective.binary)
+    manual = ManualStep.for_network(network, objective)
     for epoch in range(1, epochs + 1):
         network.train()
         start = time.perf_counter()

@@ -63,22 +63,28 @@ class GateBank(nn.Module):
         self.restore_order = not torch.equal(inverse, torch.arange(len(order)))
         self.register_buffer("gate_order", inverse, persistent=False)
 
+    @property
+    def selects_every_expert(self) -> bool:
+        """True when every gate is one softmax over all experts (MMoE / OMoE gates)."""
+        return len(self.outs) == 1 and self.outs[0].out_features == self.num_experts
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, I) or (G, B, I) -> weights (G, B, E), each row summing to 1."""
         hidden = x if self.out_shared else self.mlp(x)  # (B, I) or (G, B, H)
-        if len(self.outs) == 1 and self.outs[0].out_features == self.num_experts:
-            return self._softmax(self.outs[0](hidden))
+        if self.selects_every_expert:
+            return self.softmax(self.outs[0](hidden))
         b, parts = x.shape[-2], []
         for k, out in enumerate(self.outs):
             members, index = getattr(self, f"gates_{k}"), getattr(self, f"experts_{k}")
             own = hidden if self.out_shared or len(self.outs) == 1 else hidden[members]
-            w = self._softmax(out(own))  # (G_k, B, K) -> zeros elsewhere: (G_k, B, E)
+            w = self.softmax(out(own))  # (G_k, B, K) -> zeros elsewhere: (G_k, B, E)
             full = w.new_zeros(len(members), b, self.num_experts)
             parts.append(full.scatter_(2, index.unsqueeze(1).expand(-1, b, -1), w))
         weights = torch.cat(parts) if len(parts) > 1 else parts[0]
         return weights[self.gate_order] if self.restore_order else weights
 
-    def _softmax(self, logits: torch.Tensor) -> torch.Tensor:
+    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Gate weights from logits (..., K), at the bank's temperature."""
         if self.temperature != 1.0:
             logits = logits / self.temperature
         return torch.softmax(logits, dim=-1)
