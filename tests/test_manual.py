@@ -65,6 +65,49 @@ CASES = [
         [Task("a"), Task("noise", type="regression")],
         {"num_experts": 2, "expert_units": [5], "gate_units": [], "tower_units": []},
     ),
+    ("cgc", TWO, {"num_specific_experts": 2, "num_shared_experts": 3, "expert_units": [8, 6]}),
+    (
+        "cgc",
+        [Task("a"), Task("b"), Task("noise", type="regression")],
+        {
+            "num_specific_experts": 1,
+            "num_shared_experts": 2,
+            "gate_units": [],
+            "activation": "tanh",
+        },
+    ),
+    (  # two gate groups (task gates select 5, the shared gate 9), gate hidden layers
+        "ple",
+        TWO,
+        {
+            "num_specific_experts": 2,
+            "num_shared_experts": 5,
+            "expert_units": [6],
+            "gate_units": [4],
+        },
+    ),
+    (  # linear gates at every level, three levels, per-task towers
+        "ple",
+        TWO,
+        {
+            "num_specific_experts": 3,
+            "num_shared_experts": 1,
+            "num_levels": 3,
+            "gate_units": [],
+            "tower_units": [[8], [4, 4]],
+            "activation": "leaky_relu",
+        },
+    ),
+    (  # no shared experts: no shared gate; three tasks
+        "ple",
+        [Task("a"), Task("b"), Task("noise", type="regression")],
+        {"num_specific_experts": 2, "num_shared_experts": 0, "gate_units": [3, 3]},
+    ),
+    (  # no task experts: every gate selects the shared experts only
+        "ple",
+        TWO,
+        {"num_specific_experts": 0, "num_shared_experts": 3, "expert_units": [5, 5]},
+    ),
 ]
 
 
@@ -97,9 +140,9 @@ def test_fit_with_manual_steps_trains_like_autograd(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "params"),
     [
-        ("cgc", {}),
-        ("ple", {}),
         ("mmoe", {"expert_units": []}),
+        ("ple", {"expert_units": []}),
+        ("cgc", {"dropout": 0.2}),
         ("shared_bottom", {"dropout": 0.1}),
         ("shared_bottom", {"batch_norm": True}),
         ("shared_bottom", {"activation": "gelu"}),

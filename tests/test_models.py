@@ -9,7 +9,7 @@ import torch
 
 from mtlrec import ConfigError, Task
 from mtlrec.layers import BankLinear, BankMLP
-from mtlrec.layers.gates import GateBank
+from mtlrec.layers.gates import GateBank, softmax_last
 from mtlrec.models import InputSpec, list_models, make_config, network_class
 from mtlrec.models.esmm import product_logit
 
@@ -138,6 +138,15 @@ def test_gate_bank_matches_a_loop_of_softmax_gates(selections):
         expected = torch.zeros(4, 5)
         expected[:, sel] = torch.softmax(logits, -1)
         torch.testing.assert_close(w[g], expected)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 15, 16, 40])
+def test_softmax_last_equals_torch_softmax_with_its_gradient(k):
+    x = torch.randn(3, 7, k, dtype=torch.float64, requires_grad=True)
+    w = softmax_last(x)
+    assert w.is_contiguous()
+    torch.testing.assert_close(w, torch.softmax(x, -1))
+    assert torch.autograd.gradcheck(softmax_last, (x,))
 
 
 def mlp_params(sizes) -> int:

@@ -25,8 +25,15 @@ import torch
 
 from .data import ColumnBatch
 from .layers import BankLinear, BankMLP, InputLayer, Towers, activation
-from .layers.gates import mix
-from .models import ESMMNet, MMoENet, MultiTaskNetwork, SharedBottomNet, SingleTaskNet
+from .layers.gates import SHORT_SOFTMAX, GateBank, mix
+from .models import (
+    ESMMNet,
+    MMoENet,
+    MultiTaskNetwork,
+    PLENet,
+    SharedBottomNet,
+    SingleTaskNet,
+)
 
 if TYPE_CHECKING:
     from .training import Objective
@@ -132,6 +139,70 @@ def towers_backward(towers: Towers, saved: list, grad: torch.Tensor) -> torch.Te
     return sum(parts) if towers.shared_input else torch.cat(parts)
 
 
+def softmax_backward(grad: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Gradient of a softmax's input over the last dimension of (G, B, K), from its output
+    (transposed first where the last dimension is short: see ``gates.softmax_last``)."""
+    if probs.device.type != "cpu" or probs.shape[-1] >= SHORT_SOFTMAX:
+        return _aten._softmax_backward_data(grad, probs, -1, probs.dtype)
+    g, p = grad.transpose(-1, -2), probs.transpose(-1, -2)
+    return _aten._softmax_backward_data(g, p, -2, p.dtype).transpose(-1, -2)
+
+
+def gates_forward(gates: GateBank, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """Weights (G, B, E) for gate input (B, I) or (G, B, I), and what the backward needs."""
+    hidden = stack_forward(mlp_stack(gates.mlp), x)  # [x] for linear gates
+    groups = []
+    for k, out in enumerate(gates.outs):
+        own = gates.group_input(hidden[-1], k)
+        groups.append((own, gates.softmax(stack_forward(([out], ["linear"]), own)[-1])))
+    return gates.spread([probs for _, probs in groups]), (hidden, groups)
+
+
+def gates_backward(gates: GateBank, saved: tuple, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of the gate input for the weights' gradient (G, B, E)."""
+    hidden, groups = saved
+    parts = []
+    for out, (own, probs), d_probs in zip(gates.outs, groups, gates.gather(grad), strict=True):
+        d_logits = softmax_backward(d_probs, probs)
+        if gates.temperature != 1.0:
+            d_logits = d_logits.div_(gates.temperature)
+        parts.append(stack_backward(([out], ["linear"]), [own, probs], d_logits, True))
+    if len(parts) == 1:
+        d_hidden = parts[0]
+    elif gates.out_shared:  # every group read the one shared input
+        d_hidden = sum(parts)
+    else:  # group k read its gates' rows of the hidden output
+        d_hidden = torch.cat(parts)
+        d_hidden = d_hidden[gates.gate_order] if gates.restore_order else d_hidden
+    if not gates.mlp.layers:
+        return d_hidden
+    return stack_backward(mlp_stack(gates.mlp), hidden, d_hidden, need_input=True)
+
+
+def level_forward(
+    experts: BankMLP, gates: GateBank, expert_in: torch.Tensor, gate_in: torch.Tensor
+) -> tuple[torch.Tensor, tuple]:
+    """Gate-weighted expert mixtures (G, B, H) of a level, and what the backward needs."""
+    expert_out = stack_forward(mlp_stack(experts), expert_in)
+    weights, gate_saved = gates_forward(gates, gate_in)
+    return mix(weights, expert_out[-1]), (expert_out, weights, gate_saved)
+
+
+def level_backward(
+    experts: BankMLP, gates: GateBank, saved: tuple, grad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of the expert and the gate inputs for the mixtures' gradient (G, B, H)."""
+    expert_out, weights, gate_saved = saved
+    d_mixed = grad.transpose(0, 1)  # (B, G, H)
+    e_t = expert_out[-1].transpose(0, 1)  # (B, E, H)
+    d_weights = torch.bmm(d_mixed, e_t.transpose(1, 2)).transpose(0, 1)  # (G, B, E)
+    d_experts = torch.bmm(weights.transpose(0, 1).transpose(1, 2), d_mixed)  # (B, E, H)
+    d_expert_in = stack_backward(
+        mlp_stack(experts), expert_out, d_experts.transpose(0, 1), need_input=True
+    )
+    return d_expert_in, gates_backward(gates, gate_saved, d_weights)
+
+
 def _activations_ok(network: MultiTaskNetwork) -> bool:
     c = network.config
     return (
@@ -154,12 +225,11 @@ class ManualStep:
     @classmethod
     def for_network(cls, network: MultiTaskNetwork, objective: Objective) -> ManualStep | None:
         """A manual step for ``network``, or None when it does not apply."""
-        if not isinstance(network, SharedBottomNet | ESMMNet | SingleTaskNet | MMoENet):
+        if not isinstance(network, SharedBottomNet | ESMMNet | SingleTaskNet | MMoENet | PLENet):
             return None
-        if isinstance(network, MMoENet) and not (
-            network.experts.layers and network.gates.selects_every_expert
-        ):
-            return None
+        banks = network.levels if isinstance(network, PLENet) else [network]
+        if isinstance(network, MMoENet | PLENet) and not all(b.experts.layers for b in banks):
+            return None  # experts without layers pass their input through
         if not _activations_ok(network) or network.embedding.sparse_grad:
             return None
         if any(p.grad is None for p in network.parameters()):  # grads live in a flat buffer
@@ -183,24 +253,35 @@ class ManualStep:
             d_towers = torch.stack([d_ctr + d_ctcvr * (w[0] + w[2]), d_ctcvr * (w[1] + w[2])])
             d_x = towers_backward(net.towers, saved, d_towers)
         elif isinstance(net, MMoENet):  # MMoE / OMoE: gate-weighted experts under towers
-            experts, gates = mlp_stack(net.experts), mlp_stack(net.gates.mlp, net.gates.outs[0])
-            expert_out, gate_out = stack_forward(experts, x), stack_forward(gates, x)
-            temperature = net.gates.temperature
-            weights = net.gates.softmax(gate_out[-1])  # (G, B, E)
-            mixed = mix(weights, expert_out[-1])  # (G, B, H)
-            e_t = expert_out[-1].transpose(0, 1)  # (B, E, H)
+            mixed, saved_level = level_forward(net.experts, net.gates, x, x)  # (G, B, H)
             one = not net.num_gates_is_tasks  # OMoE: every tower reads the one mixture
             logits, saved = towers_forward(net.towers, mixed.squeeze(0) if one else mixed)
             loss, losses, d_logits = self._loss(logits, batch.labels, scale)
             d_mixed = towers_backward(net.towers, saved, d_logits)
-            d_mixed = (d_mixed.unsqueeze(0) if one else d_mixed).transpose(0, 1)  # (B, G, H)
-            d_weights = torch.bmm(d_mixed, e_t.transpose(1, 2)).transpose(0, 1)  # (G, B, E)
-            d_experts = torch.bmm(weights.transpose(0, 1).transpose(1, 2), d_mixed)  # (B, E, H)
-            d_gates = _aten._softmax_backward_data(d_weights, weights, -1, weights.dtype)
-            if temperature != 1.0:
-                d_gates = d_gates.div_(temperature)
-            d_x = stack_backward(experts, expert_out, d_experts.transpose(0, 1), need_input=True)
-            d_x += stack_backward(gates, gate_out, d_gates, need_input=True)
+            d_mixed = d_mixed.unsqueeze(0) if one else d_mixed
+            d_experts, d_gates = level_backward(net.experts, net.gates, saved_level, d_mixed)
+            d_x = d_experts.add_(d_gates)
+        elif isinstance(net, PLENet):  # CGC / PLE: stacked levels under per-task towers
+            levels, top = [], x
+            for level in net.levels:
+                expert_in = top if top.dim() == 2 else top.index_select(0, level.expert_group)
+                gate_in = top if top.dim() == 2 else top[: level.num_gates]
+                top, saved_level = level_forward(level.experts, level.gates, expert_in, gate_in)
+                levels.append(saved_level)
+            logits, saved = towers_forward(net.towers, top)
+            loss, losses, d_logits = self._loss(logits, batch.labels, scale)
+            d_top = towers_backward(net.towers, saved, d_logits)
+            for i in range(len(net.levels) - 1, -1, -1):
+                level = net.levels[i]
+                d_experts, d_gates = level_backward(level.experts, level.gates, levels[i], d_top)
+                if i == 0:  # the first level's experts and gates read the embeddings
+                    d_top = d_experts.add_(d_gates)
+                else:  # experts read their group's mixture, gates the first G mixtures
+                    below = net.levels[i - 1].num_gates
+                    d_top = d_experts.new_zeros(below, *d_experts.shape[1:])
+                    d_top.index_add_(0, level.expert_group, d_experts)
+                    d_top[: level.num_gates] += d_gates
+            d_x = d_top
         else:  # a bank (Shared-Bottom's one bottom, or one bottom per task) under towers
             shared = isinstance(net, SharedBottomNet)
             stack = mlp_stack(net.bottom if shared else net.bottoms)
