@@ -38,7 +38,7 @@ def libc(monkeypatch):
 def test_sets_trim_and_mmap_thresholds_once_per_process(libc):
     assert heap.retain_freed_memory()
     assert heap.retain_freed_memory()
-    assert libc.calls == [(-1, 64 << 20), (-3, 4 << 20)]
+    assert libc.calls == [(-1, 64 << 20), (-3, 16 << 20)]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_refused_setting_reports_false(libc):
 
 def test_fit_applies_it(libc):
     mtlrec.MMoE(FEATURES, TASKS, num_experts=2).fit(make_table(64), epochs=1, verbose=0)
-    assert libc.calls[:2] == [(-1, 64 << 20), (-3, 4 << 20)]
+    assert libc.calls[:2] == [(-1, 64 << 20), (-3, 16 << 20)]
     assert libc.trims == [0]  # fit hands its kept memory back when it returns
 
 

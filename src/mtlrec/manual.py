@@ -40,13 +40,19 @@ if TYPE_CHECKING:
 
 _aten = torch.ops.aten
 
-#: activation name -> grad x d(activation)/d(input), from the activation's output
-ACTIVATION_BACKWARD: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "relu": lambda grad, out: _aten.threshold_backward(grad, out, 0),
-    "leaky_relu": lambda grad, out: _aten.leaky_relu_backward(grad, out, 0.01, True),
-    "tanh": lambda grad, out: _aten.tanh_backward(grad, out),
-    "sigmoid": lambda grad, out: _aten.sigmoid_backward(grad, out),
-    "linear": lambda grad, out: grad,
+#: activation name -> grad x d(activation)/d(input) from the activation's output, written
+#: into ``into`` (``grad`` itself or a fresh buffer: writing in place saves a third of the
+#: time, and writing into a transposed buffer saves the copy a reshape would make)
+ACTIVATION_BACKWARD: dict[
+    str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+] = {
+    "relu": lambda g, out, into: _aten.threshold_backward.grad_input(g, out, 0, grad_input=into),
+    "leaky_relu": lambda g, out, into: _aten.leaky_relu_backward.grad_input(
+        g, out, 0.01, True, grad_input=into
+    ),
+    "tanh": lambda g, out, into: _aten.tanh_backward.grad_input(g, out, grad_input=into),
+    "sigmoid": lambda g, out, into: _aten.sigmoid_backward.grad_input(g, out, grad_input=into),
+    "linear": lambda g, out, into: g if into is g else into.copy_(g),
 }
 
 Stack = tuple[Sequence[BankLinear], Sequence[str]]  # layers, activation after each
@@ -68,30 +74,34 @@ def stack_forward(stack: Stack, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def stack_backward(
-    stack: Stack, outputs: list[torch.Tensor], grad: torch.Tensor, need_input: bool
-) -> torch.Tensor | None:
+    stack: Stack, outputs: list[torch.Tensor], grad: torch.Tensor, keep: int | None = None
+) -> torch.Tensor:
     """Accumulate the layers' weight and bias gradients for ``grad`` (E, B, O) of the last
-    output; returns the gradient of the stack's input (None unless ``need_input``)."""
+    output (overwritten); returns the gradient of the stack's input, of its first ``keep``
+    features only when given (the embedding columns of the network's input)."""
     layers, names = stack
     for k in range(len(layers) - 1, -1, -1):
         layer, x = layers[k], outputs[k]
-        grad = ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1])
-        wanted = k > 0 or need_input
+        rows = layer.in_features if k > 0 or keep is None else keep
         if layer.shared_input:
             b, i = x.shape
-            flat = grad.transpose(0, 1).reshape(b, -1)  # (B, E*O)
+            flat = grad.new_empty(b, layer.members * layer.out_features)  # (B, E*O)
+            into = flat.view(b, layer.members, -1).transpose(0, 1)
+            ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], into)
             layer.weight.grad.view(i, -1).addmm_(x.t(), flat)
             layer.bias.grad.view(-1).add_(flat.sum(0))
-            grad = flat @ layer.weight.view(i, -1).t() if wanted else None  # (B, I)
+            grad = flat @ layer.weight.view(i, -1)[:rows].t()  # (B, rows)
         else:
+            grad = ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], grad)
             layer.weight.grad.baddbmm_(x.transpose(1, 2), grad)
             layer.bias.grad.add_(grad.sum(1, keepdim=True))
-            grad = torch.bmm(grad, layer.weight.transpose(1, 2)) if wanted else None
+            grad = torch.bmm(grad, layer.weight[:, :rows].transpose(1, 2))
     return grad
 
 
 def input_backward(layer: InputLayer, sparse: torch.Tensor, grad: torch.Tensor) -> None:
-    """Add the embedding rows' gradients; grad is (B, I), or (C, B, I) with copies."""
+    """Add the embedding rows' gradients; grad is (B, W) for the W embedding columns that
+    lead the input, or (C, B, W) with copies."""
     start = 0
     for g, (table, (dim, columns)) in enumerate(zip(layer.tables, layer.groups, strict=True)):
         width = len(columns) * dim
@@ -126,13 +136,16 @@ def towers_forward(towers: Towers, x: torch.Tensor) -> tuple[torch.Tensor, list]
     return logits.squeeze(-1), saved
 
 
-def towers_backward(towers: Towers, saved: list, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient of the towers' input for logits' gradient (T, B)."""
+def towers_backward(
+    towers: Towers, saved: list, grad: torch.Tensor, keep: int | None = None
+) -> torch.Tensor:
+    """Gradient of the towers' input (its first ``keep`` features) for logits' gradient
+    (T, B)."""
     stacks, start, parts = _tower_stacks(towers), 0, []
     for stack, outputs in zip(stacks, saved, strict=True):
         n = outputs[-1].shape[0]
         part = grad[start : start + n].unsqueeze(-1)
-        parts.append(stack_backward(stack, outputs, part, need_input=True))
+        parts.append(stack_backward(stack, outputs, part, keep))
         start += n
     if len(parts) == 1:
         return parts[0]
@@ -158,15 +171,19 @@ def gates_forward(gates: GateBank, x: torch.Tensor) -> tuple[torch.Tensor, tuple
     return gates.spread([probs for _, probs in groups]), (hidden, groups)
 
 
-def gates_backward(gates: GateBank, saved: tuple, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient of the gate input for the weights' gradient (G, B, E)."""
+def gates_backward(
+    gates: GateBank, saved: tuple, grad: torch.Tensor, keep: int | None = None
+) -> torch.Tensor:
+    """Gradient of the gate input (its first ``keep`` features) for the weights' gradient
+    (G, B, E)."""
     hidden, groups = saved
     parts = []
     for out, (own, probs), d_probs in zip(gates.outs, groups, gates.gather(grad), strict=True):
         d_logits = softmax_backward(d_probs, probs)
         if gates.temperature != 1.0:
             d_logits = d_logits.div_(gates.temperature)
-        parts.append(stack_backward(([out], ["linear"]), [own, probs], d_logits, True))
+        last = keep if gates.out_shared else None  # linear gates read the input directly
+        parts.append(stack_backward(([out], ["linear"]), [own, probs], d_logits, last))
     if len(parts) == 1:
         d_hidden = parts[0]
     elif gates.out_shared:  # every group read the one shared input
@@ -176,7 +193,7 @@ def gates_backward(gates: GateBank, saved: tuple, grad: torch.Tensor) -> torch.T
         d_hidden = d_hidden[gates.gate_order] if gates.restore_order else d_hidden
     if not gates.mlp.layers:
         return d_hidden
-    return stack_backward(mlp_stack(gates.mlp), hidden, d_hidden, need_input=True)
+    return stack_backward(mlp_stack(gates.mlp), hidden, d_hidden, keep)
 
 
 def level_forward(
@@ -189,18 +206,20 @@ def level_forward(
 
 
 def level_backward(
-    experts: BankMLP, gates: GateBank, saved: tuple, grad: torch.Tensor
+    experts: BankMLP, gates: GateBank, saved: tuple, grad: torch.Tensor, keep: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of the expert and the gate inputs for the mixtures' gradient (G, B, H)."""
+    """Gradients of the expert and the gate inputs (their first ``keep`` features) for the
+    mixtures' gradient (G, B, H)."""
     expert_out, weights, gate_saved = saved
     d_mixed = grad.transpose(0, 1)  # (B, G, H)
     e_t = expert_out[-1].transpose(0, 1)  # (B, E, H)
-    d_weights = torch.bmm(d_mixed, e_t.transpose(1, 2)).transpose(0, 1)  # (G, B, E)
+    if d_mixed.shape[1] <= 2:  # (G, B, E); MKL's batched product is fast for 1-2 rows
+        d_weights = torch.bmm(d_mixed, e_t.transpose(1, 2)).transpose(0, 1)
+    else:  # transposed, (B, E, G) = (B, E, H) @ (B, H, G): 1.4x faster for 3-4 gates
+        d_weights = torch.bmm(e_t, d_mixed.transpose(1, 2)).permute(2, 0, 1)
     d_experts = torch.bmm(weights.transpose(0, 1).transpose(1, 2), d_mixed)  # (B, E, H)
-    d_expert_in = stack_backward(
-        mlp_stack(experts), expert_out, d_experts.transpose(0, 1), need_input=True
-    )
-    return d_expert_in, gates_backward(gates, gate_saved, d_weights)
+    d_expert_in = stack_backward(mlp_stack(experts), expert_out, d_experts.transpose(0, 1), keep)
+    return d_expert_in, gates_backward(gates, gate_saved, d_weights, keep)
 
 
 def _activations_ok(network: MultiTaskNetwork) -> bool:
@@ -241,6 +260,7 @@ class ManualStep:
         """Accumulate ``scale`` x the batch's gradients; returns (loss, per-task losses)."""
         net, sparse = self.network, batch.sparse
         x = net.embedding(sparse, batch.dense)
+        keep = net.embedding.out_features - net.embedding.num_dense  # no gradient for dense
         if isinstance(net, ESMMNet):  # logits ctr, ctcvr = logit(sigmoid(ctr) sigmoid(cvr))
             towers, saved = towers_forward(net.towers, x)
             ctr, cvr = towers
@@ -251,7 +271,7 @@ class ManualStep:
             w = u.add_(ctcvr).exp_()  # softmax of u: d ctcvr/d ctr = w0 + w2, d/d cvr = w1 + w2
             d_ctr, d_ctcvr = d_logits
             d_towers = torch.stack([d_ctr + d_ctcvr * (w[0] + w[2]), d_ctcvr * (w[1] + w[2])])
-            d_x = towers_backward(net.towers, saved, d_towers)
+            d_x = towers_backward(net.towers, saved, d_towers, keep)
         elif isinstance(net, MMoENet):  # MMoE / OMoE: gate-weighted experts under towers
             mixed, saved_level = level_forward(net.experts, net.gates, x, x)  # (G, B, H)
             one = not net.num_gates_is_tasks  # OMoE: every tower reads the one mixture
@@ -259,7 +279,7 @@ class ManualStep:
             loss, losses, d_logits = self._loss(logits, batch.labels, scale)
             d_mixed = towers_backward(net.towers, saved, d_logits)
             d_mixed = d_mixed.unsqueeze(0) if one else d_mixed
-            d_experts, d_gates = level_backward(net.experts, net.gates, saved_level, d_mixed)
+            d_experts, d_gates = level_backward(net.experts, net.gates, saved_level, d_mixed, keep)
             d_x = d_experts.add_(d_gates)
         elif isinstance(net, PLENet):  # CGC / PLE: stacked levels under per-task towers
             levels, top = [], x
@@ -273,7 +293,9 @@ class ManualStep:
             d_top = towers_backward(net.towers, saved, d_logits)
             for i in range(len(net.levels) - 1, -1, -1):
                 level = net.levels[i]
-                d_experts, d_gates = level_backward(level.experts, level.gates, levels[i], d_top)
+                d_experts, d_gates = level_backward(
+                    level.experts, level.gates, levels[i], d_top, keep if i == 0 else None
+                )
                 if i == 0:  # the first level's experts and gates read the embeddings
                     d_top = d_experts.add_(d_gates)
                 else:  # experts read their group's mixture, gates the first G mixtures
@@ -291,7 +313,7 @@ class ManualStep:
             loss, losses, d_logits = self._loss(logits, batch.labels, scale)
             d_top = towers_backward(net.towers, saved, d_logits)
             d_hidden = d_top.unsqueeze(0) if shared else d_top
-            d_x = stack_backward(stack, hidden, d_hidden, need_input=True)
+            d_x = stack_backward(stack, hidden, d_hidden, keep)
         input_backward(net.embedding, sparse, d_x)
         return loss, losses
 
