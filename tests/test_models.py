@@ -140,6 +140,24 @@ def test_gate_bank_matches_a_loop_of_softmax_gates(selections):
         torch.testing.assert_close(w[g], expected)
 
 
+@pytest.mark.parametrize(
+    "selections",
+    [[[0, 1, 4], [2, 3, 4], [0, 1, 2, 3, 4]], [[0, 1, 2, 3, 4], [0, 1, 4], [2, 3, 4]]],
+    ids=["in-order", "reordered"],
+)
+def test_gate_bank_gather_inverts_spread(selections):
+    bank = GateBank(selections, 5, 6, units=())
+    probs = [
+        torch.rand(len(bank.members(k)), 4, out.out_features) for k, out in enumerate(bank.outs)
+    ]
+    weights = bank.spread(probs)
+    for g, sel in enumerate(selections):  # each gate's row holds its own group's values
+        others = [e for e in range(5) if e not in sel]
+        assert (weights[g][:, others] == 0).all()
+    for got, expected in zip(bank.gather(weights), probs, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
 @pytest.mark.parametrize("k", [1, 3, 8, 15, 16, 40])
 def test_softmax_last_equals_torch_softmax_with_its_gradient(k):
     x = torch.randn(3, 7, k, dtype=torch.float64, requires_grad=True)
