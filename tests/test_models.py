@@ -9,6 +9,7 @@ import torch
 
 from mtlrec import ConfigError, Task
 from mtlrec.layers import BankLinear, BankMLP
+from mtlrec.layers.banks import member_runs
 from mtlrec.layers.gates import GateBank, softmax_last
 from mtlrec.models import InputSpec, list_models, make_config, network_class
 from mtlrec.models.esmm import product_logit
@@ -204,6 +205,31 @@ def test_cgc_ple_parameter_count_equals_formula(specific, shared, levels):
     # and the experts really exist in those numbers
     for level in net.levels:
         assert level.experts.members == t * specific + shared
+
+
+@pytest.mark.parametrize(
+    ("specific", "shared", "levels"), [(2, 3, 2), (1, 2, 3), (0, 3, 2), (3, 0, 2)]
+)
+def test_ple_later_levels_read_group_inputs_without_copies_alike(specific, shared, levels):
+    net = build(
+        "ple",
+        num_specific_experts=specific,
+        num_shared_experts=shared,
+        num_levels=levels,
+        expert_units=(6, 5),
+    )
+    x = inputs(9)
+    with torch.no_grad():  # experts of later levels: one bmm per group input
+        grouped = net.compute(*x)[0]
+    copied = net.compute(*x)[0]  # with autograd: the input copied per expert
+    assert copied.requires_grad
+    torch.testing.assert_close(grouped, copied.detach())
+
+
+def test_member_runs_groups_consecutive_members():
+    assert member_runs([0, 0, 1, 1, 1, 2]) == [(0, 0, 2), (1, 2, 5), (2, 5, 6)]
+    assert member_runs([2, 2]) == [(2, 0, 2)]
+    assert member_runs([0, 1, 0]) == [(0, 0, 1), (1, 1, 2), (0, 2, 3)]
 
 
 def test_ple_with_one_level_is_cgc():

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..layers import BankMLP, GateBank
+from ..layers.banks import member_runs
 from ..layers.gates import mix
 from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_positive, check_units
 
@@ -79,6 +80,7 @@ class ExtractionLevel(nn.Module):
             [torch.arange(num_tasks).repeat_interleave(s), torch.full((n,), num_tasks)]
         )
         self.register_buffer("expert_group", group, persistent=False)
+        self.expert_runs = member_runs(group.tolist())  # for inputs per group
         # a shared gate feeds the next level's shared experts: none in the last level
         gates = num_tasks if last or n == 0 else num_tasks + 1
         shared = list(range(num_tasks * s, num_experts))
@@ -109,9 +111,13 @@ class ExtractionLevel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, I) shared input or (T+1, B, I) group inputs -> ((G, B, H), weights (G, B, E))."""
-        expert_in = x if x.dim() == 2 else x.index_select(0, self.expert_group)
         gate_in = x if x.dim() == 2 else x[: self.num_gates]
-        experts = self.experts(expert_in)  # (E, B, H)
+        if x.dim() == 2:
+            experts = self.experts(x)  # (E, B, H)
+        elif self.experts.layers and not torch.is_grad_enabled():  # `out=`: no autograd
+            experts = self.experts(x, self.expert_runs)  # no copy of the input per expert
+        else:
+            experts = self.experts(x.index_select(0, self.expert_group))
         weights = self.gates(gate_in)  # (G, B, E)
         return mix(weights, experts), weights
 
