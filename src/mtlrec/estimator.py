@@ -232,8 +232,10 @@ class MultiTaskModel:
         retain_freed_memory()
         batch_size = batch_size or inference_rows(network)
         chunks = []
-        for batch in iterate_batches(data, batch_size):
-            chunks.append(self._forward(batch.to(self.device), batch_size))  # (O, B)
+        # the compiled forward fuses its own kernels: it keeps the plain input layer
+        with network.folded_input(len(data) if self._compiled is None else 0):
+            for batch in iterate_batches(data, batch_size):
+                chunks.append(self._forward(batch.to(self.device), batch_size))  # (O, B)
         logits = torch.cat(chunks, dim=1).float().cpu()  # (O, N)
         types = {t.name: t.type for t in self.tasks}
         return {

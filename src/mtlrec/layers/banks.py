@@ -98,7 +98,10 @@ class BankLinear(nn.Module):
         return out.add_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, I) if ``shared_input`` else (E, B, I) -> (E, B, O)."""
+        """(B, I) if ``shared_input`` else (E, B, I) -> (E, B, O); a shared-input layer
+        also takes a ``ProjectedInput`` (layers.folding) holding its output."""
+        if not isinstance(x, torch.Tensor):  # a ProjectedInput: the output is computed
+            return x.output(self)
         if self.shared_input:
             b = x.shape[0]
             out = torch.addmm(self.bias.view(1, -1), x, self.weight.view(self.in_features, -1))
@@ -139,6 +142,11 @@ class BankMLP(nn.Module):
             nn.BatchNorm1d(members * b) if batch_norm else nn.Identity() for b in units
         )
         self.out_features = sizes[-1]
+
+    def input_readers(self) -> list[BankLinear] | None:
+        """The layers reading a shared input directly (for folding); None when the bank
+        is the identity and hands the input on."""
+        return [self.layers[0]] if self.layers else None
 
     def forward(self, x: torch.Tensor, runs: Runs | None = None) -> torch.Tensor:
         """(B, I) shared or (E, B, I) -> (E, B, H_last); with ``runs``, x is (G, B, I)

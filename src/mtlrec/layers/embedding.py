@@ -37,6 +37,8 @@ class InputLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.copies = copies
+        self.vocabulary_sizes = list(vocabulary_sizes)
+        self.folded = None  # a layers.folding.FoldedInput while predicting with one
         self.sparse_grad = False  # sparse row gradients (set for very large tables)
         self.num_dense = num_dense
         self.groups: list[tuple[int, list[int]]] = []  # (dim, column indices)
@@ -61,7 +63,10 @@ class InputLayer(nn.Module):
         return sparse.index_select(1, getattr(self, f"columns_{g}")) + offsets
 
     def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """sparse (B, S) int64, dense (B, D) -> (B, I), or (C, B, I) when copies > 1."""
+        """sparse (B, S) int64, dense (B, D) -> (B, I), or (C, B, I) when copies > 1;
+        a ProjectedInput (the readers' outputs) while :attr:`folded` is set."""
+        if self.folded is not None:
+            return self.folded(sparse, dense)
         b = sparse.shape[0]
         parts = []
         for g, table in enumerate(self.tables):
@@ -78,6 +83,19 @@ class InputLayer(nn.Module):
         if self.copies == 1:
             return torch.cat([*parts, dense], dim=1)
         return torch.cat([*parts, dense.expand(self.copies, *dense.shape)], dim=2)
+
+    def fold(self, weight: torch.Tensor) -> torch.Tensor:
+        """Per sparse column c, its embeddings times the rows of ``weight`` (I, N) its
+        part of the input meets: (V, N), the columns' rows one after another."""
+        rows: list[torch.Tensor] = [weight.new_empty(0)] * len(self.vocabulary_sizes)
+        first = 0  # first input column of the group
+        for g, (dim, cols) in enumerate(self.groups):
+            table, offsets = self.tables[g].weight, getattr(self, f"offsets_{g}").tolist()
+            for j, c in enumerate(cols):
+                embeddings = table[offsets[j] : offsets[j] + self.vocabulary_sizes[c]]
+                rows[c] = embeddings @ weight[first + j * dim : first + (j + 1) * dim]
+            first += len(cols) * dim
+        return torch.cat(rows)
 
     def looked_up(self, sparse: torch.Tensor) -> list[torch.Tensor]:
         """Embedding rows used by a batch (for L2 regularisation of embeddings)."""

@@ -68,6 +68,10 @@ class GateBank(nn.Module):
         """True when every gate is one softmax over all experts (MMoE / OMoE gates)."""
         return len(self.outs) == 1 and self.outs[0].out_features == self.num_experts
 
+    def input_readers(self) -> list[BankLinear] | None:
+        """The layers reading a shared input directly (for folding)."""
+        return list(self.outs) if self.out_shared else self.mlp.input_readers()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, I) or (G, B, I) -> weights (G, B, E), each row summing to 1."""
         hidden = x if self.out_shared else self.mlp(x)  # (B, I) or (G, B, H)

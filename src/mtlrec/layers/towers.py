@@ -43,6 +43,12 @@ class Towers(nn.Module):
             for (n, u), m in zip(groups, self.mlps, strict=True)
         )
 
+    def input_readers(self) -> list[BankLinear] | None:
+        """The layers reading a shared input directly (for folding)."""
+        if not self.shared_input:
+            return None
+        return [m.layers[0] if m.layers else o for m, o in zip(self.mlps, self.outs, strict=True)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(T, B, I) per-task inputs, or (B, I) shared by all towers -> (T, B) logits."""
         if len(self.mlps) == 1:

@@ -6,14 +6,16 @@ Heads (sigmoid / identity) and losses live outside, so losses use logit forms.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from ..exceptions import ConfigError
-from ..layers import InputLayer, Towers, activation
+from ..layers import BankLinear, InputLayer, Towers, activation
+from ..layers.folding import FoldedInput
 from ..tasks import Task
 
 Units = tuple[int, ...]
@@ -143,6 +145,23 @@ class MultiTaskNetwork(nn.Module):
         """sparse (B, S) int64, dense (B, D) float32 -> {output name: logits (B,)}."""
         logits, _ = self.compute(sparse, dense)
         return dict(zip(self.output_names, logits.unbind(0), strict=True))
+
+    def input_readers(self) -> list[BankLinear] | None:
+        """The shared-input linear layers that read the input row, and nothing else does
+        (for folding the embeddings into them); None where no such list is declared."""
+        return None
+
+    @contextmanager
+    def folded_input(self, rows: int) -> Iterator[None]:
+        """Within: the forward pass looks the readers' first layers up in tables folded
+        from the current weights (layers.folding), where that pays for ``rows`` rows.
+        Inference only: the tables are built without gradients."""
+        with torch.no_grad():
+            self.embedding.folded = FoldedInput.build(self.embedding, self.input_readers(), rows)
+        try:
+            yield
+        finally:
+            self.embedding.folded = None
 
     def gate_weights(self, sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gate weights by gate name, each (B, experts); empty for gate-less models."""

@@ -56,6 +56,9 @@ class ESMMNet(MultiTaskNetwork):
         super().__init__(inputs, tasks, config)
         self.towers = self.make_towers(self.embedding.out_features, shared_input=True)
 
+    def input_readers(self):
+        return self.towers.input_readers()
+
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I) shared by both towers
         ctr, cvr = self.towers(x).unbind(0)  # (B,), (B,)

@@ -71,6 +71,10 @@ class MMoENet(MultiTaskNetwork):
         one_mixture = not self.num_gates_is_tasks  # OMoE: every tower reads the one mixture
         self.towers = self.make_towers(self.experts.out_features, shared_input=one_mixture)
 
+    def input_readers(self):
+        experts, gates = self.experts.input_readers(), self.gates.input_readers()
+        return experts + gates if experts and gates else None
+
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I)
         experts = self.experts(x)  # (E, B, H)

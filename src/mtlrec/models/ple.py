@@ -107,12 +107,13 @@ class ExtractionLevel(nn.Module):
             shared_input=first,
         )
         self.num_gates = gates
+        self.first = first
         self.out_features = self.experts.out_features
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, I) shared input or (T+1, B, I) group inputs -> ((G, B, H), weights (G, B, E))."""
-        gate_in = x if x.dim() == 2 else x[: self.num_gates]
-        if x.dim() == 2:
+        gate_in = x if self.first else x[: self.num_gates]
+        if self.first:
             experts = self.experts(x)  # (E, B, H)
         elif self.experts.layers and not torch.is_grad_enabled():  # `out=`: no autograd
             experts = self.experts(x, self.expert_runs)  # no copy of the input per expert
@@ -136,6 +137,11 @@ class PLENet(MultiTaskNetwork):
             width = levels[-1].out_features
         self.levels = nn.ModuleList(levels)
         self.towers = self.make_towers(width)
+
+    def input_readers(self):
+        first = self.levels[0]
+        experts, gates = first.experts.input_readers(), first.gates.input_readers()
+        return experts + gates if experts and gates else None
 
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I)

@@ -39,6 +39,9 @@ class SharedBottomNet(MultiTaskNetwork):
         )
         self.towers = self.make_towers(self.bottom.out_features, shared_input=True)
 
+    def input_readers(self):
+        return self.bottom.input_readers()
+
     def compute(self, sparse, dense):
         # squeeze, not [0]: a view's backward is free, a select's fills a zero tensor
         shared = self.bottom(self.embedding(sparse, dense)).squeeze(0)  # (B, H)

@@ -1,0 +1,82 @@
+"""Inference with the embeddings folded into the first layers gives the plain outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.test_models import SPEC, TASKS, build, inputs
+
+import mtlrec.layers.folding as folding
+from mtlrec.models import InputSpec, list_models, make_config, network_class
+
+FOLDABLE = ["shared_bottom", "esmm", "mmoe", "omoe", "cgc", "ple"]
+VARIANTS = [
+    ("mmoe", {"gate_units": []}),  # linear gates read the input themselves
+    ("cgc", {"gate_units": [], "tower_units": [[4], [6, 3]]}),
+    ("ple", {"num_specific_experts": 1, "num_shared_experts": 0, "num_levels": 3}),
+    ("esmm", {"tower_units": []}),  # towers are just their output layers
+    ("esmm", {"tower_units": [[8], [5, 2]]}),  # towers that differ: two banks
+    ("shared_bottom", {"batch_norm": True}),
+]
+
+
+def compare(net, rows: int = 40) -> tuple[bool, float]:
+    """(folded?, largest difference of the logits folded against plain)."""
+    net.eval()
+    sparse, dense = inputs(rows, seed=5)
+    with torch.inference_mode():
+        plain = net.compute(sparse, dense)[0]
+        with net.folded_input(rows):
+            used = net.embedding.folded is not None
+            folded = net.compute(sparse, dense)[0]
+    assert net.embedding.folded is None  # the context leaves the plain input layer
+    return used, (plain - folded).abs().max().item()
+
+
+@pytest.mark.parametrize(
+    "name, params", [(n, {}) for n in FOLDABLE] + VARIANTS, ids=lambda v: str(v)
+)
+def test_folded_input_gives_the_plain_logits(name, params):
+    net = build(name, **params)
+    with torch.no_grad():  # biases start at 0: give them values the fold must carry
+        for layer in net.input_readers():
+            layer.bias.normal_()
+    used, difference = compare(net)
+    assert used
+    assert difference < 1e-5
+
+
+def test_fold_table_rows_are_embeddings_times_their_weight_rows():
+    net = build("mmoe")
+    weight = torch.randn(net.embedding.out_features, 3)
+    table = net.embedding.fold(weight)
+    assert table.shape == (sum(SPEC.vocabulary_sizes), 3)
+    # column 1 (dim 4, second in the dim-4 table) meets input columns 4:8; its id 2 is row 7 + 2
+    emb = net.embedding.tables[0].weight[7 + 2]
+    torch.testing.assert_close(table[7 + 2], emb @ weight[4:8])
+    # column 2 (dim 8, the only one in its table) meets input columns 8:16
+    emb = net.embedding.tables[1].weight[3]
+    torch.testing.assert_close(table[18 + 3], emb @ weight[8:16])
+
+
+def test_no_fold_where_it_does_not_pay_or_apply(monkeypatch):
+    assert not compare(build("mmoe"), rows=20)[0]  # fewer rows than the 23 table rows
+    assert not compare(build("single_task"))[0]  # one embedding set per task
+    assert not compare(build("mmoe", expert_units=[]))[0]  # experts hand the input on
+    monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 4 * 23 * 100)
+    assert not compare(build("mmoe"))[0]  # 23 rows x (8 x 64 + 2 x 32) outputs
+    monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 4 * 23 * 576)
+    assert compare(build("mmoe"))[0]
+
+
+def test_no_fold_without_sparse_columns():
+    spec = InputSpec(vocabulary_sizes=[], embedding_dims=[], num_dense=3)
+    net = network_class("mmoe")(spec, TASKS, make_config("mmoe", {}, 2))
+    with torch.inference_mode(), net.folded_input(100):
+        assert net.embedding.folded is None
+
+
+def test_every_architecture_declares_readers_or_none():
+    for name in list_models():
+        readers = build(name).input_readers()
+        assert readers is None or all(r.shared_input for r in readers)
