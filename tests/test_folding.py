@@ -59,6 +59,36 @@ def test_fold_table_rows_are_embeddings_times_their_weight_rows():
     torch.testing.assert_close(table[18 + 3], emb @ weight[8:16])
 
 
+def test_fold_and_unfold_follow_column_order_across_tables():
+    """Columns 0 and 2 embed in 8 dims, column 1 in 4: the input row holds column 1's
+    embedding first (tables by size), the folded table holds the columns in order."""
+    spec = InputSpec(vocabulary_sizes=[3, 5, 2], embedding_dims=[8, 4, 8], num_dense=1)
+    net = network_class("mmoe")(spec, TASKS, make_config("mmoe", {"num_experts": 2}, 2))
+    emb = net.embedding
+    sparse = torch.tensor([[2, 4, 1], [0, 1, 0]])
+    weight = torch.randn(emb.out_features, 5, dtype=torch.float64)
+    emb.double()
+    x = emb(sparse, torch.zeros(2, 1, dtype=torch.float64))
+    table = emb.fold(weight)
+    looked_up = (table[sparse + torch.tensor([0, 3, 8])]).sum(1)
+    torch.testing.assert_close(looked_up, x @ weight)
+    # unfold: the gradient of sum(T * G) with respect to the weight and the embeddings
+    d_table = torch.randn_like(table)
+    for t in emb.tables:
+        t.weight.grad = torch.zeros_like(t.weight)
+    d_weight = torch.zeros_like(weight)
+    with torch.no_grad():
+        emb.unfold(weight, d_table, d_weight)
+    by_hand = [t.weight.grad.clone() for t in emb.tables]
+    for t in emb.tables:
+        t.weight.grad.zero_()
+    w = weight.clone().requires_grad_()
+    (emb.fold(w) * d_table).sum().backward()  # the gradients of sum(T * d_table)
+    torch.testing.assert_close(d_weight[:-1], w.grad[:-1])  # the dense row is not its part
+    for t, grad in zip(emb.tables, by_hand, strict=True):
+        torch.testing.assert_close(grad, t.weight.grad)
+
+
 def test_no_fold_where_it_does_not_pay_or_apply(monkeypatch):
     assert not compare(build("mmoe"), rows=20)[0]  # fewer rows than the 23 table rows
     assert not compare(build("single_task"))[0]  # one embedding set per task
@@ -80,3 +110,14 @@ def test_every_architecture_declares_readers_or_none():
     for name in list_models():
         readers = build(name).input_readers()
         assert readers is None or all(r.shared_input for r in readers)
+
+
+def test_training_folds_only_for_many_rows_per_table_row_and_wide_readers():
+    def folds(net, rows):
+        fold = folding.FoldedInput.build(net.embedding, net.input_readers(), rows, training=True)
+        return fold is not None
+
+    mmoe = build("mmoe")  # 23 table rows; 576 reader outputs for 19 input columns
+    assert not folds(mmoe, 4 * 23 - 1)
+    assert folds(mmoe, 4 * 23)
+    assert not folds(build("shared_bottom", bottom_units=[8]), 1000)  # 8 outputs

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 import mtlrec
+import mtlrec.layers.folding as folding
 from conftest import make_table
 from mtlrec import DenseFeature, SparseFeature, Task
+from mtlrec.layers.folding import FoldedInput
 from mtlrec.manual import ManualStep
 from mtlrec.training import Objective, _backward, build_optimizers
 
@@ -113,12 +115,20 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "tasks", "params"), CASES)
 @pytest.mark.parametrize("micro_batch", [None, 128])
-def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch):
+@pytest.mark.parametrize("folded", [True, False])
+def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch, folded, monkeypatch):
+    if folded:  # fold wherever it applies, whether or not it pays
+        monkeypatch.setattr(folding, "TRAINING_ROWS_PER_TABLE_ROW", 0)
+        monkeypatch.setattr(folding, "TRAINING_OUTPUTS_PER_INPUT", 0)
+    else:
+        monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
     ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, tasks, **params)
     batch = data.take(slice(0, 300))
     objective = Objective(tasks)
     step = ManualStep.for_network(manual_net, objective)
     assert step is not None
+    fold = FoldedInput.build(manual_net.embedding, manual_net.input_readers(), 128, True)
+    assert (fold is not None) == (folded and name != "single_task")
     loss, losses = _backward(manual_net, objective, batch, micro_batch, step)
     ref_loss, ref_losses = _backward(auto_net, objective, batch, micro_batch)
     torch.testing.assert_close(loss, ref_loss)

@@ -25,6 +25,7 @@ import torch
 
 from .data import ColumnBatch
 from .layers import BankLinear, BankMLP, InputLayer, Towers, activation
+from .layers.folding import FoldedInput, ProjectedInput
 from .layers.gates import SHORT_SOFTMAX, GateBank, mix
 from .models import (
     ESMMNet,
@@ -58,11 +59,13 @@ ACTIVATION_BACKWARD: dict[
 Stack = tuple[Sequence[BankLinear], Sequence[str]]  # layers, activation after each
 
 
-def stack_forward(stack: Stack, x: torch.Tensor) -> list[torch.Tensor]:
+def stack_forward(stack: Stack, x: torch.Tensor | ProjectedInput) -> list:
     """Inputs of every layer plus the last output: [x, y1, ..., yL]; yL is (E, B, O)."""
     outputs = [x]
     for layer, name in zip(*stack, strict=True):
-        if layer.shared_input:
+        if isinstance(x, ProjectedInput):  # the folded input holds the first layer's output
+            y = x.output(layer)
+        elif layer.shared_input:
             b, i = x.shape
             y = torch.addmm(layer.bias.view(1, -1), x, layer.weight.view(i, -1))
             y = y.view(b, layer.members, layer.out_features).transpose(0, 1)
@@ -78,12 +81,17 @@ def stack_backward(
 ) -> torch.Tensor:
     """Accumulate the layers' weight and bias gradients for ``grad`` (E, B, O) of the last
     output (overwritten); returns the gradient of the stack's input, of its first ``keep``
-    features only when given (the embedding columns of the network's input)."""
+    features only when given (the embedding columns of the network's input). For a
+    folded input the first layer's gradient goes to its block of the projected input's
+    buffer (:meth:`FoldedInput.backward` takes it on) and the result is (B, 0)."""
     layers, names = stack
     for k in range(len(layers) - 1, -1, -1):
         layer, x = layers[k], outputs[k]
         rows = layer.in_features if k > 0 or keep is None else keep
-        if layer.shared_input:
+        if isinstance(x, ProjectedInput):
+            ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], x.grad_of(layer))
+            grad = x.out.new_empty(x.out.shape[0], 0)  # sums and adds like an input gradient
+        elif layer.shared_input:
             b, i = x.shape
             flat = grad.new_empty(b, layer.members * layer.out_features)  # (B, E*O)
             into = flat.view(b, layer.members, -1).transpose(0, 1)
@@ -258,8 +266,9 @@ class ManualStep:
     @torch.no_grad()
     def __call__(self, batch: ColumnBatch, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Accumulate ``scale`` x the batch's gradients; returns (loss, per-task losses)."""
-        net, sparse = self.network, batch.sparse
-        x = net.embedding(sparse, batch.dense)
+        net, sparse, dense = self.network, batch.sparse, batch.dense
+        fold = FoldedInput.build(net.embedding, net.input_readers(), len(batch), training=True)
+        x = fold(sparse, dense) if fold is not None else net.embedding(sparse, dense)
         keep = net.embedding.out_features - net.embedding.num_dense  # no gradient for dense
         if isinstance(net, ESMMNet):  # logits ctr, ctcvr = logit(sigmoid(ctr) sigmoid(cvr))
             towers, saved = towers_forward(net.towers, x)
@@ -284,8 +293,8 @@ class ManualStep:
         elif isinstance(net, PLENet):  # CGC / PLE: stacked levels under per-task towers
             levels, top = [], x
             for level in net.levels:
-                expert_in = top if top.dim() == 2 else top.index_select(0, level.expert_group)
-                gate_in = top if top.dim() == 2 else top[: level.num_gates]
+                expert_in = top if level.first else top.index_select(0, level.expert_group)
+                gate_in = top if level.first else top[: level.num_gates]
                 top, saved_level = level_forward(level.experts, level.gates, expert_in, gate_in)
                 levels.append(saved_level)
             logits, saved = towers_forward(net.towers, top)
@@ -314,7 +323,10 @@ class ManualStep:
             d_top = towers_backward(net.towers, saved, d_logits)
             d_hidden = d_top.unsqueeze(0) if shared else d_top
             d_x = stack_backward(stack, hidden, d_hidden, keep)
-        input_backward(net.embedding, sparse, d_x)
+        if fold is not None:
+            fold.backward(x, sparse, dense)
+        else:
+            input_backward(net.embedding, sparse, d_x)
         return loss, losses
 
     def _loss(

@@ -5,7 +5,7 @@ Shape legend: B batch, S sparse columns, D dense columns, C copies, I input widt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,14 +88,30 @@ class InputLayer(nn.Module):
         """Per sparse column c, its embeddings times the rows of ``weight`` (I, N) its
         part of the input meets: (V, N), the columns' rows one after another."""
         rows: list[torch.Tensor] = [weight.new_empty(0)] * len(self.vocabulary_sizes)
+        for c, table, ids, inputs in self._column_blocks():
+            rows[c] = table[ids] @ weight[inputs]
+        return torch.cat(rows)
+
+    def unfold(self, weight: torch.Tensor, d_table: torch.Tensor, d_weight: torch.Tensor):
+        """The backward of :meth:`fold` for the (V, N) table's gradient: writes the
+        embedding rows of ``d_weight`` (I, N) and adds the embeddings' gradients."""
+        sizes = self.vocabulary_sizes
+        for c, table, ids, inputs in self._column_blocks():  # in table order, not column order
+            first = sum(sizes[:c])  # column c's first row in the folded table
+            d_rows = d_table[first : first + sizes[c]]  # (V_c, N)
+            torch.mm(table[ids].t(), d_rows, out=d_weight[inputs])
+            table.grad[ids].addmm_(d_rows, weight[inputs].t())
+
+    def _column_blocks(self) -> Iterator[tuple[int, torch.Tensor, slice, slice]]:
+        """Per sparse column c: (c, its table's weight, the rows of its ids there, the
+        input columns its embedding fills)."""
         first = 0  # first input column of the group
         for g, (dim, cols) in enumerate(self.groups):
-            table, offsets = self.tables[g].weight, getattr(self, f"offsets_{g}").tolist()
+            offsets = getattr(self, f"offsets_{g}").tolist()
             for j, c in enumerate(cols):
-                embeddings = table[offsets[j] : offsets[j] + self.vocabulary_sizes[c]]
-                rows[c] = embeddings @ weight[first + j * dim : first + (j + 1) * dim]
+                ids = slice(offsets[j], offsets[j] + self.vocabulary_sizes[c])
+                yield c, self.tables[g].weight, ids, slice(first + j * dim, first + (j + 1) * dim)
             first += len(cols) * dim
-        return torch.cat(rows)
 
     def looked_up(self, sparse: torch.Tensor) -> list[torch.Tensor]:
         """Embedding rows used by a batch (for L2 regularisation of embeddings)."""
