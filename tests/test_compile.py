@@ -46,8 +46,8 @@ def test_failed_compilation_warns_and_predicts_eagerly(fitted, table, monkeypatc
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         got = fitted.predict(table.head(40))
     assert fitted._compiled is None  # falls back for good
-    for name in expected:
-        np.testing.assert_array_equal(got[name], expected[name])
+    for name in expected:  # eager without the folded input (layers.folding): rounding apart
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
 
 
 def test_fit_drops_the_compiled_forward(table, monkeypatch):
