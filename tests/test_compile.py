@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+import mtlrec.layers.folding as folding
 from conftest import FEATURES, TASKS
 from mtlrec import PLE
 
 CONFIG = {"num_specific_experts": 2, "num_shared_experts": 1, "expert_units": [8], "num_levels": 2}
+
+
+@pytest.fixture(autouse=True)
+def no_folding(monkeypatch):
+    """Predictions that fold run eagerly; these tests are about the compiled forward."""
+    monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +78,21 @@ def test_every_chunk_reaches_the_compiled_forward_at_one_shape(table, monkeypatc
     assert shapes == [(64, 64)] * 3  # 64 + 64 + 22 rows, the last padded
     for name in eager:
         np.testing.assert_allclose(got[name], eager[name], atol=1e-6)
+
+
+def test_a_folding_prediction_runs_eagerly_after_compile_inference(table, monkeypatch):
+    monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 16 << 20)
+    calls = []
+
+    def recording(fn, **kwargs):
+        return lambda sparse, dense: calls.append(len(sparse)) or fn(sparse, dense)
+
+    monkeypatch.setattr(torch, "compile", recording)
+    model = PLE(FEATURES, TASKS, **CONFIG).fit(table.head(128), epochs=1, verbose=0)
+    eager = model.predict(table.head(150), batch_size=64)
+    got = model.compile_inference().predict(table.head(150), batch_size=64)
+    assert calls == []  # 150 rows fold (the vocabularies hold fewer rows): no compiled call
+    for name in eager:
+        np.testing.assert_array_equal(got[name], eager[name])
+    model.predict(table.head(5), batch_size=64)  # 5 rows: too few to fold
+    assert calls == [64]

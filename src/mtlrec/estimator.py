@@ -195,17 +195,21 @@ class MultiTaskModel:
         """Run ``predict`` and ``evaluate`` through a ``torch.compile``-d forward pass.
 
         Opt-in: the first prediction pays a one-off compilation (seconds; on CPU it needs
-        a C++ compiler) and later ones run fused kernels. The last chunk is padded to the
-        chunk size, so one compiled shape serves any number of rows. If compilation
-        fails, mtlrec warns and predicts without it. ``fit`` drops the compiled forward.
+        a C++ compiler) and later ones run fused kernels. A prediction that folds the
+        embeddings into the first layers (``mtlrec.layers.folding``) runs eagerly
+        instead: on Adult that is 1.1-1.5x faster than the compiled forward. The last
+        chunk is padded to the chunk size, so one compiled shape serves any number of
+        rows. If compilation fails, mtlrec warns and predicts without it. ``fit`` drops
+        the compiled forward.
         """
         self._compiled = torch.compile(self.network.compute, dynamic=False)
         return self
 
     def _forward(self, batch: ColumnBatch, rows: int) -> torch.Tensor:
-        """Logits (O, B) of one chunk, through the compiled forward when there is one."""
+        """Logits (O, B) of one chunk, through the compiled forward when there is one and
+        the input is not folded."""
         network = self.network
-        if self._compiled is None:
+        if self._compiled is None or network.embedding.folded is not None:
             return network.compute(batch.sparse, batch.dense)[0]
         n, pad = len(batch), rows - len(batch)
         sparse, dense = batch.sparse, batch.dense
@@ -232,8 +236,7 @@ class MultiTaskModel:
         retain_freed_memory()
         batch_size = batch_size or inference_rows(network)
         chunks = []
-        # the compiled forward fuses its own kernels: it keeps the plain input layer
-        with network.folded_input(len(data) if self._compiled is None else 0):
+        with network.folded_input(len(data)):
             for batch in iterate_batches(data, batch_size):
                 chunks.append(self._forward(batch.to(self.device), batch_size))  # (O, B)
         logits = torch.cat(chunks, dim=1).float().cpu()  # (O, N)
