@@ -121,3 +121,9 @@ def test_training_folds_only_for_many_rows_per_table_row_and_wide_readers():
     assert not folds(mmoe, 4 * 23 - 1)
     assert folds(mmoe, 4 * 23)
     assert not folds(build("shared_bottom", bottom_units=[8]), 1000)  # 8 outputs
+
+
+def test_sparse_embedding_gradients_keep_the_plain_input_layer():
+    net = build("mmoe")
+    net.embedding.sparse_grad = True  # folding would give the embeddings dense gradients
+    assert folding.FoldedInput.build(net.embedding, net.input_readers(), 1000) is None

@@ -96,6 +96,8 @@ class FoldedInput:
         not apply (no readers declared)."""
         if not readers or embedding.copies != 1 or not embedding.vocabulary_sizes:
             return None
+        if embedding.sparse_grad:  # the tables would give the embeddings dense gradients
+            return None
         vocabulary = sum(embedding.vocabulary_sizes)
         outputs = sum(r.members * r.out_features for r in readers)
         if vocabulary > rows or 4 * vocabulary * outputs > FOLD_TABLE_BYTES:
