@@ -137,6 +137,44 @@ def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch, folde
     torch.testing.assert_close(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("shared_bottom", {"dropout": 0.3}),
+        ("esmm", {"dropout": 0.2, "tower_units": [[6], [5, 3]]}),
+        ("single_task", {"dropout": 0.2, "bottom_units": [8, 6]}),
+        ("mmoe", {"dropout": 0.25, "num_experts": 3, "expert_units": [8, 6], "gate_units": [5]}),
+        ("omoe", {"dropout": 0.1, "num_experts": 2, "expert_units": [5], "gate_units": []}),
+        ("ple", {"dropout": 0.2, "num_specific_experts": 2, "num_shared_experts": 3}),
+    ],
+)
+@pytest.mark.parametrize("micro_batch", [None, 128])
+def test_manual_dropout_gradients_equal_autograd_with_the_same_masks(
+    name, params, micro_batch, monkeypatch
+):
+    """Dropout draws its masks in the network's forward order: with the same seed both
+    paths drop the same units (unfolded: a folded layer's output has other strides)."""
+    monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
+    ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, TWO, **params)
+    batch = data.take(slice(0, 300))
+    objective = Objective(TWO)
+    step = ManualStep.for_network(manual_net, objective)
+    assert step is not None
+    manual_net.train()
+    auto_net.train()
+    torch.manual_seed(11)
+    loss, losses = _backward(manual_net, objective, batch, micro_batch, step)
+    torch.manual_seed(11)
+    ref_loss, ref_losses = _backward(auto_net, objective, batch, micro_batch)
+    torch.testing.assert_close(loss, ref_loss)
+    torch.testing.assert_close(losses, ref_losses)
+    torch.testing.assert_close(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-4, atol=1e-7)
+    torch.manual_seed(12)  # other masks: other gradients
+    manual_opt.flat.grad.zero_()
+    _backward(manual_net, objective, batch, micro_batch, step)
+    assert not torch.allclose(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-3)
+
+
 def test_fit_with_manual_steps_trains_like_autograd(monkeypatch):
     table = make_table(600)
     fitted = mtlrec.SharedBottom(FEATURES, TWO, seed=3).fit(table, epochs=2, verbose=0)
@@ -152,8 +190,8 @@ def test_fit_with_manual_steps_trains_like_autograd(monkeypatch):
     [
         ("mmoe", {"expert_units": []}),
         ("ple", {"expert_units": []}),
-        ("cgc", {"dropout": 0.2}),
-        ("shared_bottom", {"dropout": 0.1}),
+        ("cgc", {"dropout": 0.2, "activation": "tanh"}),  # dropout needs relu
+        ("shared_bottom", {"dropout": 0.1, "activation": "leaky_relu"}),
         ("shared_bottom", {"batch_norm": True}),
         ("shared_bottom", {"activation": "gelu"}),
         ("esmm", {"l2_dense": 1e-4}),

@@ -10,7 +10,8 @@ parameter's ``.grad`` (``addmm_`` / ``baddbmm_`` / ``index_add_``). The result i
 gradient autograd computes (tested to float rounding), so training is unchanged.
 
 Used only when it applies: activations whose derivative follows from their output, no
-dropout or batch norm, no L2 penalty, dense embedding gradients, and gradients that are
+batch norm, dropout only after relu (it draws the same masks as the network's forward,
+in the same order), no L2 penalty, dense embedding gradients, and gradients that are
 views of the flat buffer (see :mod:`mtlrec.flat`). Everything else uses autograd.
 
 Shape legend: E bank members, T tasks, B batch, I input, O output units, C copies.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from .data import ColumnBatch
 from .layers import BankLinear, BankMLP, InputLayer, Towers, activation
@@ -56,13 +58,15 @@ ACTIVATION_BACKWARD: dict[
     "linear": lambda g, out, into: g if into is g else into.copy_(g),
 }
 
-Stack = tuple[Sequence[BankLinear], Sequence[str]]  # layers, activation after each
+#: layers, the activation after each, the dropout rate after each (0: none)
+Stack = tuple[Sequence[BankLinear], Sequence[str], Sequence[float]]
+OUTPUT: tuple[list[str], list[float]] = (["linear"], [0.0])  # a final linear layer's rest
 
 
 def stack_forward(stack: Stack, x: torch.Tensor | ProjectedInput) -> list:
     """Inputs of every layer plus the last output: [x, y1, ..., yL]; yL is (E, B, O)."""
     outputs = [x]
-    for layer, name in zip(*stack, strict=True):
+    for layer, name, rate in zip(*stack, strict=True):
         if isinstance(x, ProjectedInput):  # the folded input holds the first layer's output
             y = x.output(layer)
         elif layer.shared_input:
@@ -72,6 +76,8 @@ def stack_forward(stack: Stack, x: torch.Tensor | ProjectedInput) -> list:
         else:
             y = torch.bmm(x, layer.weight).add_(layer.bias)
         x = activation(name, inplace=True)(y)
+        if rate:  # the same mask draws as F.dropout in the network's forward (same order)
+            x = F.dropout(x, rate, training=True, inplace=True)
         outputs.append(x)
     return outputs
 
@@ -83,11 +89,14 @@ def stack_backward(
     output (overwritten); returns the gradient of the stack's input, of its first ``keep``
     features only when given (the embedding columns of the network's input). For a
     folded input the first layer's gradient goes to its block of the projected input's
-    buffer (:meth:`FoldedInput.backward` takes it on) and the result is (B, 0)."""
-    layers, names = stack
+    buffer (:meth:`FoldedInput.backward` takes it on) and the result is (B, 0). Layers
+    with dropout must use relu (see :func:`_activations_ok`)."""
+    layers, names, rates = stack
     for k in range(len(layers) - 1, -1, -1):
         layer, x = layers[k], outputs[k]
         rows = layer.in_features if k > 0 or keep is None else keep
+        if rates[k]:  # relu, then dropout: the output is 0 where either zeroed it, and
+            grad = grad.mul_(1.0 / (1.0 - rates[k]))  # y / (1 - p) elsewhere
         if isinstance(x, ProjectedInput):
             ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], x.grad_of(layer))
             grad = x.out.new_empty(x.out.shape[0], 0)  # sums and adds like an input gradient
@@ -124,9 +133,12 @@ def input_backward(layer: InputLayer, sparse: torch.Tensor, grad: torch.Tensor) 
 
 
 def mlp_stack(mlp: BankMLP, out: BankLinear | None = None) -> Stack:
-    """An MLP bank's layers with its activation after each, then ``out`` (no activation)."""
-    names = [mlp.activation_name] * len(mlp.layers)
-    return ([*mlp.layers, out], [*names, "linear"]) if out is not None else (mlp.layers, names)
+    """An MLP bank's layers with its activation and dropout after each, then ``out``
+    (neither)."""
+    names, rates = [mlp.activation_name] * len(mlp.layers), [mlp.dropout] * len(mlp.layers)
+    if out is None:
+        return mlp.layers, names, rates
+    return [*mlp.layers, out], [*names, OUTPUT[0][0]], [*rates, OUTPUT[1][0]]
 
 
 def _tower_stacks(towers: Towers) -> list[Stack]:
@@ -175,7 +187,7 @@ def gates_forward(gates: GateBank, x: torch.Tensor) -> tuple[torch.Tensor, tuple
     groups = []
     for k, out in enumerate(gates.outs):
         own = gates.group_input(hidden[-1], k)
-        groups.append((own, gates.softmax(stack_forward(([out], ["linear"]), own)[-1])))
+        groups.append((own, gates.softmax(stack_forward(([out], *OUTPUT), own)[-1])))
     return gates.spread([probs for _, probs in groups]), (hidden, groups)
 
 
@@ -191,7 +203,7 @@ def gates_backward(
         if gates.temperature != 1.0:
             d_logits = d_logits.div_(gates.temperature)
         last = keep if gates.out_shared else None  # linear gates read the input directly
-        parts.append(stack_backward(([out], ["linear"]), [own, probs], d_logits, last))
+        parts.append(stack_backward(([out], *OUTPUT), [own, probs], d_logits, last))
     if len(parts) == 1:
         d_hidden = parts[0]
     elif gates.out_shared:  # every group read the one shared input
@@ -235,7 +247,7 @@ def _activations_ok(network: MultiTaskNetwork) -> bool:
     return (
         c.activation in ACTIVATION_BACKWARD
         and not c.batch_norm
-        and not c.dropout
+        and (not c.dropout or c.activation == "relu")  # see stack_backward
         and not c.l2_embedding
         and not c.l2_dense
     )
