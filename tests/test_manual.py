@@ -149,12 +149,17 @@ def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch, folde
     ],
 )
 @pytest.mark.parametrize("micro_batch", [None, 128])
+@pytest.mark.parametrize("folded", [True, False])
 def test_manual_dropout_gradients_equal_autograd_with_the_same_masks(
-    name, params, micro_batch, monkeypatch
+    name, params, micro_batch, folded, monkeypatch
 ):
     """Dropout draws its masks in the network's forward order: with the same seed both
-    paths drop the same units (unfolded: a folded layer's output has other strides)."""
-    monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
+    paths drop the same units, folded or not (masks do not depend on memory layout)."""
+    if folded:
+        monkeypatch.setattr(folding, "TRAINING_ROWS_PER_TABLE_ROW", 0)
+        monkeypatch.setattr(folding, "TRAINING_OUTPUTS_PER_INPUT", 0)
+    else:
+        monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
     ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, TWO, **params)
     batch = data.take(slice(0, 300))
     objective = Objective(TWO)

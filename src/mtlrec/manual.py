@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from .data import ColumnBatch
 from .layers import BankLinear, BankMLP, InputLayer, Towers, activation
+from .layers.dropout import dropout
 from .layers.folding import FoldedInput, ProjectedInput
 from .layers.gates import SHORT_SOFTMAX, GateBank, mix
 from .models import (
@@ -76,8 +76,8 @@ def stack_forward(stack: Stack, x: torch.Tensor | ProjectedInput) -> list:
         else:
             y = torch.bmm(x, layer.weight).add_(layer.bias)
         x = activation(name, inplace=True)(y)
-        if rate:  # the same mask draws as F.dropout in the network's forward (same order)
-            x = F.dropout(x, rate, training=True, inplace=True)
+        if rate:  # the same masks as the network's forward draws (same order)
+            x = dropout(x, rate, training=True, inplace=True)
         outputs.append(x)
     return outputs
 

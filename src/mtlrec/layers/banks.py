@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..exceptions import ConfigError
+from .dropout import dropout
 
 #: name -> (function, in-place variant or None)
 _ACTIVATIONS: dict[str, tuple[Callable, Callable | None]] = {
@@ -162,5 +163,5 @@ class BankMLP(nn.Module):
             # an as_strided copy in backward)
             x = self.act(x) if x.requires_grad and x._is_view() else self.act_(x)
             if self.dropout:
-                x = F.dropout(x, self.dropout, self.training)
+                x = dropout(x, self.dropout, self.training)
         return x
