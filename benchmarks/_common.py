@@ -37,23 +37,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--predict-repeats", type=int, default=3,
-                        help="predict calls on the test set; the median time is reported")
-    parser.add_argument("--predict-batch-sizes", nargs="+", type=int, default=[256, 2048, 16384],
-                        help="prediction is timed at each size (plus the library's own default "
-                             "where it has one) and the fastest is reported")
-    parser.add_argument("--no-warmup", action="store_true",
-                        help="skip the untimed 1-epoch fit on 8 batches before the timed one")
-    parser.add_argument("--time-preprocessing", action="store_true",
-                        help="mtlrec only: also time a standalone preprocessor fit_transform")
+    parser.add_argument(
+        "--predict-repeats",
+        type=int,
+        default=3,
+        help="predict calls on the test set; the median time is reported",
+    )
+    parser.add_argument(
+        "--predict-batch-sizes",
+        nargs="+",
+        type=int,
+        default=[256, 2048, 16384],
+        help="prediction is timed at each size (plus the library's own default "
+        "where it has one) and the fastest is reported",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the untimed 1-epoch fit on 8 batches before the timed one",
+    )
+    parser.add_argument(
+        "--time-preprocessing",
+        action="store_true",
+        help="mtlrec only: also time a standalone preprocessor fit_transform",
+    )
     return parser.parse_args(argv)
 
 
 def load_dataset(folder: str | Path) -> Dataset:
     folder = Path(folder)
     spec = json.loads((folder / "spec.json").read_text())
-    return Dataset(pd.read_parquet(folder / "train.parquet"),
-                   pd.read_parquet(folder / "test.parquet"), spec)
+    return Dataset(
+        pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet"), spec
+    )
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -72,8 +88,9 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
     return result, statistics.median(times)
 
 
-def fastest_predict(predict: Callable[[int | None], Any], sizes: list[int | None],
-                    repeats: int, rows: int) -> tuple[Any, dict[str, Any]]:
+def fastest_predict(
+    predict: Callable[[int | None], Any], sizes: list[int | None], repeats: int, rows: int
+) -> tuple[Any, dict[str, Any]]:
     """Time ``predict(batch_size)`` at each size; (result at the fastest, record fields).
 
     Fields: ``predict_seconds`` and ``predict_rows_per_second`` at the fastest size,
@@ -164,21 +181,42 @@ def peer_data(args: argparse.Namespace) -> PeerData:
     data = load_dataset(args.data)
     tasks = data.spec["tasks"]
     x_train, x_test, vocab = encode_for_peers(data)
-    return PeerData(data.spec, json.loads(args.config), tasks, x_train, x_test, vocab,
-                    labels(data.train, tasks), labels(data.test, tasks))
+    return PeerData(
+        data.spec,
+        json.loads(args.config),
+        tasks,
+        x_train,
+        x_test,
+        vocab,
+        labels(data.train, tasks),
+        labels(data.test, tasks),
+    )
 
 
-def peer_record(args: argparse.Namespace, library: str, version: str, data: PeerData,
-                fit_seconds: float, predicted: dict[str, Any], scores: np.ndarray,
-                model: Any, note: str) -> dict[str, Any]:
+def peer_record(
+    args: argparse.Namespace,
+    library: str,
+    version: str,
+    data: PeerData,
+    fit_seconds: float,
+    predicted: dict[str, Any],
+    scores: np.ndarray,
+    model: Any,
+    note: str,
+) -> dict[str, Any]:
     """The JSON record of one peer measurement (``predicted`` from :func:`fastest_predict`)."""
     import torch
 
     rows = len(data.y_train)
     return {
-        "library": library, "version": version, "torch": torch.__version__,
-        "model": args.model, "batch_size": args.batch_size, "epochs": args.epochs,
-        "train_rows": rows, "test_rows": len(data.y_test),
+        "library": library,
+        "version": version,
+        "torch": torch.__version__,
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "train_rows": rows,
+        "test_rows": len(data.y_test),
         "fit_seconds": fit_seconds,
         "train_samples_per_second": rows * args.epochs / fit_seconds,
         **predicted,

@@ -36,8 +36,9 @@ def flops_per_sample(network: torch.nn.Module) -> dict[str, float]:
 
 
 @torch.no_grad()
-def counted_forward_flops(network: torch.nn.Module, sparse: torch.Tensor,
-                          dense: torch.Tensor) -> float:
+def counted_forward_flops(
+    network: torch.nn.Module, sparse: torch.Tensor, dense: torch.Tensor
+) -> float:
     """Forward FLOPs per sample as torch's FlopCounterMode counts them (a cross-check)."""
     network.eval()
     with FlopCounterMode(display=False) as counter:

@@ -50,8 +50,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps({"library": "matmul", "threads": torch.get_num_threads(),
-                      "gflops": {name: rate(*shape) for name, shape in SHAPES.items()}}))
+    print(
+        json.dumps(
+            {
+                "library": "matmul",
+                "threads": torch.get_num_threads(),
+                "gflops": {name: rate(*shape) for name, shape in SHAPES.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

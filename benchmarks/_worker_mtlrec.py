@@ -39,21 +39,28 @@ def main() -> None:
     record: dict[str, Any] = {"library": "mtlrec", "version": mtlrec.__version__}
     if args.time_preprocessing:
         _, record["preprocess_seconds"] = timed(
-            lambda: make().preprocessor.fit_transform(data.train))
+            lambda: make().preprocessor.fit_transform(data.train)
+        )
 
     model = make()
-    _, fit_seconds = timed(lambda: model.fit(data.train, epochs=args.epochs, batch_size=bs,
-                                             lr=args.lr, verbose=0))
+    _, fit_seconds = timed(
+        lambda: model.fit(data.train, epochs=args.epochs, batch_size=bs, lr=args.lr, verbose=0)
+    )
     sizes = [None, *args.predict_batch_sizes]  # None: mtlrec's cache-sized chunks
-    _, predicted = fastest_predict(lambda size: model.predict(data.test, batch_size=size),
-                                   sizes, args.predict_repeats, len(data.test))
+    _, predicted = fastest_predict(
+        lambda size: model.predict(data.test, batch_size=size),
+        sizes,
+        args.predict_repeats,
+        len(data.test),
+    )
     record.update(predicted)
     pretransformed = None
     try:  # ColumnBatch input to predict (skips preprocessing), where this mtlrec accepts it
         batch = model.preprocessor.transform(data.test, with_labels=False)
         size = predicted["predict_batch_size"]
-        _, seconds = median_time(lambda: model.predict(batch, batch_size=size),
-                                 args.predict_repeats)
+        _, seconds = median_time(
+            lambda: model.predict(batch, batch_size=size), args.predict_repeats
+        )
         pretransformed = len(data.test) / seconds
     except Exception as error:
         record["note"] = f"predict(ColumnBatch) failed: {type(error).__name__}"
@@ -66,26 +73,32 @@ def main() -> None:
             str(size): timed(lambda size=size: model.predict(data.test, batch_size=size))[1]
             for size in sizes
         }
-        _, compiled = fastest_predict(lambda size: model.predict(data.test, batch_size=size),
-                                      sizes, args.predict_repeats, len(data.test))
+        _, compiled = fastest_predict(
+            lambda size: model.predict(data.test, batch_size=size),
+            sizes,
+            args.predict_repeats,
+            len(data.test),
+        )
         record["predict_rows_per_second_compiled"] = compiled["predict_rows_per_second"]
         record["predict_batch_size_compiled"] = compiled["predict_batch_size"]
         record["peak_rss_mb_compiled"] = round(peak_rss_mb(), 1)
 
-    record.update({
-        "torch": torch.__version__,
-        "model": args.model,
-        "batch_size": bs,
-        "epochs": args.epochs,
-        "train_rows": len(data.train),
-        "test_rows": len(data.test),
-        "fit_seconds": fit_seconds,
-        "train_samples_per_second": len(data.train) * args.epochs / fit_seconds,
-        "predict_rows_per_second_pretransformed": pretransformed,
-        "auc": {t: metrics[t]["auc"] for t in spec["tasks"]},
-        "parameters": model.num_parameters(),
-        "threads": torch.get_num_threads(),
-    })
+    record.update(
+        {
+            "torch": torch.__version__,
+            "model": args.model,
+            "batch_size": bs,
+            "epochs": args.epochs,
+            "train_rows": len(data.train),
+            "test_rows": len(data.test),
+            "fit_seconds": fit_seconds,
+            "train_samples_per_second": len(data.train) * args.epochs / fit_seconds,
+            "predict_rows_per_second_pretransformed": pretransformed,
+            "auc": {t: metrics[t]["auc"] for t in spec["tasks"]},
+            "parameters": model.num_parameters(),
+            "threads": torch.get_num_threads(),
+        }
+    )
     emit(record)
 
 

@@ -43,8 +43,12 @@ def main() -> None:
     for _ in range(rounds):
         for model in models:
             for size in sizes:
-                out = subprocess.run([sys.executable, "-c", WORKER, model, str(size), epochs],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", WORKER, model, str(size), epochs],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 samples.setdefault((model, size), []).append(float(out.stdout.split()[-1]))
     print("| model | chunk rows | rows/s per round | median |")
     print("|---|---:|---|---:|")

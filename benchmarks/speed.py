@@ -46,10 +46,17 @@ MODELS = ["shared_bottom", "esmm", "mmoe", "cgc", "ple"]
 SCALING_MODELS = ["mmoe", "ple"]
 SCALING_BATCH = 2048
 SCALING_TEST_ROWS = 50_000
-METRICS = ["train_samples_per_second", "predict_rows_per_second",
-           "predict_rows_per_second_pretransformed", "predict_rows_per_second_compiled",
-           "peak_rss_mb", "fit_seconds",
-           "predict_seconds", "preprocess_seconds", "cpu_stall_percent"]
+METRICS = [
+    "train_samples_per_second",
+    "predict_rows_per_second",
+    "predict_rows_per_second_pretransformed",
+    "predict_rows_per_second_compiled",
+    "peak_rss_mb",
+    "fit_seconds",
+    "predict_seconds",
+    "preprocess_seconds",
+    "cpu_stall_percent",
+]
 WORKER_TIMEOUT_S = 3600
 
 
@@ -64,16 +71,19 @@ def write_dataset(folder: Path, train: Any, test: Any, spec: dict[str, Any]) -> 
 
 def adult_dataset(tmp: Path) -> Path:
     train, test = load_adult()
-    spec = {"sparse": ADULT_SPARSE, "dense": ADULT_DENSE, "tasks": list(ADULT_TASKS),
-            "embedding_dim": 16}
+    spec = {
+        "sparse": ADULT_SPARSE,
+        "dense": ADULT_DENSE,
+        "tasks": list(ADULT_TASKS),
+        "embedding_dim": 16,
+    }
     return write_dataset(tmp / "adult", train, test, spec)
 
 
 def synthetic_dataset(tmp: Path, rows: int) -> Path:
     table = make_click_log(rows + SCALING_TEST_ROWS)
     spec = {"sparse": SPARSE, "dense": DENSE, "tasks": TASKS, "embedding_dim": 16}
-    return write_dataset(tmp / f"synthetic_{rows}", table.iloc[:rows],
-                         table.iloc[rows:], spec)
+    return write_dataset(tmp / f"synthetic_{rows}", table.iloc[:rows], table.iloc[rows:], spec)
 
 
 # ---------------------------------------------------------------------------- workers
@@ -90,13 +100,19 @@ def run_worker(python: str, script: str, args: list[str]) -> dict[str, Any]:
     """Run a worker; its last JSON stdout line (plus ``cpu_stall_percent``: share of the
     worker's wall time in which some task on this machine waited for a CPU, a contention
     flag), or {"error": ...}."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
-           "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "2",
+        "PYTHONUNBUFFERED": "1",
+        "TQDM_DISABLE": "1",
+    }
     command = [python, str(HERE / script), *args]
     stall, start = cpu_stall_us(), time.perf_counter()
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, env=env,
-                              timeout=WORKER_TIMEOUT_S, cwd=HERE)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S, cwd=HERE
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {WORKER_TIMEOUT_S}s"}
     wall, stall_end = time.perf_counter() - start, cpu_stall_us()
@@ -117,8 +133,9 @@ def peer_problem(python: Path, module: str) -> str | None:
     """Why the peer cannot run (missing venv, failed import), or None."""
     if not python.exists():
         return f"{python} not found (see benchmarks/requirements-peers.txt)"
-    proc = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", f"import {module}"], capture_output=True, text=True, timeout=300
+    )
     if proc.returncode:
         return f"import {module} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
     return None
@@ -144,13 +161,16 @@ def mtlrec_flops(models: list[str], data_dir: Path) -> dict[str, dict[str, float
     features += [DenseFeature(c) for c in spec["dense"]]
     out = {}
     for name in models:
-        model = MultiTaskModel(features, [Task(t) for t in spec["tasks"]], architecture=name,
-                               **REFERENCE_CONFIGS[name])
+        model = MultiTaskModel(
+            features, [Task(t) for t in spec["tasks"]], architecture=name, **REFERENCE_CONFIGS[name]
+        )
         model.preprocessor.fit(train)
         network = model.build()
         batch = model.preprocessor.transform(train.head(256), with_labels=False)
-        out[name] = {**flops_per_sample(network),
-                     "forward_counted": counted_forward_flops(network, batch.sparse, batch.dense)}
+        out[name] = {
+            **flops_per_sample(network),
+            "forward_counted": counted_forward_flops(network, batch.sparse, batch.dense),
+        }
     return out
 
 
@@ -168,13 +188,26 @@ def summarize(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[st
     for key, group in groups.items():
         ok = [r for r in group if "error" not in r]
         record: dict[str, Any] = dict(zip(keys, key, strict=True))
-        record.update({"repeats": len(ok), "failures": [r["error"] for r in group if "error" in r],
-                       "min": {}, "max": {}})
+        record.update(
+            {
+                "repeats": len(ok),
+                "failures": [r["error"] for r in group if "error" in r],
+                "min": {},
+                "max": {},
+            }
+        )
         if not ok:
             records.append(record)
             continue
-        for field in ("version", "torch", "epochs", "train_rows", "test_rows", "parameters",
-                      "note"):
+        for field in (
+            "version",
+            "torch",
+            "epochs",
+            "train_rows",
+            "test_rows",
+            "parameters",
+            "note",
+        ):
             record[field] = ok[0].get(field)
         for metric in METRICS:
             values = [r[metric] for r in ok if r.get(metric) is not None]
@@ -189,8 +222,9 @@ def summarize(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[st
     return records
 
 
-def add_efficiency(records: list[dict[str, Any]], flops: dict[str, dict[str, float]],
-                   ceiling_gflops: float | None) -> None:
+def add_efficiency(
+    records: list[dict[str, Any]], flops: dict[str, dict[str, float]], ceiling_gflops: float | None
+) -> None:
     """Achieved GFLOP/s and percent of the matmul ceiling, for mtlrec rows (None for peers)."""
     for r in records:
         r["ceiling_percent"] = None
@@ -203,8 +237,10 @@ def add_efficiency(records: list[dict[str, Any]], flops: dict[str, dict[str, flo
         pre = r.get("predict_rows_per_second_pretransformed")
         r["predict_gflops_pretransformed"] = None if pre is None else pre * f["forward"] / 1e9
         if ceiling_gflops:
+
             def pct(gflops: float | None) -> float | None:
                 return None if gflops is None else 100 * gflops / ceiling_gflops
+
             r["ceiling_percent"] = pct(r["train_gflops"])
             r["ceiling_percent_predict"] = pct(r["predict_gflops"])
             r["ceiling_percent_predict_pretransformed"] = pct(r["predict_gflops_pretransformed"])
@@ -224,15 +260,22 @@ def _spread(r: dict[str, Any], metric: str, digits: int = 0) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
+    ]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def ceiling_table(rates: dict[str, list[float]]) -> str:
-    rows = [[name, "matmul", _num(_median(v), 1) + (f" ({min(v):.1f}–{max(v):.1f})"
-                                                    if len(v) > 1 else "")]
-            for name, v in rates.items()]
+    rows = [
+        [
+            name,
+            "matmul",
+            _num(_median(v), 1) + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""),
+        ]
+        for name, v in rates.items()
+    ]
     return _table(["shape (fp32, 2 threads)", "op", "GFLOP/s median (min–max)"], rows)
 
 
@@ -241,21 +284,42 @@ def results_table(records: list[dict[str, Any]], batch_size: int) -> str:
     rows = []
     for r in (r for r in records if r["batch_size"] == batch_size):
         if not r["repeats"]:
-            rows.append([r["model"], LIBRARIES[r["library"]], "failed: "
-                         + "; ".join(r["failures"])[:120]] + [""] * (7 + len(tasks)))
+            rows.append(
+                [r["model"], LIBRARIES[r["library"]], "failed: " + "; ".join(r["failures"])[:120]]
+                + [""] * (7 + len(tasks))
+            )
             continue
-        rows.append([r["model"], LIBRARIES[r["library"]], _num(r.get("parameters")),
-                     _spread(r, "train_samples_per_second"),
-                     _spread(r, "predict_rows_per_second"),
-                     _spread(r, "predict_rows_per_second_pretransformed"),
-                     _spread(r, "predict_rows_per_second_compiled"),
-                     *(_num(r["auc"].get(t), 4) for t in tasks),
-                     _num(r.get("peak_rss_mb")),
-                     _num(r.get("ceiling_percent"), 1), _num(r.get("cpu_stall_percent"))])
-    return _table(["model", "library", "params", "train samples/s", "predict rows/s",
-                   "predict rows/s (pre-transformed)", "predict rows/s (compiled)",
-                   *(f"{t} AUC" for t in tasks),
-                   "peak RSS MB", "train % ceiling", "CPU stall %"], rows)
+        rows.append(
+            [
+                r["model"],
+                LIBRARIES[r["library"]],
+                _num(r.get("parameters")),
+                _spread(r, "train_samples_per_second"),
+                _spread(r, "predict_rows_per_second"),
+                _spread(r, "predict_rows_per_second_pretransformed"),
+                _spread(r, "predict_rows_per_second_compiled"),
+                *(_num(r["auc"].get(t), 4) for t in tasks),
+                _num(r.get("peak_rss_mb")),
+                _num(r.get("ceiling_percent"), 1),
+                _num(r.get("cpu_stall_percent")),
+            ]
+        )
+    return _table(
+        [
+            "model",
+            "library",
+            "params",
+            "train samples/s",
+            "predict rows/s",
+            "predict rows/s (pre-transformed)",
+            "predict rows/s (compiled)",
+            *(f"{t} AUC" for t in tasks),
+            "peak RSS MB",
+            "train % ceiling",
+            "CPU stall %",
+        ],
+        rows,
+    )
 
 
 def efficiency_table(records: list[dict[str, Any]]) -> str:
@@ -264,16 +328,37 @@ def efficiency_table(records: list[dict[str, Any]]) -> str:
         if r["library"] != "mtlrec" or "flops_per_sample" not in r:
             continue
         f = r["flops_per_sample"]
-        rows.append([r["model"], str(r["batch_size"]), _num(f["forward"] / 1e6, 3),
-                     _num(f["forward_counted"] / 1e6, 3), _num(f["train"] / 1e6, 3),
-                     _num(r["train_gflops"], 2), _num(r["ceiling_percent"], 1),
-                     _num(r["predict_gflops"], 2), _num(r.get("ceiling_percent_predict"), 1),
-                     _num(r.get("predict_gflops_pretransformed"), 2),
-                     _num(r.get("ceiling_percent_predict_pretransformed"), 1)])
-    return _table(["model", "batch", "fwd MFLOP/sample", "fwd MFLOP (FlopCounter)",
-                   "train MFLOP/sample", "train GFLOP/s", "train % ceiling",
-                   "predict GFLOP/s", "predict % ceiling", "predict GFLOP/s (pre-tr.)",
-                   "predict % ceiling (pre-tr.)"], rows)
+        rows.append(
+            [
+                r["model"],
+                str(r["batch_size"]),
+                _num(f["forward"] / 1e6, 3),
+                _num(f["forward_counted"] / 1e6, 3),
+                _num(f["train"] / 1e6, 3),
+                _num(r["train_gflops"], 2),
+                _num(r["ceiling_percent"], 1),
+                _num(r["predict_gflops"], 2),
+                _num(r.get("ceiling_percent_predict"), 1),
+                _num(r.get("predict_gflops_pretransformed"), 2),
+                _num(r.get("ceiling_percent_predict_pretransformed"), 1),
+            ]
+        )
+    return _table(
+        [
+            "model",
+            "batch",
+            "fwd MFLOP/sample",
+            "fwd MFLOP (FlopCounter)",
+            "train MFLOP/sample",
+            "train GFLOP/s",
+            "train % ceiling",
+            "predict GFLOP/s",
+            "predict % ceiling",
+            "predict GFLOP/s (pre-tr.)",
+            "predict % ceiling (pre-tr.)",
+        ],
+        rows,
+    )
 
 
 def ratio_table(records: list[dict[str, Any]]) -> str:
@@ -295,25 +380,53 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
         for rate in (pre, mine.get("predict_rows_per_second_compiled")):
             cells.append("–" if rate is None else f"{rate / best['predict_rows_per_second']:.2f}x")
         rows.append(cells)
-    return _table(["model", "batch", "train: mtlrec / faster peer",
-                   "predict: mtlrec / faster peer", "predict (pre-transformed) / faster peer",
-                   "predict (compile_inference) / faster peer"], rows)
+    return _table(
+        [
+            "model",
+            "batch",
+            "train: mtlrec / faster peer",
+            "predict: mtlrec / faster peer",
+            "predict (pre-transformed) / faster peer",
+            "predict (compile_inference) / faster peer",
+        ],
+        rows,
+    )
 
 
 def scaling_table(records: list[dict[str, Any]]) -> str:
     rows = []
     for r in records:
         if not r["repeats"]:
-            rows.append([r["model"], f"{r['rows']:,}", "failed: " + "; ".join(r["failures"])]
-                        + [""] * 5)
+            rows.append(
+                [r["model"], f"{r['rows']:,}", "failed: " + "; ".join(r["failures"])] + [""] * 5
+            )
             continue
         fit, pre = r["fit_seconds"], r.get("preprocess_seconds")
-        rows.append([r["model"], f"{r['rows']:,}", _spread(r, "fit_seconds", 1),
-                     _num(pre, 1), _num(fit / r["rows"] * 1e6, 1),
-                     _num(r["train_samples_per_second"]), _num(r["peak_rss_mb"]),
-                     " / ".join(f"{v:.3f}" for v in r["auc"].values())])
-    return _table(["model", "rows", "epoch s (fit call)", "preprocess s (standalone)",
-                   "s per 1M rows", "rows/s", "peak RSS MB", f"AUC {' / '.join(TASKS)}"], rows)
+        rows.append(
+            [
+                r["model"],
+                f"{r['rows']:,}",
+                _spread(r, "fit_seconds", 1),
+                _num(pre, 1),
+                _num(fit / r["rows"] * 1e6, 1),
+                _num(r["train_samples_per_second"]),
+                _num(r["peak_rss_mb"]),
+                " / ".join(f"{v:.3f}" for v in r["auc"].values()),
+            ]
+        )
+    return _table(
+        [
+            "model",
+            "rows",
+            "epoch s (fit call)",
+            "preprocess s (standalone)",
+            "s per 1M rows",
+            "rows/s",
+            "peak RSS MB",
+            f"AUC {' / '.join(TASKS)}",
+        ],
+        rows,
+    )
 
 
 def notes(records: list[dict[str, Any]]) -> list[str]:
@@ -334,8 +447,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer-python", type=Path, default=HERE.parent / ".venv-peers/bin/python")
-    parser.add_argument("--scaling-rows", nargs="+", type=int,
-                        default=None, help="default 1e5 1e6 4e6 (--quick: 1e4 3e4)")
+    parser.add_argument(
+        "--scaling-rows",
+        nargs="+",
+        type=int,
+        default=None,
+        help="default 1e5 1e6 4e6 (--quick: 1e4 3e4)",
+    )
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 1 epoch (smoke test)")
     parser.add_argument("--output", type=Path, help="folder for speed.md and speed.json")
@@ -369,17 +487,28 @@ def main(argv: list[str] | None = None) -> None:
         for repeat in range(args.repeats):
             for shape, rate in ceiling(args.threads).items():
                 rates.setdefault(shape, []).append(rate)
-            order = libraries[repeat % len(libraries):] + libraries[:repeat % len(libraries)]
+            order = libraries[repeat % len(libraries) :] + libraries[: repeat % len(libraries)]
             for bs in args.batch_sizes:
                 for model in args.models:
                     for lib in order:
-                        worker_args = ["--data", str(adult), "--model", model,
-                                       "--config", json.dumps(REFERENCE_CONFIGS[model]),
-                                       "--batch-size", str(bs), "--epochs", str(args.epochs),
-                                       "--threads", str(args.threads)]
+                        worker_args = [
+                            "--data",
+                            str(adult),
+                            "--model",
+                            model,
+                            "--config",
+                            json.dumps(REFERENCE_CONFIGS[model]),
+                            "--batch-size",
+                            str(bs),
+                            "--epochs",
+                            str(args.epochs),
+                            "--threads",
+                            str(args.threads),
+                        ]
                         result = run_worker(pythons[lib], f"_worker_{lib}.py", worker_args)
-                        result.update({"library": lib, "model": model, "batch_size": bs,
-                                       "repeat": repeat})
+                        result.update(
+                            {"library": lib, "model": model, "batch_size": bs, "repeat": repeat}
+                        )
                         runs.append(result)
                         _progress(len(runs), total, result, started)
         ceiling_rates = {shape: _median(v) for shape, v in rates.items()}
@@ -401,33 +530,70 @@ def main(argv: list[str] | None = None) -> None:
         table = [{"benchmark": "adult", **r} for r in records]
         table += [{"benchmark": "scaling", **r} for r in scaling]
         (args.output / "speed.json").write_text(json.dumps(table, indent=1) + "\n")
-        raw = {"machine": machine(), "ceiling_gflops": rates, "elapsed_seconds": elapsed,
-               "command": sys.argv, "runs": runs}
+        raw = {
+            "machine": machine(),
+            "ceiling_gflops": rates,
+            "elapsed_seconds": elapsed,
+            "command": sys.argv,
+            "runs": runs,
+        }
         (args.output / "speed_raw.json").write_text(json.dumps(raw, indent=1) + "\n")
-        print(f"\nwrote speed.md, speed.json (records), speed_raw.json (every run, "
-              f"ceiling, machine) to {args.output}", file=sys.stderr)
+        print(
+            f"\nwrote speed.md, speed.json (records), speed_raw.json (every run, "
+            f"ceiling, machine) to {args.output}",
+            file=sys.stderr,
+        )
 
 
-def run_scaling(tmp: Path, args: argparse.Namespace, models: list[str],
-                started: float) -> list[dict[str, Any]]:
+def run_scaling(
+    tmp: Path, args: argparse.Namespace, models: list[str], started: float
+) -> list[dict[str, Any]]:
     """One epoch of mtlrec MMoE / PLE (batch 2048) on synthetic click logs of growing size."""
     runs: list[dict[str, Any]] = []
     for rows in args.scaling_rows:
         folder = synthetic_dataset(tmp, rows)
         for repeat in range(args.repeats):
             for model in models:
-                result = run_worker(sys.executable, "_worker_mtlrec.py", [
-                    "--data", str(folder), "--model", model,
-                    "--config", json.dumps(REFERENCE_CONFIGS[model]),
-                    "--batch-size", str(SCALING_BATCH), "--epochs", "1",
-                    "--threads", str(args.threads), "--predict-repeats", "1",
-                    "--predict-batch-sizes", "8192",
-                    "--time-preprocessing"])
-                result.update({"library": "mtlrec", "model": model, "rows": rows,
-                               "batch_size": SCALING_BATCH, "repeat": repeat})
+                result = run_worker(
+                    sys.executable,
+                    "_worker_mtlrec.py",
+                    [
+                        "--data",
+                        str(folder),
+                        "--model",
+                        model,
+                        "--config",
+                        json.dumps(REFERENCE_CONFIGS[model]),
+                        "--batch-size",
+                        str(SCALING_BATCH),
+                        "--epochs",
+                        "1",
+                        "--threads",
+                        str(args.threads),
+                        "--predict-repeats",
+                        "1",
+                        "--predict-batch-sizes",
+                        "8192",
+                        "--time-preprocessing",
+                    ],
+                )
+                result.update(
+                    {
+                        "library": "mtlrec",
+                        "model": model,
+                        "rows": rows,
+                        "batch_size": SCALING_BATCH,
+                        "repeat": repeat,
+                    }
+                )
                 runs.append(result)
-                _progress(len(runs), len(args.scaling_rows) * args.repeats * len(models),
-                          result, started, f"scaling {rows:,} rows")
+                _progress(
+                    len(runs),
+                    len(args.scaling_rows) * args.repeats * len(models),
+                    result,
+                    started,
+                    f"scaling {rows:,} rows",
+                )
         for path in folder.iterdir():
             path.unlink()
     records = summarize(runs, ("library", "model", "rows", "batch_size"))
@@ -436,30 +602,48 @@ def run_scaling(tmp: Path, args: argparse.Namespace, models: list[str],
     return records
 
 
-def _progress(done: int, total: int, result: dict[str, Any], started: float,
-              what: str = "") -> None:
-    head = f"[{done}/{total} {time.perf_counter() - started:6.0f}s] {what} " \
-           f"{result['library']} {result['model']} bs={result['batch_size']}"
+def _progress(
+    done: int, total: int, result: dict[str, Any], started: float, what: str = ""
+) -> None:
+    head = (
+        f"[{done}/{total} {time.perf_counter() - started:6.0f}s] {what} "
+        f"{result['library']} {result['model']} bs={result['batch_size']}"
+    )
     if "error" in result:
         print(f"{head}: FAILED {result['error']}", file=sys.stderr)
         return
     auc = " ".join(f"{t} {v:.4f}" for t, v in result["auc"].items())
-    print(f"{head}: train {result['train_samples_per_second']:,.0f}/s, predict "
-          f"{result['predict_rows_per_second']:,.0f}/s, AUC {auc}", file=sys.stderr)
+    print(
+        f"{head}: train {result['train_samples_per_second']:,.0f}/s, predict "
+        f"{result['predict_rows_per_second']:,.0f}/s, AUC {auc}",
+        file=sys.stderr,
+    )
 
 
 def machine() -> dict[str, Any]:
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
-def render(args: argparse.Namespace, records: list[dict[str, Any]],
-           rates: dict[str, list[float]], best_ceiling: float | None,
-           scaling: list[dict[str, Any]], libraries: list[str], elapsed: float) -> str:
+def render(
+    args: argparse.Namespace,
+    records: list[dict[str, Any]],
+    rates: dict[str, list[float]],
+    best_ceiling: float | None,
+    scaling: list[dict[str, Any]],
+    libraries: list[str],
+    elapsed: float,
+) -> str:
     info = machine()
     versions = {LIBRARIES[r["library"]]: r.get("version") for r in records if r.get("version")}
     parts = [
-        "# mtlrec speed benchmark", "",
+        "# mtlrec speed benchmark",
+        "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; elapsed {elapsed / 60:.1f} min",
         f"- machine: {info['cores']} cores, {info['cpu']}; {args.threads} torch threads per "
         f"worker; torch {info['torch']}, Python {info['python']}",
@@ -481,31 +665,47 @@ def render(args: argparse.Namespace, records: list[dict[str, Any]],
         "the worker's wall time in which some task on the machine waited for a CPU "
         "(/proc/pressure/cpu); high values mean contention distorted the timing.",
         "",
-        f"## Machine ceiling (best: {_num(best_ceiling, 1)} GFLOP/s)", "",
-        ceiling_table(rates), "",
+        f"## Machine ceiling (best: {_num(best_ceiling, 1)} GFLOP/s)",
+        "",
+        ceiling_table(rates),
+        "",
     ]
     for bs in args.batch_sizes:
         parts += [f"## Adult, batch {bs}", "", results_table(records, bs), ""]
     if "mtlrec" in libraries and len(libraries) > 1:
-        parts += ["## Speed ratio (mtlrec / faster peer, >1 = mtlrec faster)", "",
-                  ratio_table(records), ""]
+        parts += [
+            "## Speed ratio (mtlrec / faster peer, >1 = mtlrec faster)",
+            "",
+            ratio_table(records),
+            "",
+        ]
     if "mtlrec" in libraries:
-        parts += ["## mtlrec FLOP efficiency", "",
-                  "Analytic FLOPs per sample: every expert/gate/tower linear layer "
-                  "members x in x out multiply-adds, plus gate mixing gates x experts x units; "
-                  "forward = 2 x MACs, training = 3 x forward; embeddings, biases, "
-                  "activations, softmax, loss and optimizer ignored. The FlopCounter column "
-                  "is torch.utils.flop_counter's count of one forward pass (cross-check). "
-                  "% ceiling = achieved GFLOP/s / best matmul GFLOP/s above.", "",
-                  efficiency_table(records), ""]
+        parts += [
+            "## mtlrec FLOP efficiency",
+            "",
+            "Analytic FLOPs per sample: every expert/gate/tower linear layer "
+            "members x in x out multiply-adds, plus gate mixing gates x experts x units; "
+            "forward = 2 x MACs, training = 3 x forward; embeddings, biases, "
+            "activations, softmax, loss and optimizer ignored. The FlopCounter column "
+            "is torch.utils.flop_counter's count of one forward pass (cross-check). "
+            "% ceiling = achieved GFLOP/s / best matmul GFLOP/s above.",
+            "",
+            efficiency_table(records),
+            "",
+        ]
     if scaling:
-        parts += ["## Scaling: synthetic click log, mtlrec, 1 epoch, batch 2048", "",
-                  "20 sparse columns (vocabularies 10 to 10^6, Zipf-like ids), 10 dense, 2 "
-                  f"correlated binary labels; {SCALING_TEST_ROWS:,} extra test rows. Batch "
-                  "2048 keeps 4M rows feasible on 2 cores. The fit call includes "
-                  "preprocessing (vocabularies, scaling); the standalone preprocessing "
-                  "time is measured separately in the same worker.", "",
-                  scaling_table(scaling), ""]
+        parts += [
+            "## Scaling: synthetic click log, mtlrec, 1 epoch, batch 2048",
+            "",
+            "20 sparse columns (vocabularies 10 to 10^6, Zipf-like ids), 10 dense, 2 "
+            f"correlated binary labels; {SCALING_TEST_ROWS:,} extra test rows. Batch "
+            "2048 keeps 4M rows feasible on 2 cores. The fit call includes "
+            "preprocessing (vocabularies, scaling); the standalone preprocessing "
+            "time is measured separately in the same worker.",
+            "",
+            scaling_table(scaling),
+            "",
+        ]
     peer_notes = notes(records)
     if peer_notes:
         parts += ["## Peer deviations from the reference configs", "", *peer_notes, ""]
