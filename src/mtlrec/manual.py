@@ -37,6 +37,7 @@ from .models import (
     SharedBottomNet,
     SingleTaskNet,
 )
+from .models.esmm import product_logit_terms
 
 if TYPE_CHECKING:
     from .training import Objective
@@ -285,8 +286,7 @@ class ManualStep:
         if isinstance(net, ESMMNet):  # logits ctr, ctcvr = logit(sigmoid(ctr) sigmoid(cvr))
             towers, saved = towers_forward(net.towers, x)
             ctr, cvr = towers
-            # models.esmm.product_logit's logsumexp, keeping u for the derivative
-            u = torch.stack([ctr, cvr, ctr + cvr]).neg_()
+            u = product_logit_terms(ctr, cvr)  # product_logit, keeping u for the derivative
             ctcvr = u.logsumexp(0).neg_()
             loss, losses, d_logits = self._loss(torch.stack([ctr, ctcvr]), batch.labels, scale)
             w = u.add_(ctcvr).exp_()  # softmax of u: d ctcvr/d ctr = w0 + w2, d/d cvr = w1 + w2

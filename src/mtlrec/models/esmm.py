@@ -38,7 +38,13 @@ def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     so logit(p) = log p - log(1 - p) = -log(e^-a + e^-b + e^-(a+b)): one stable
     logsumexp (5 ops forward and backward, against 14 for log p and log(1 - p) apart).
     """
-    return -torch.stack([a, b, a + b]).neg_().logsumexp(0)
+    return -product_logit_terms(a, b).logsumexp(0)
+
+
+def product_logit_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(-a, -b, -(a + b)) stacked: :func:`product_logit` is minus their logsumexp, and
+    their softmax gives its derivatives (used by the hand-derived ESMM step)."""
+    return torch.stack([a, b, a + b]).neg_()
 
 
 class ESMMNet(MultiTaskNetwork):
