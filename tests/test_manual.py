@@ -34,6 +34,15 @@ def twins(name: str, tasks, **params):
     return pairs, data
 
 
+def fold_always_or_never(monkeypatch, folded: bool) -> None:
+    """Fold wherever it applies, whether or not it pays; or never."""
+    if folded:
+        monkeypatch.setattr(folding, "TRAINING_ROWS_PER_TABLE_ROW", 0)
+        monkeypatch.setattr(folding, "TRAINING_OUTPUTS_PER_INPUT", 0)
+    else:
+        monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
+
+
 CASES = [
     ("shared_bottom", TWO, {}),
     ("shared_bottom", TWO, {"tower_units": [[8], [4, 4]], "activation": "tanh"}),
@@ -117,11 +126,7 @@ CASES = [
 @pytest.mark.parametrize("micro_batch", [None, 128])
 @pytest.mark.parametrize("folded", [True, False])
 def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch, folded, monkeypatch):
-    if folded:  # fold wherever it applies, whether or not it pays
-        monkeypatch.setattr(folding, "TRAINING_ROWS_PER_TABLE_ROW", 0)
-        monkeypatch.setattr(folding, "TRAINING_OUTPUTS_PER_INPUT", 0)
-    else:
-        monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
+    fold_always_or_never(monkeypatch, folded)
     ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, tasks, **params)
     batch = data.take(slice(0, 300))
     objective = Objective(tasks)
@@ -155,11 +160,7 @@ def test_manual_dropout_gradients_equal_autograd_with_the_same_masks(
 ):
     """Dropout draws its masks in the network's forward order: with the same seed both
     paths drop the same units, folded or not (masks do not depend on memory layout)."""
-    if folded:
-        monkeypatch.setattr(folding, "TRAINING_ROWS_PER_TABLE_ROW", 0)
-        monkeypatch.setattr(folding, "TRAINING_OUTPUTS_PER_INPUT", 0)
-    else:
-        monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
+    fold_always_or_never(monkeypatch, folded)
     ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, TWO, **params)
     batch = data.take(slice(0, 300))
     objective = Objective(TWO)

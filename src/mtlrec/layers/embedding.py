@@ -54,6 +54,9 @@ class InputLayer(nn.Module):
             nn.init.uniform_(table.weight, -init_std, init_std)
             self.tables.append(table)
         self.out_features = sum(embedding_dims) + num_dense
+        # first row of each sparse column in a folded table (columns one after another)
+        sizes = torch.tensor(self.vocabulary_sizes, dtype=torch.long)
+        self.register_buffer("fold_offsets", torch.cumsum(sizes, 0) - sizes, persistent=False)
 
     def row_ids(self, sparse: torch.Tensor, g: int) -> torch.Tensor:
         """Row ids into table ``g`` of its columns: (B, S_g)."""
@@ -95,10 +98,9 @@ class InputLayer(nn.Module):
     def unfold(self, weight: torch.Tensor, d_table: torch.Tensor, d_weight: torch.Tensor):
         """The backward of :meth:`fold` for the (V, N) table's gradient: writes the
         embedding rows of ``d_weight`` (I, N) and adds the embeddings' gradients."""
-        sizes = self.vocabulary_sizes
+        starts = self.fold_offsets.tolist()
         for c, table, ids, inputs in self._column_blocks():  # in table order, not column order
-            first = sum(sizes[:c])  # column c's first row in the folded table
-            d_rows = d_table[first : first + sizes[c]]  # (V_c, N)
+            d_rows = d_table[starts[c] : starts[c] + self.vocabulary_sizes[c]]  # (V_c, N)
             torch.mm(table[ids].t(), d_rows, out=d_weight[inputs])
             table.grad[ids].addmm_(d_rows, weight[inputs].t())
 

@@ -79,8 +79,7 @@ class FoldedInput:
         self.table = embedding.fold(weight)  # (V, N)
         self.table[: embedding.vocabulary_sizes[0]] += bias  # each row meets column 0 once
         self.dense_weight = weight[weight.shape[0] - embedding.num_dense :].contiguous()
-        sizes = torch.tensor(embedding.vocabulary_sizes, device=weight.device)
-        self.offsets = torch.cumsum(sizes, 0) - sizes  # (S,) first row of each column
+        self.offsets = embedding.fold_offsets  # (S,) first row of each column
 
     @classmethod
     def build(

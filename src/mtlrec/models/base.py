@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..exceptions import ConfigError
-from ..layers import BankLinear, InputLayer, Towers, activation
+from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activation
 from ..layers.folding import FoldedInput
 from ..tasks import Task
 
@@ -150,6 +150,13 @@ class MultiTaskNetwork(nn.Module):
         """The shared-input linear layers that read the input row, and nothing else does
         (for folding the embeddings into them); None where no such list is declared."""
         return None
+
+    @staticmethod
+    def readers_of(*parts: BankMLP | GateBank | Towers) -> list[BankLinear] | None:
+        """The input readers of parts that all read the input row; None if one of them
+        hands the input on unread."""
+        readers = [part.input_readers() for part in parts]
+        return None if any(r is None for r in readers) else [r for rs in readers for r in rs]
 
     @contextmanager
     def folded_input(self, rows: int) -> Iterator[None]:

@@ -72,8 +72,7 @@ class MMoENet(MultiTaskNetwork):
         self.towers = self.make_towers(self.experts.out_features, shared_input=one_mixture)
 
     def input_readers(self):
-        experts, gates = self.experts.input_readers(), self.gates.input_readers()
-        return experts + gates if experts and gates else None
+        return self.readers_of(self.experts, self.gates)
 
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I)

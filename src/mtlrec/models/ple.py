@@ -139,9 +139,7 @@ class PLENet(MultiTaskNetwork):
         self.towers = self.make_towers(width)
 
     def input_readers(self):
-        first = self.levels[0]
-        experts, gates = first.experts.input_readers(), first.gates.input_readers()
-        return experts + gates if experts and gates else None
+        return self.readers_of(self.levels[0].experts, self.levels[0].gates)
 
     def compute(self, sparse, dense):
         x = self.embedding(sparse, dense)  # (B, I)
