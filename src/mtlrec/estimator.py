@@ -39,7 +39,7 @@ def inference_rows(network: MultiTaskNetwork, cache_bytes: int = 3 << 20) -> int
     512 rows (3 MiB) than of 1024 (6 MiB); narrow models prefer large chunks.
     """
     widest = max(
-        (m.members * m.out_features for m in network.modules() if isinstance(m, BankLinear)),
+        (m.width for m in network.modules() if isinstance(m, BankLinear)),
         default=1,
     )
     rows = cache_bytes // (4 * widest)

@@ -103,7 +103,7 @@ def stack_backward(
             grad = x.out.new_empty(x.out.shape[0], 0)  # sums and adds like an input gradient
         elif layer.shared_input:
             b, i = x.shape
-            flat = grad.new_empty(b, layer.members * layer.out_features)  # (B, E*O)
+            flat = grad.new_empty(b, layer.width)  # (B, E*O)
             into = flat.view(b, layer.members, -1).transpose(0, 1)
             ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], into)
             layer.weight.grad.view(i, -1).addmm_(x.t(), flat)

@@ -83,6 +83,11 @@ class BankLinear(nn.Module):
         bound = math.sqrt(6.0 / (in_features + out_features))
         nn.init.uniform_(self.weight, -bound, bound)
 
+    @property
+    def width(self) -> int:
+        """Outputs of all members side by side (members x out_features)."""
+        return self.members * self.out_features
+
     def member_weight(self, e: int) -> torch.Tensor:
         """The (I, O) weight of member ``e``."""
         return self.weight[:, e] if self.shared_input else self.weight[e]

@@ -57,7 +57,7 @@ class ProjectedInput:
 
     def _block(self, buffer: torch.Tensor, layer: BankLinear) -> torch.Tensor:
         start = self.starts[id(layer)]
-        block = buffer[:, start : start + layer.members * layer.out_features]
+        block = buffer[:, start : start + layer.width]
         return block.view(-1, layer.members, layer.out_features).transpose(0, 1)
 
 
@@ -75,7 +75,7 @@ class FoldedInput:
         self.starts, start = {}, 0
         for r in readers:
             self.starts[id(r)] = start
-            start += r.members * r.out_features
+            start += r.width
         self.table = embedding.fold(weight)  # (V, N)
         self.table[: embedding.vocabulary_sizes[0]] += bias  # each row meets column 0 once
         self.dense_weight = weight[weight.shape[0] - embedding.num_dense :].contiguous()
@@ -98,7 +98,7 @@ class FoldedInput:
         if embedding.sparse_grad:  # the tables would give the embeddings dense gradients
             return None
         vocabulary = sum(embedding.vocabulary_sizes)
-        outputs = sum(r.members * r.out_features for r in readers)
+        outputs = sum(r.width for r in readers)
         if vocabulary > rows or 4 * vocabulary * outputs > FOLD_TABLE_BYTES:
             return None
         if training and (
@@ -131,6 +131,6 @@ class FoldedInput:
             torch.mm(dense.t(), grad, out=d_weight[d_weight.shape[0] - embedding.num_dense :])
         d_bias = d_table[: embedding.vocabulary_sizes[0]].sum(0)  # every row met column 0
         for r in self.readers:
-            start, width = self.starts[id(r)], r.members * r.out_features
+            start, width = self.starts[id(r)], r.width
             r.weight.grad.view(r.in_features, -1).add_(d_weight[:, start : start + width])
             r.bias.grad.view(-1).add_(d_bias[start : start + width])
