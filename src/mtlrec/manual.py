@@ -139,7 +139,7 @@ def mlp_stack(mlp: BankMLP, out: BankLinear | None = None) -> Stack:
     names, rates = [mlp.activation_name] * len(mlp.layers), [mlp.dropout] * len(mlp.layers)
     if out is None:
         return mlp.layers, names, rates
-    return [*mlp.layers, out], [*names, OUTPUT[0][0]], [*rates, OUTPUT[1][0]]
+    return [*mlp.layers, out], [*names, *OUTPUT[0]], [*rates, *OUTPUT[1]]
 
 
 def _tower_stacks(towers: Towers) -> list[Stack]:

@@ -5,6 +5,7 @@ Shape legend: B batch, S sparse columns, D dense columns, C copies, I input widt
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -54,9 +55,11 @@ class InputLayer(nn.Module):
             nn.init.uniform_(table.weight, -init_std, init_std)
             self.tables.append(table)
         self.out_features = sum(embedding_dims) + num_dense
-        # first row of each sparse column in a folded table (columns one after another)
-        sizes = torch.tensor(self.vocabulary_sizes, dtype=torch.long)
-        self.register_buffer("fold_offsets", torch.cumsum(sizes, 0) - sizes, persistent=False)
+        # first row of each sparse column in a folded table (columns one after another),
+        # as a list for slicing and a buffer for the lookup (on the module's device)
+        self.fold_starts = [0, *itertools.accumulate(self.vocabulary_sizes)][:-1]
+        fold_offsets = torch.tensor(self.fold_starts, dtype=torch.long)
+        self.register_buffer("fold_offsets", fold_offsets, persistent=False)
 
     def row_ids(self, sparse: torch.Tensor, g: int) -> torch.Tensor:
         """Row ids into table ``g`` of its columns: (B, S_g)."""
@@ -98,7 +101,7 @@ class InputLayer(nn.Module):
     def unfold(self, weight: torch.Tensor, d_table: torch.Tensor, d_weight: torch.Tensor):
         """The backward of :meth:`fold` for the (V, N) table's gradient: writes the
         embedding rows of ``d_weight`` (I, N) and adds the embeddings' gradients."""
-        starts = self.fold_offsets.tolist()
+        starts = self.fold_starts
         for c, table, ids, inputs in self._column_blocks():  # in table order, not column order
             d_rows = d_table[starts[c] : starts[c] + self.vocabulary_sizes[c]]  # (V_c, N)
             torch.mm(table[ids].t(), d_rows, out=d_weight[inputs])
