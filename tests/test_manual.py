@@ -43,6 +43,24 @@ def fold_always_or_never(monkeypatch, folded: bool) -> None:
         monkeypatch.setattr(folding, "FOLD_TABLE_BYTES", 0)
 
 
+def manual_and_autograd(monkeypatch, folded: bool, name: str, tasks, **params):
+    """Twin (network, optimizer) pairs, one for ManualStep and one for autograd, with the
+    objective, a 300-row batch and the manual step; folding always or never."""
+    fold_always_or_never(monkeypatch, folded)
+    (manual, auto), data = twins(name, tasks, **params)
+    objective = Objective(tasks)
+    step = ManualStep.for_network(manual[0], objective)
+    assert step is not None
+    return manual, auto, objective, data.take(slice(0, 300)), step
+
+
+def assert_same_step(result, reference, manual_opt, auto_opt) -> None:
+    """Equal total and per-task losses, and equal gradients in the flat buffers."""
+    torch.testing.assert_close(result[0], reference[0])
+    torch.testing.assert_close(result[1], reference[1])
+    torch.testing.assert_close(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-4, atol=1e-7)
+
+
 CASES = [
     ("shared_bottom", TWO, {}),
     ("shared_bottom", TWO, {"tower_units": [[8], [4, 4]], "activation": "tanh"}),
@@ -126,20 +144,16 @@ CASES = [
 @pytest.mark.parametrize("micro_batch", [None, 128])
 @pytest.mark.parametrize("folded", [True, False])
 def test_manual_gradients_equal_autograd(name, tasks, params, micro_batch, folded, monkeypatch):
-    fold_always_or_never(monkeypatch, folded)
-    ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, tasks, **params)
-    batch = data.take(slice(0, 300))
-    objective = Objective(tasks)
-    step = ManualStep.for_network(manual_net, objective)
-    assert step is not None
+    manual, auto, objective, batch, step = manual_and_autograd(
+        monkeypatch, folded, name, tasks, **params
+    )
+    (manual_net, manual_opt), (auto_net, auto_opt) = manual, auto
     fold = FoldedInput.build(manual_net.embedding, manual_net.input_readers(), 128, True)
     assert (fold is not None) == (folded and name != "single_task")
-    loss, losses = _backward(manual_net, objective, batch, micro_batch, step)
-    ref_loss, ref_losses = _backward(auto_net, objective, batch, micro_batch)
-    torch.testing.assert_close(loss, ref_loss)
-    torch.testing.assert_close(losses, ref_losses)
+    result = _backward(manual_net, objective, batch, micro_batch, step)
+    reference = _backward(auto_net, objective, batch, micro_batch)
     assert auto_opt.flat.grad.abs().sum() > 0
-    torch.testing.assert_close(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-4, atol=1e-7)
+    assert_same_step(result, reference, manual_opt, auto_opt)
 
 
 @pytest.mark.parametrize(
@@ -160,21 +174,17 @@ def test_manual_dropout_gradients_equal_autograd_with_the_same_masks(
 ):
     """Dropout draws its masks in the network's forward order: with the same seed both
     paths drop the same units, folded or not (masks do not depend on memory layout)."""
-    fold_always_or_never(monkeypatch, folded)
-    ((manual_net, manual_opt), (auto_net, auto_opt)), data = twins(name, TWO, **params)
-    batch = data.take(slice(0, 300))
-    objective = Objective(TWO)
-    step = ManualStep.for_network(manual_net, objective)
-    assert step is not None
+    manual, auto, objective, batch, step = manual_and_autograd(
+        monkeypatch, folded, name, TWO, **params
+    )
+    (manual_net, manual_opt), (auto_net, auto_opt) = manual, auto
     manual_net.train()
     auto_net.train()
     torch.manual_seed(11)
-    loss, losses = _backward(manual_net, objective, batch, micro_batch, step)
+    result = _backward(manual_net, objective, batch, micro_batch, step)
     torch.manual_seed(11)
-    ref_loss, ref_losses = _backward(auto_net, objective, batch, micro_batch)
-    torch.testing.assert_close(loss, ref_loss)
-    torch.testing.assert_close(losses, ref_losses)
-    torch.testing.assert_close(manual_opt.flat.grad, auto_opt.flat.grad, rtol=1e-4, atol=1e-7)
+    reference = _backward(auto_net, objective, batch, micro_batch)
+    assert_same_step(result, reference, manual_opt, auto_opt)
     torch.manual_seed(12)  # other masks: other gradients
     manual_opt.flat.grad.zero_()
     _backward(manual_net, objective, batch, micro_batch, step)
