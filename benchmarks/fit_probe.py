@@ -14,7 +14,10 @@ import time
 import torch
 
 import mtlrec
-from mtlrec.benchmark import REFERENCE_CONFIGS
+try:
+    from mtlrec.experiments.benchmark import REFERENCE_CONFIGS
+except ImportError:  # mtlrec 0.1.0
+    from mtlrec.benchmark import REFERENCE_CONFIGS
 from mtlrec.datasets import adult_features, adult_tasks, load_adult
 
 models = sys.argv[1].split(",") if len(sys.argv) > 1 else list(REFERENCE_CONFIGS)
@@ -22,6 +25,8 @@ batch = int(sys.argv[2]) if len(sys.argv) > 2 else 256
 epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 2
 torch.set_num_threads(2)
+if hasattr(mtlrec, "retain_freed_memory"):  # opt-in since 0.2 (0.1.0 set it in fit)
+    mtlrec.retain_freed_memory()
 train, test = load_adult()
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import mtlrec
-from mtlrec import benchmark
-from mtlrec.benchmark import (
+from mtlrec.experiments import benchmark
+from mtlrec.experiments.benchmark import (
     REFERENCE_CONFIGS,
     BenchmarkData,
     format_table,
@@ -18,7 +18,7 @@ from mtlrec.benchmark import (
     summarize,
     write_outputs,
 )
-from mtlrec.plots import plot_benchmark, plot_gates
+from mtlrec.experiments.plots import plot_benchmark, plot_gates
 
 BINARY_KEYS = {
     "model",
@@ -160,7 +160,7 @@ def test_max_rows_limits_both_splits(tiny, monkeypatch):
     monkeypatch.setattr(
         mtlrec.MultiTaskModel,
         "evaluate",
-        lambda self, df: seen.append(len(df)) or real_evaluate(self, df),
+        lambda self, df, **k: seen.append(len(df)) or real_evaluate(self, df, **k),
     )
     out = run_benchmark("tiny", models=["shared_bottom"], epochs=2, max_rows=120, verbose=0)
     assert seen == [120]

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 import mtlrec
-from mtlrec import benchmark
-from mtlrec.benchmark import REFERENCE_CONFIGS, BenchmarkData
 from mtlrec.bundle import BUNDLE_FILES
 from mtlrec.cli import load_config, main
 from mtlrec.datasets import adult_features, adult_tasks
+from mtlrec.experiments import benchmark
+from mtlrec.experiments.benchmark import REFERENCE_CONFIGS, BenchmarkData
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -277,7 +277,9 @@ def test_models_lists_architectures_and_defaults(capsys):
     for command in ("models", "list-models"):
         code, out, _ = run(capsys, command)
         assert code == 0
-        assert all(f"{name}:" in out for name in mtlrec.list_models())
+        assert all(f"{name} (" in out for name in mtlrec.list_models())
+        assert "mmoe (MMoE): Multi-gate mixture of experts" in out
+        assert "task types: binary, regression, multiclass, poisson" in out
         assert "num_experts = 8" in out and "num_levels = 2" in out
         assert "tower_units = [64, 32]" in out
 

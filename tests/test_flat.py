@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtlrec.flat import FlatParameters, can_flatten
+from mtlrec._flat import FlatParameters, can_flatten
 from mtlrec.training import direct_adam_step, make_optimizer
 
 

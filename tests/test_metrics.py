@@ -10,8 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from mtlrec.exceptions import ConfigError, DataError
-from mtlrec.metrics import log_loss, mae, rmse, roc_auc, task_metrics
+from mtlrec.exceptions import DataError
+from mtlrec.metrics import (
+    accuracy,
+    log_loss,
+    macro_auc,
+    mae,
+    multiclass_log_loss,
+    poisson_deviance,
+    rmse,
+    roc_auc,
+)
 
 
 def test_auc_by_hand_with_ties() -> None:
@@ -63,14 +72,46 @@ def test_regression_metrics_match_sklearn() -> None:
     assert rmse([0, 0], [3, 4]) == pytest.approx(math.sqrt(12.5))
 
 
-def test_task_metrics() -> None:
-    binary = task_metrics("binary", [1, 0, 1, 0], [0.8, 0.4, 0.4, 0.1])
-    assert list(binary) == ["auc", "logloss"]
-    assert binary["auc"] == 0.875
-    regression = task_metrics("regression", [1.0, 2.0], [1.5, 2.5])
-    assert regression == {"mae": 0.5, "rmse": 0.5}
-    with pytest.raises(ConfigError, match="unknown task type 'ranking'"):
-        task_metrics("ranking", [1], [1])
+def test_multiclass_metrics_by_hand() -> None:
+    y = [0, 2, 1, 2]
+    p = [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]]
+    assert accuracy(y, p) == 0.75  # row 2's most probable class is 0, not 1
+    expected = -np.mean(np.log([0.7, 0.6, 0.4, 0.6]))
+    assert multiclass_log_loss(y, p) == pytest.approx(expected)
+    # one-vs-rest AUCs: class 0 (positive 0.7 vs 0.1, 0.5, 0.2) 1; class 1 (positive 0.4
+    # vs 0.2, 0.3, 0.2) 1; class 2 (positives 0.6, 0.6 vs 0.1, 0.1) 1
+    assert macro_auc(y, p) == 1.0
+    # class 0 (positive 0.7 vs 0.1, 0.5, 0.2: 1) and class 1 (0.2 vs 0.3 0.2 0.4: 0.5 / 3)
+    assert macro_auc(y, [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.2, 0.3], [0.2, 0.4, 0.4]]) == (
+        pytest.approx((1.0 + 0.5 / 3 + 1.0) / 3)
+    )
+    # a class that fills the set or never occurs has no AUC: nothing left to average
+    assert math.isnan(macro_auc([1, 1], [[0.2, 0.8], [0.6, 0.4]]))
+
+
+def test_multiclass_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(500, 4))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = rng.integers(0, 4, 500)
+    assert accuracy(y, p) == pytest.approx(skm.accuracy_score(y, p.argmax(1)))
+    assert multiclass_log_loss(y, p) == pytest.approx(skm.log_loss(y, p, labels=range(4)))
+    assert macro_auc(y, p) == pytest.approx(
+        skm.roc_auc_score(y, p, multi_class="ovr", average="macro")
+    )
+
+
+def test_poisson_deviance_by_hand_and_sklearn() -> None:
+    # y = 0: 2 (0 - (0 - 2)) = 4; y = 2, mu = 2: 0; y = 1, mu = e: 2 (log(1/e) - (1 - e))
+    expected = (4.0 + 0.0 + 2 * (-1 - 1 + math.e)) / 3
+    assert poisson_deviance([0, 2, 1], [2, 2, math.e]) == pytest.approx(expected)
+    rng = np.random.default_rng(0)
+    y, mu = rng.poisson(3.0, 200), rng.uniform(0.5, 6, 200)
+    assert poisson_deviance(y, mu) == pytest.approx(skm.mean_poisson_deviance(y, mu))
+    with pytest.raises(DataError, match=">= 0"):
+        poisson_deviance([-1], [1.0])
+    with pytest.raises(DataError, match="class indices"):
+        accuracy([3], [[0.5, 0.5]])
 
 
 def test_shape_errors() -> None:

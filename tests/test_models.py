@@ -7,12 +7,11 @@ import itertools
 import pytest
 import torch
 
-from mtlrec import ConfigError, Task
-from mtlrec.layers import BankLinear, BankMLP
+from mtlrec import Batch, ConfigError, Task
+from mtlrec.layers import BankLinear, BankMLP, product_logit
 from mtlrec.layers.banks import member_runs
 from mtlrec.layers.gates import GateBank, softmax_last
 from mtlrec.models import InputSpec, list_models, make_config, network_class
-from mtlrec.models.esmm import product_logit
 
 SPEC = InputSpec(vocabulary_sizes=[7, 11, 5], embedding_dims=[4, 4, 8], num_dense=3)
 TASKS = (Task("a"), Task("b"))
@@ -24,10 +23,10 @@ def build(name: str, tasks=TASKS, seed: int = 0, **params):
     return network_class(name)(SPEC, tasks, make_config(name, params, len(tasks)))
 
 
-def inputs(batch: int = 6, seed: int = 1):
+def inputs(batch: int = 6, seed: int = 1) -> Batch:
     g = torch.Generator().manual_seed(seed)
     sparse = torch.stack([torch.randint(0, v, (batch,), generator=g) for v in (7, 11, 5)], 1)
-    return sparse, torch.randn(batch, 3, generator=g)
+    return Batch(sparse, torch.randn(batch, 3, generator=g))
 
 
 def count(module: torch.nn.Module) -> int:
@@ -38,7 +37,7 @@ def count(module: torch.nn.Module) -> int:
 def test_forward_shapes_and_batch_of_one(name):
     net = build(name)
     for batch in (1, 6):
-        out = net(*inputs(batch))
+        out = net(inputs(batch)).named()
         assert set(out) == set(net.output_names)
         assert all(v.shape == (batch,) and torch.isfinite(v).all() for v in out.values())
 
@@ -46,7 +45,7 @@ def test_forward_shapes_and_batch_of_one(name):
 @pytest.mark.parametrize("name", list_models())
 def test_gradients_reach_every_parameter(name):
     net = build(name)
-    out = net(*inputs(16))
+    out = net(inputs(16)).named()
     sum(v.sum() for k, v in out.items() if k in {"a", "b"}).backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
     assert missing == []
@@ -64,7 +63,7 @@ def test_same_seed_same_weights_other_seed_other_weights(name):
 def test_three_tasks_and_towers_that_differ(name):
     tasks = (Task("a"), Task("b"), Task("c", type="regression"))
     net = build(name, tasks=tasks, tower_units=[[8], [16, 4], [3]])
-    out = net(*inputs(5))
+    out = net(inputs(5)).named()
     assert [tuple(v.shape) for v in out.values()] == [(5,)] * 3
     widths = [
         p.shape[-1]
@@ -99,7 +98,7 @@ def test_every_expert_starts_from_its_own_weights():
 @pytest.mark.parametrize("gate_units", [(), (5,)])
 def test_gate_weights_sum_to_one(name, gate_units):
     net = build(name, gate_units=gate_units)
-    gates = net.gate_weights(*inputs(9))
+    gates = net(inputs(9)).gates
     assert gates
     for w in gates.values():
         assert w.shape[0] == 9 and (w >= 0).all()
@@ -108,7 +107,7 @@ def test_gate_weights_sum_to_one(name, gate_units):
 
 def test_cgc_gates_select_own_and_shared_experts_only():
     net = build("cgc", num_specific_experts=2, num_shared_experts=3)
-    gates = net.gate_weights(*inputs(4))
+    gates = net(inputs(4)).gates
     # experts: a0 a1 | b0 b1 | s0 s1 s2
     assert (gates["level0/a"][:, 2:4] == 0).all() and (
         gates["level0/a"][:, [0, 1, 4, 5, 6]] > 0
@@ -220,8 +219,8 @@ def test_ple_later_levels_read_group_inputs_without_copies_alike(specific, share
     )
     x = inputs(9)
     with torch.no_grad():  # experts of later levels: one bmm per group input
-        grouped = net.compute(*x)[0]
-    copied = net.compute(*x)[0]  # with autograd: the input copied per expert
+        grouped = torch.stack(list(net(x).logits.values()))
+    copied = torch.stack(list(net(x).logits.values()))  # with autograd: inputs gathered
     assert copied.requires_grad
     torch.testing.assert_close(grouped, copied.detach())
 
@@ -247,7 +246,7 @@ def test_ple_with_one_level_is_cgc():
     }
     x = inputs(7)
     for k in ("a", "b"):
-        torch.testing.assert_close(cgc(*x)[k], ple(*x)[k])
+        torch.testing.assert_close(cgc(x).logits[k], ple(x).logits[k])
 
 
 def test_mmoe_with_one_expert_is_a_shared_bottom():
@@ -263,19 +262,19 @@ def test_mmoe_with_one_expert_is_a_shared_bottom():
                 target.bias.copy_(source.bias)
     x = inputs(7)
     for k in ("a", "b"):
-        torch.testing.assert_close(mmoe(*x)[k], sb(*x)[k])
+        torch.testing.assert_close(mmoe(x).logits[k], sb(x).logits[k])
 
 
 def test_omoe_has_one_gate_and_mmoe_one_per_task():
-    assert set(build("omoe").gate_weights(*inputs())) == {"shared"}
-    assert set(build("mmoe").gate_weights(*inputs())) == {"a", "b"}
+    assert set(build("omoe")(inputs()).gates) == {"shared"}
+    assert set(build("mmoe")(inputs()).gates) == {"a", "b"}
 
 
 def test_esmm_ctcvr_is_ctr_times_cvr_and_towers_have_own_biases():
     net = build("esmm")
     with torch.no_grad():
         net.towers.outs[0].bias.copy_(torch.tensor([[[0.3]], [[-1.2]]]))
-    out = net(*inputs(8))
+    out = net(inputs(8)).named()
     ctr, cvr, ctcvr = (torch.sigmoid(out[k]) for k in ("a", "cvr", "b"))
     torch.testing.assert_close(ctcvr, ctr * cvr)
     biases = net.towers.outs[0].bias.detach().flatten()
@@ -332,7 +331,7 @@ def test_batch_norm_and_dropout_paths_run_and_differ_in_train_mode():
     net = build("ple", batch_norm=True, dropout=0.5)
     x = inputs(32)
     net.train()
-    a, b = net(*x)["a"], net(*x)["a"]
+    a, b = net(x).logits["a"], net(x).logits["a"]
     assert not torch.equal(a, b)
     net.eval()
-    torch.testing.assert_close(net(*x)["a"], net(*x)["a"])
+    torch.testing.assert_close(net(x).logits["a"], net(x).logits["a"])

@@ -197,10 +197,20 @@ def test_json_round_trip_is_exact(tmp_path) -> None:
     assert not fresh.is_fitted
 
 
-def test_regression_labels_pass_through() -> None:
-    data = {"c": ["a", "b"], "r": [2.5, -1e6]}
-    batch = Preprocessor([SparseFeature("c")], [Task("r", type="regression")]).fit_transform(data)
-    assert batch.labels[:, 0].tolist() == [2.5, -1e6]
+def test_regression_labels_are_standardised_unless_asked_not_to() -> None:
+    data = {"c": ["a", "b", "a"], "r": [2.5, -1e6, 4.0]}
+    pre = Preprocessor([SparseFeature("c")], [Task("r", type="regression")])
+    labels = pre.fit_transform(data).labels[:, 0].double()
+    y = np.array(data["r"])
+    np.testing.assert_allclose(labels.numpy(), (y - y.mean()) / y.std(), rtol=1e-6)
+    head = pre.heads["r"]
+    assert (head.mean, head.std) == pytest.approx((y.mean(), y.std()))
+    # the statistics travel with the preprocessor and map predictions back
+    loaded = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    back = loaded.heads["r"].activate(labels.float())  # float32 targets: 1e-7 of the spread
+    np.testing.assert_allclose(back.numpy(), y, rtol=0, atol=1e-7 * y.std())
+    raw = Preprocessor([SparseFeature("c")], [Task("r", type="regression", standardize=False)])
+    assert raw.fit_transform(data).labels[:, 0].tolist() == [2.5, -1e6, 4.0]
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -268,7 +278,7 @@ def test_bad_labels() -> None:
 
 def test_table_shape_errors() -> None:
     pre = Preprocessor(FEATURES, TASKS)
-    with pytest.raises(DataError, match="the table has no rows"):
+    with pytest.raises(DataError, match="the training data has no rows"):
         pre.fit(train_frame().iloc[:0])
     with pytest.raises(DataError, match="no rows"):
         as_columns({})

@@ -83,7 +83,11 @@ def test_shapes_dtypes_and_columns() -> None:
     assert frame.shape == (7, 6)
     assert all(dtype == np.float32 for dtype in frame.dtypes)
     assert synthetic_features(4) == [DenseFeature(f"x{i}") for i in range(4)]
-    assert synthetic_tasks() == [Task("y1", "regression"), Task("y2", "regression")]
+    # raw labels, as in the paper (unit scale already; losses stay the paper's MSE)
+    assert synthetic_tasks() == [
+        Task("y1", "regression", standardize=False),
+        Task("y2", "regression", standardize=False),
+    ]
 
 
 def test_seeding_is_reproducible_and_prefix_stable() -> None:

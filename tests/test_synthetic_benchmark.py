@@ -9,9 +9,8 @@ import pytest
 
 from mtlrec import ConfigError
 from mtlrec.datasets import synthetic_correlated, synthetic_features, synthetic_tasks
-from mtlrec.models import InputSpec, make_config, network_class
-from mtlrec.plots import plot_synthetic
-from mtlrec.synthetic_benchmark import (
+from mtlrec.experiments.plots import plot_synthetic
+from mtlrec.experiments.synthetic import (
     SYNTHETIC_CONFIGS,
     SYNTHETIC_DEFAULTS,
     _model,
@@ -20,6 +19,7 @@ from mtlrec.synthetic_benchmark import (
     summarize_synthetic,
     write_synthetic_outputs,
 )
+from mtlrec.models import InputSpec, make_config, network_class
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODELS = ["shared_bottom", "omoe", "mmoe"]
@@ -128,7 +128,7 @@ def test_plot_with_several_seeds_and_epochs(tmp_path) -> None:
         for p in (0.5, 0.9, 1.0)
         for s in range(3)
     ]
-    path = plot_synthetic(fake, tmp_path / "curves.png")
+    path = plot_synthetic(fake, summarize_synthetic(fake), tmp_path / "curves.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 

@@ -1,55 +1,60 @@
 """mtlrec: multi-task learning for recommender systems.
 
 Shared-Bottom, one-gate MoE, MMoE, CGC, PLE and ESMM (plus a single-task baseline) on
-sparse and dense columns, with a Keras-like ``fit`` / ``evaluate`` / ``predict`` workflow.
+sparse and dense columns, for binary, regression, multiclass and count targets, with a
+Keras-like ``fit`` / ``evaluate`` / ``predict`` workflow. The named model classes
+(``MMoE``, ``PLE``, ...) are made from the architecture registry.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
-from .bundle import load_bundle as load
-from .data import ColumnBatch
-from .estimator import (
-    CGC,
-    ESMM,
-    PLE,
-    MMoE,
-    MultiTaskModel,
-    OMoE,
-    SharedBottom,
-    SingleTask,
-    create_model,
+from .data import Batch, ColumnBatch
+from .estimator import MultiTaskModel, create_model, load_model, model_classes
+from .exceptions import (
+    BundleError,
+    ConfigError,
+    DataError,
+    MtlrecError,
+    NotFittedError,
+    TrainingDivergedError,
 )
-from .exceptions import BundleError, ConfigError, DataError, MtlrecError, NotFittedError
 from .features import DenseFeature, SparseFeature
+from .heads import list_heads
 from .models import list_models
 from .preprocessing import Preprocessor
+from .runtime import available_cpus, restore_allocator, retain_freed_memory
 from .tasks import Task
 from .training import EarlyStopping
 
+load = load_model
+
+_MODEL_CLASSES = model_classes()
+globals().update(_MODEL_CLASSES)  # CGC, ESMM, MMoE, OMoE, PLE, SharedBottom, SingleTask
+
 __all__ = [
-    "CGC",
-    "ESMM",
-    "PLE",
+    "Batch",
     "BundleError",
     "ColumnBatch",
     "ConfigError",
     "DataError",
     "DenseFeature",
     "EarlyStopping",
-    "MMoE",
     "MtlrecError",
     "MultiTaskModel",
     "NotFittedError",
-    "OMoE",
     "Preprocessor",
-    "SharedBottom",
-    "SingleTask",
     "SparseFeature",
     "Task",
+    "TrainingDivergedError",
     "__version__",
+    "available_cpus",
     "create_model",
+    "list_heads",
     "list_models",
     "load",
+    "restore_allocator",
+    "retain_freed_memory",
 ]
+__all__ = sorted([*__all__, *_MODEL_CLASSES])  # one class per registered architecture

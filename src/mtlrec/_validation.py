@@ -64,43 +64,61 @@ def _describe_columns(names: Iterable[str]) -> str:
     return f"[{shown}]"
 
 
-def as_columns(data: object, arrow_strings: bool = False) -> dict[str, Column]:
+def _refuse_duplicates(names: Iterable[object], table: str) -> None:
+    names = [str(n) for n in names]
+    seen, dupes = set(), []
+    for name in names:
+        if name in seen and name not in dupes:
+            dupes.append(name)
+        seen.add(name)
+    if dupes:
+        raise DataError(
+            f"{table} has duplicate columns {dupes}: each column name must appear once "
+            "(a model would silently read one of them); rename or drop the duplicates"
+        )
+
+
+def as_columns(
+    data: object, arrow_strings: bool = False, table: str = "the data"
+) -> dict[str, Column]:
     """Columns of a pandas DataFrame, pyarrow Table or mapping of array-likes as 1-D arrays.
 
     Args:
         data: the table.
         arrow_strings: keep string columns (pyarrow strings, pandas ``str`` dtype) as pyarrow
             arrays instead of numpy object arrays, which is much faster to look up.
+        table: how error messages name the table (e.g. "the validation table").
 
     Raises:
         DataError: unsupported type, columns of different lengths, or no rows.
     """
     if isinstance(data, pd.DataFrame):
-        if not data.columns.is_unique:
-            dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
-            raise DataError(f"the DataFrame has duplicate columns {dupes}; rename them")
+        _refuse_duplicates(data.columns, table)
         columns = {str(name): _series_column(data[name], arrow_strings) for name in data.columns}
     elif isinstance(data, pa.Table | pa.RecordBatch):
+        _refuse_duplicates(data.column_names, table)
         columns = {
             name: _column(name, data.column(i), arrow_strings)
             for i, name in enumerate(data.column_names)
         }
     elif isinstance(data, Mapping):
+        _refuse_duplicates(data.keys(), table)
         columns = {
             str(name): _column(str(name), values, arrow_strings) for name, values in data.items()
         }
     else:
         raise DataError(
-            f"expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
+            f"{table}: expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
             f"got {type(data).__name__}; convert the data to one of these"
         )
     lengths = {name: len(array) for name, array in columns.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(
-            f"columns have different lengths {lengths}; every column needs one value per row"
+            f"{table}: columns have different lengths {lengths}; every column needs one "
+            "value per row"
         )
     if not columns or next(iter(lengths.values())) == 0:
-        raise DataError("the table has no rows; give at least one row")
+        raise DataError(f"{table} has no rows; give at least one row")
     return columns
 
 
@@ -109,6 +127,7 @@ def require_columns(
     names: Iterable[str],
     role: str,
     fix: str | None = None,
+    table: str = "the data",
 ) -> None:
     """Raise DataError naming every column of ``names`` that ``columns`` lacks.
 
@@ -117,6 +136,7 @@ def require_columns(
         names: required column names.
         role: what the columns are for, e.g. ``"sparse feature"`` or ``"label"``.
         fix: how to resolve it; defaults to adding the column or removing the feature.
+        table: how the message names the table.
     """
     missing = [name for name in names if name not in columns]
     if not missing:
@@ -129,6 +149,49 @@ def require_columns(
     else:
         subject = f"columns {listed} ({role}) are"
     raise DataError(
-        f"{subject} missing from the data; the table has columns "
-        f"{_describe_columns(columns)}; {fix}"
+        f"{subject} missing from {table}; it has columns {_describe_columns(columns)}; {fix}"
     )
+
+
+#: pandas' inferred dtypes of object columns that hold numbers
+_NUMERIC_INFERRED = {"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"}
+
+
+def is_arrow(column: Column) -> bool:
+    return isinstance(column, pa.Array | pa.ChunkedArray)
+
+
+def as_numpy(column: Column) -> np.ndarray:
+    """A column as a numpy array (pyarrow columns converted, with None for nulls)."""
+    return column.to_numpy(zero_copy_only=False) if is_arrow(column) else column
+
+
+def missing_mask(column: Column) -> np.ndarray:
+    """True where a value is missing (None, NaN, pd.NA, NaT, arrow null)."""
+    if is_arrow(column):
+        return column.is_null().to_numpy(zero_copy_only=False)
+    if column.dtype.kind in "iub":
+        return np.zeros(len(column), dtype=bool)
+    if column.dtype.kind in "fc":
+        return np.isnan(column)
+    return np.asarray(pd.isna(column), dtype=bool)
+
+
+def numeric_column(column: Column, name: str, role: str, fix: str) -> np.ndarray:
+    """float64 copy of a numeric column, NaN where missing; DataError naming the column
+    (and its ``role``) with ``fix`` when it is not numeric."""
+    array = as_numpy(column)
+    kind = array.dtype.kind
+    if kind in "iubf":
+        return array.astype(np.float64)
+    if kind == "O" and pd.api.types.infer_dtype(array, skipna=True) in _NUMERIC_INFERRED:
+        return np.asarray(pd.to_numeric(array), dtype=np.float64)
+    present = array[~missing_mask(array)]
+    examples = [str(v) for v in pd.unique(present[:1000])[:3]]
+    raise DataError(f"column {name!r} ({role}) is not numeric (values like {examples}); {fix}")
+
+
+def format_values(values: np.ndarray, limit: int = 5) -> str:
+    """Numbers as ``[a, b, ...]`` for messages."""
+    shown = ", ".join(f"{v:g}" for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"

@@ -1,23 +1,23 @@
 """Saved models: a folder of JSON (config, preprocessor) and safetensors (weights).
 
-Loading never unpickles: JSON is parsed and safetensors holds raw tensors only.
+Loading never unpickles: JSON is parsed and safetensors holds raw tensors only. This
+module reads and writes the files; the estimator turns them into a model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .exceptions import BundleError
 from .preprocessing import Preprocessor
-
-if TYPE_CHECKING:
-    from .estimator import MultiTaskModel
 
 FORMAT = "mtlrec-bundle"
 FORMAT_VERSION = 1
@@ -29,10 +29,24 @@ CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE = (
 BUNDLE_FILES = (CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE)
 
 
-def save_bundle(model: MultiTaskModel, path: Path, overwrite: bool = False) -> Path:
-    """Write ``model`` to the folder ``path``; an existing bundle is kept unless ``overwrite``."""
-    network = model.network
-    existing = [name for name in BUNDLE_FILES if (path / name).exists()]
+def existing_bundle(path: Path) -> list[str]:
+    """The bundle files already in folder ``path``."""
+    return [name for name in BUNDLE_FILES if (path / name).exists()]
+
+
+def write_bundle(
+    path: Path,
+    config: dict[str, Any],
+    preprocessor: Preprocessor,
+    weights: dict[str, torch.Tensor],
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle into folder ``path``; an existing bundle is kept unless ``overwrite``.
+
+    ``config`` gets the format markers added; each file is written through a temporary
+    file, so a crash never leaves half a file behind.
+    """
+    existing = existing_bundle(path)
     if existing and not overwrite:
         raise FileExistsError(
             f"{path} already holds a saved model ({', '.join(existing)}); "
@@ -45,31 +59,39 @@ def save_bundle(model: MultiTaskModel, path: Path, overwrite: bool = False) -> P
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mtlrec_version": __version__,
-        "architecture": model.architecture,
-        "hyperparameters": model.config.to_dict(),
-        "seed": model.seed,
+        **config,
     }
     # clone: parameters may be views of one flat training buffer, which safetensors refuses
-    weights = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+    weights = {k: v.detach().cpu().clone() for k, v in weights.items()}
     _write(path / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2)))
-    _write(
-        path / PREPROCESSOR_FILE, lambda p: p.write_text(json.dumps(model.preprocessor.to_dict()))
-    )
+    _write(path / PREPROCESSOR_FILE, lambda p: p.write_text(json.dumps(preprocessor.to_dict())))
     _write(path / WEIGHTS_FILE, lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
     return path
 
 
-def _write(target: Path, writer) -> None:
-    """Write through a temporary file, so a crash never leaves half a file behind."""
+def _write(target: Path, writer: Callable[[Path], object]) -> None:
     tmp = target.with_name(target.name + ".tmp")
     writer(tmp)
     os.replace(tmp, target)
 
 
-def load_bundle(path: str | Path, device: str = "cpu") -> MultiTaskModel:
-    """Load a model saved with :meth:`MultiTaskModel.save`."""
-    from .estimator import MultiTaskModel
+def _json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(
+            f"{path} is corrupt (not valid JSON: {err}); save the model again"
+        ) from None
+    if not isinstance(value, dict):
+        raise BundleError(f"{path} is corrupt (expected a JSON object); save the model again")
+    return value
 
+
+def read_bundle(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], Preprocessor, dict[str, torch.Tensor]]:
+    """(config, preprocessor, weights) of the bundle in folder ``path``; BundleError
+    naming the file for anything missing, corrupt or of another format version."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"{path} is not a folder; give the folder written by model.save()")
@@ -79,32 +101,27 @@ def load_bundle(path: str | Path, device: str = "cpu") -> MultiTaskModel:
             f"bundle {path} is missing {', '.join(missing)}; save the model again "
             f"(a bundle holds {', '.join(BUNDLE_FILES)})"
         )
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-        pre_dict = json.loads((path / PREPROCESSOR_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise BundleError(f"bundle {path}: a JSON file is corrupt ({err})") from None
+    config = _json(path / CONFIG_FILE)
     if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"bundle {path} has format {config.get('format')!r} version "
+            f"{path / CONFIG_FILE} has format {config.get('format')!r} version "
             f"{config.get('format_version')!r}; this mtlrec ({__version__}) reads {FORMAT!r} "
             f"version {FORMAT_VERSION}: re-save it with a matching mtlrec version"
         )
-    preprocessor = Preprocessor.from_dict(pre_dict)
-    model = MultiTaskModel(
-        list(preprocessor.features),
-        list(preprocessor.tasks),
-        architecture=config["architecture"],
-        scaling=preprocessor.scaling,
-        seed=config.get("seed", 0),
-        device=device,
-        **config["hyperparameters"],
-    )
-    model.preprocessor = preprocessor
-    network = model.build()
+    for key in ("architecture", "hyperparameters"):
+        if key not in config:
+            raise BundleError(f"{path / CONFIG_FILE} lacks {key!r}; save the model again")
     try:
-        network.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(model.device)))
-    except RuntimeError as err:
-        raise BundleError(f"bundle {path}: weights do not fit the saved config ({err})") from None
-    network.eval()
-    return model
+        preprocessor = Preprocessor.from_dict(_json(path / PREPROCESSOR_FILE))
+    except BundleError as err:
+        raise BundleError(f"{path / PREPROCESSOR_FILE}: {err}") from None
+    weights_file = path / WEIGHTS_FILE
+    try:
+        weights = load_file(str(weights_file), device=str(device))
+    except Exception as err:  # safetensors raises its own SafetensorError for bad files
+        size = weights_file.stat().st_size
+        raise BundleError(
+            f"{weights_file} cannot be read ({size:,} bytes; {type(err).__name__}: {err}): "
+            "the file is truncated or corrupt; save the model again"
+        ) from None
+    return config, preprocessor, weights

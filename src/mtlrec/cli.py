@@ -19,7 +19,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .benchmark import (
+from . import runtime
+from .bundle import existing_bundle
+from .estimator import MultiTaskModel, load_model, model_classes
+from .exceptions import ConfigError, DataError, MtlrecError
+from .experiments.benchmark import (
     DATASETS,
     REFERENCE_CONFIGS,
     REFERENCE_TRAINING,
@@ -29,12 +33,10 @@ from .benchmark import (
     run_benchmark,
     write_outputs,
 )
-from .bundle import BUNDLE_FILES, load_bundle
-from .estimator import MultiTaskModel
-from .exceptions import ConfigError, DataError, MtlrecError
+from .experiments.synthetic import SYNTHETIC_CORRELATIONS, SYNTHETIC_DEFAULTS
 from .features import DenseFeature, Feature, SparseFeature
+from .heads import list_heads
 from .models import list_models, make_config, network_class
-from .synthetic_benchmark import SYNTHETIC_CORRELATIONS, SYNTHETIC_DEFAULTS
 from .tasks import Task
 
 # ---------------------------------------------------------------------------- config
@@ -275,7 +277,7 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
 
 
 def _refuse_existing_bundle(path: Path, overwrite: bool) -> None:
-    existing = [name for name in BUNDLE_FILES if (path / name).exists()]
+    existing = existing_bundle(path)
     if existing and not overwrite:
         raise FileExistsError(
             f"{path} already holds a saved model ({', '.join(existing)}); "
@@ -317,7 +319,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         **config.hyperparameters,
     )
     start = time.perf_counter()
-    model.fit(train, validation, verbose=0 if args.quiet else 1, **fit_options)
+    model.fit(
+        train, validation, verbose=0 if args.quiet else 1, threads=args.threads, **fit_options
+    )
     seconds = time.perf_counter() - start
     model.save(output, overwrite=args.overwrite)
     print(
@@ -326,13 +330,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if test is not None:
         print(f"test metrics ({len(test):,} rows):")
-        print(format_metrics(model.evaluate(test)))
+        print(format_metrics(model.evaluate(test, threads=args.threads)))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model = load_bundle(args.model)
-    metrics = model.evaluate(read_table(args.data), batch_size=args.batch_size)
+    model = load_model(args.model)
+    table = read_table(args.data)
+    missing = [t.name for t in model.tasks if t.name not in table.columns]
+    if missing:
+        raise DataError(
+            f"{args.data} has no label column(s) {missing}, which evaluate compares the "
+            f"predictions with; add them to the file, or write predictions without labels "
+            f"with: mtlrec predict --model {args.model} --data {args.data} --output FILE"
+        )
+    metrics = model.evaluate(table, batch_size=args.batch_size, threads=args.threads)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     return 0
 
@@ -342,11 +354,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _table_format(output)  # fail before any work on a bad suffix
     if output.exists() and not args.overwrite:
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
-    model = load_bundle(args.model)
-    predictions = pd.DataFrame(model.predict(read_table(args.data), batch_size=args.batch_size))
+    model = load_model(args.model)
+    predicted = model.predict(
+        read_table(args.data), batch_size=args.batch_size, threads=args.threads
+    )
+    predictions = pd.DataFrame(_prediction_columns(model, predicted))
     write_table(predictions, output, overwrite=args.overwrite)
     print(f"wrote {len(predictions):,} rows ({', '.join(predictions.columns)}) to {output}")
     return 0
+
+
+def _prediction_columns(model: MultiTaskModel, predicted: dict) -> dict:
+    """One column per output; a multiclass output becomes one ``task:class`` column per
+    class plus ``task`` holding the most probable class."""
+    columns: dict = {}
+    for name, values in predicted.items():
+        if values.ndim == 2:
+            classes = model.classes(name)
+            columns[name] = classes[values.argmax(axis=1)]
+            for k, c in enumerate(classes):
+                columns[f"{name}:{c}"] = values[:, k]
+        else:
+            columns[name] = values
+    return columns
 
 
 def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -380,6 +410,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         max_rows=args.max_rows,
         verbose=0 if args.quiet else 1,
         patience=args.patience,
+        threads=args.threads,
     )
     print(format_table(records))
     if out is not None:
@@ -403,7 +434,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Path | None) -> int:
     """``mtlrec benchmark synthetic``: the MMoE paper's controlled-correlation experiment."""
-    from .synthetic_benchmark import (
+    from .experiments.synthetic import (
         SYNTHETIC_CONFIGS,
         format_synthetic_table,
         run_synthetic_benchmark,
@@ -428,6 +459,7 @@ def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Pat
         seeds=args.seeds,
         models=models,
         verbose=0 if args.quiet else 1,
+        threads=args.threads,
         **settings,
     )
     print(format_synthetic_table(records))
@@ -504,12 +536,14 @@ def _default(field: dataclasses.Field) -> Any:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    classes = {c.architecture: c for c in MultiTaskModel.__subclasses__()}
+    classes = {c.architecture: c for c in model_classes().values()}
     for name in list_models():
         doc = (classes[name].__doc__ or "").strip().splitlines() if name in classes else []
-        print(f"{name}: {doc[0] if doc else ''}".rstrip(": "))
+        facade = f" ({classes[name].__name__})" if name in classes else ""
+        print(f"{name}{facade}: {doc[0] if doc else ''}".rstrip(": "))
         for field in dataclasses.fields(network_class(name).config_class):
             print(f"    {field.name} = {_default(field)!r}")
+    print(f"task types: {', '.join(list_heads())}")
     return 0
 
 
@@ -517,7 +551,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _add_inference_args(p: argparse.ArgumentParser, columns: str) -> None:
-    """--model, --data and --batch-size, shared by evaluate and predict."""
+    """--model, --data, --batch-size and --threads, shared by evaluate and predict."""
     p.add_argument("--model", required=True, metavar="DIR", help="bundle folder from 'train'")
     p.add_argument(
         "--data",
@@ -531,6 +565,18 @@ def _add_inference_args(p: argparse.ArgumentParser, columns: str) -> None:
         default=None,
         metavar="N",
         help="rows per inference batch (default: sized so activations stay in CPU cache)",
+    )
+    _add_threads(p)
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads (default: the CPUs this process may use, "
+        f"{runtime.available_cpus()} here; with other busy processes on the same cores, "
+        "fewer are faster)",
     )
 
 
@@ -581,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a model already saved in the output folder",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
+    _add_threads(p)
 
     p = sub.add_parser(
         "evaluate",
@@ -706,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace results already written to --output"
     )
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines on stderr")
+    _add_threads(p)
 
     p = sub.add_parser(
         "datasets",
@@ -757,7 +805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": lambda a: cmd_benchmark(a, argv),
     }
     try:
-        return commands[args.command](args)
+        with runtime.retain_freed_memory():  # the command's own process: tuned heap
+            return commands[args.command](args)
     except (MtlrecError, FileExistsError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

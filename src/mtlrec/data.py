@@ -1,4 +1,4 @@
-"""Columnar batches: whole tensors in, index slices out (no per-row collation).
+"""The typed batch every model reads, and batch iteration (whole tensors, index slices).
 
 Shape legend: N rows, S sparse columns, D dense columns, T tasks.
 """
@@ -6,48 +6,75 @@ Shape legend: N rows, S sparse columns, D dense columns, T tasks.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 
 @dataclass
-class ColumnBatch:
-    """Model-ready columns.
+class Batch:
+    """Model-ready columns of N rows.
 
     Attributes:
-        sparse: (N, S) int64 per-feature category ids (0 missing, 1 unknown, 2.. vocabulary).
+        sparse: (N, S) int64 category ids per sparse column (0 missing, 1 unknown,
+            2.. the training vocabulary).
         dense: (N, D) float32 scaled numeric values.
-        labels: (N, T) float32 labels in task order, or None when predicting.
+        labels: (N, T) float32 encoded targets in task order (0/1, standardised values,
+            class indices, counts), or None when predicting.
+        mask: (N, T) bool, True where a row carries a label for the task; None when
+            every row does.
+        weights: (N,) float32 sample weights; None for weight 1 everywhere.
     """
 
     sparse: torch.Tensor
     dense: torch.Tensor
     labels: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.sparse.shape[0])
 
-    def to(self, device: torch.device | str) -> ColumnBatch:
-        labels = None if self.labels is None else self.labels.to(device)
-        return ColumnBatch(self.sparse.to(device), self.dense.to(device), labels)
+    @property
+    def device(self) -> torch.device:
+        return self.sparse.device
 
-    def take(self, index: torch.Tensor | slice) -> ColumnBatch:
-        """Rows selected by an index tensor or a slice."""
-        labels = None if self.labels is None else self.labels[index]
-        return ColumnBatch(self.sparse[index], self.dense[index], labels)
+    def _map(self, fn) -> Batch:
+        return Batch(
+            **{
+                f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                for f in fields(self)
+            }
+        )
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch on ``device`` (itself when already there)."""
+        if self.sparse.device == torch.device(device):
+            return self
+        return self._map(lambda t: t.to(device))
+
+    def take(self, index: torch.Tensor | slice) -> Batch:
+        """Rows selected by an index tensor or a slice (a slice is a zero-copy view)."""
+        return self._map(lambda t: t[index])
+
+    def without_labels(self) -> Batch:
+        return Batch(self.sparse, self.dense)
+
+
+#: the name mtlrec 0.1.0 gave the batch type (kept: it is public API)
+ColumnBatch = Batch
 
 
 def iterate_batches(
-    data: ColumnBatch,
+    data: Batch,
     batch_size: int,
     shuffle: bool = False,
     generator: torch.Generator | None = None,
-) -> Iterator[ColumnBatch]:
+) -> Iterator[Batch]:
     """Yield consecutive batches of ``data``; a random permutation of rows when shuffling."""
     n = len(data)
     if shuffle:  # one gather per epoch; every batch is then a zero-copy slice
-        order = torch.randperm(n, generator=generator, device="cpu").to(data.sparse.device)
+        order = torch.randperm(n, generator=generator, device="cpu").to(data.device)
         data = data.take(order)
     for start in range(0, n, batch_size):
         yield data.take(slice(start, start + batch_size))

@@ -1,26 +1,34 @@
 """The Keras/sklearn-like face of mtlrec: build, ``fit``, ``evaluate``, ``predict``, ``save``.
 
 ``MMoE(features, tasks, num_experts=8)`` stores its arguments only; ``fit`` learns the
-preprocessor from the training table, builds the network and trains it.
+preprocessor from the training table, builds the network and trains it. The named
+classes (``MMoE``, ``PLE``, ...) are made from the architecture registry: one per
+registered architecture, named by its ``facade_name``.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
 
-from .data import ColumnBatch, iterate_batches
-from .exceptions import ConfigError, DataError, NotFittedError
+from . import runtime
+from ._validation import as_columns
+from .bundle import read_bundle, write_bundle
+from .data import Batch, iterate_batches
+from .exceptions import BundleError, ConfigError, DataError, NotFittedError
 from .features import Feature, check_features
-from .heap import release_freed_memory, retain_freed_memory
+from .heads import HEADS
 from .layers import BankLinear
-from .metrics import task_metrics
-from .models import InputSpec, MultiTaskNetwork, make_config, network_class
+from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
+from .objective import Objective, l2_terms
 from .preprocessing import Preprocessor
 from .tasks import Task, check_tasks
 from .training import EarlyStopping, build_optimizers, train
@@ -97,6 +105,7 @@ class MultiTaskModel:
             vocabulary_sizes=pre.vocabulary_sizes,
             embedding_dims=[f.embedding_dim for f in pre.sparse_features],
             num_dense=len(pre.dense_features),
+            outputs=pre.outputs_per_task,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -132,30 +141,46 @@ class MultiTaskModel:
         patience: int = 2,
         seed: int | None = None,
         sparse_embeddings: bool | None = None,
+        threads: int | None = None,
+        fast: bool = True,
         verbose: int = 1,
     ) -> MultiTaskModel:
         """Fit the preprocessor on ``train_data``, build the network and train it.
 
         Args:
             train_data: a pandas DataFrame, pyarrow Table or dict of arrays with every
-                feature and label column.
-            validation: a table like ``train_data``, evaluated after every epoch.
+                feature column and, unless labels are passed apart, every label column.
+            validation: a table like ``train_data``, evaluated after every epoch, or
+                ``(table, labels)``. In the second place it may instead hold the
+                training labels, Keras-style: ``fit(X, [y_task1, y_task2])`` (a list in
+                task order, a dict by task name, or an (N, T) array).
             epochs, batch_size, optimizer, lr, weight_decay: the optimisation.
             early_stopping: ``"task"`` / ``"task/metric"`` or an :class:`EarlyStopping`;
-                needs ``validation``. Training stops after ``patience`` epochs without
+                needs validation data. Training stops after ``patience`` epochs without
                 improvement and keeps the best epoch's weights.
             seed: overrides the constructor's seed for this fit.
             sparse_embeddings: update only the embedding rows a batch uses (SparseAdam for
                 Adam). Default: on when the tables hold >= 100,000 rows, so an epoch costs
                 time linear in rows however large the vocabularies.
+            threads: torch threads for this call (default: the CPUs this process may
+                use; restored afterwards). With other processes busy on the same cores,
+                fewer threads are faster (docs/benchmarks.md).
+            fast: train with the blocks' hand-derived rules where they apply (the same
+                gradients as autograd; ``history_[i]["step"]`` says which ran).
             verbose: 0 silent, 1 progress bar and one line per epoch (on stderr).
 
         Returns:
             self, with ``history_`` holding one record per epoch.
+
+        Raises:
+            TrainingDivergedError: the loss exploded; the best weights so far are kept.
         """
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
+            raise ConfigError(f"lr must be a positive number, got {lr!r}")
+        train_data, validation = self._split_labels(train_data, validation)
         stopper = None
         if early_stopping is not None:
             if validation is None:
@@ -164,31 +189,127 @@ class MultiTaskModel:
             stopper.check(self.tasks)
         if seed is not None:
             self.seed = seed
-        retain_freed_memory()
-        data = self.preprocessor.fit_transform(train_data).to(self.device)
-        val = None if validation is None else self.preprocessor.transform(validation)
-        network = self.build()
-        opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
-        generator = torch.Generator().manual_seed(self.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.history_ = train(
-                network,
-                data,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=opt,
-                generator=generator,
-                early_stopping=stopper,
-                verbose=verbose,
-                validate=None if val is None else (lambda: self._metrics(val)),
-                # activations kept for backward: micro-batches sized like a chunk
-                micro_batch=None
-                if self.config.batch_norm
-                else inference_rows(network, TRAINING_CACHE_BYTES),
+        with runtime.threads(threads):
+            data = self.preprocessor.fit_transform(train_data, table="the training data")
+            data = data.to(self.device)
+            val = None
+            if validation is not None:
+                val = self.preprocessor.transform(
+                    validation,
+                    table="the validation table",
+                    label_fix="the validation table needs every task's label column",
+                )
+            network = self.build()
+            opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
+            objective = Objective(
+                self.tasks,
+                self.preprocessor.heads,
+                l2_terms(self.config.l2_embedding, self.config.l2_dense),
             )
-        release_freed_memory()
+            generator = torch.Generator().manual_seed(self.seed)
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    self.history_ = train(
+                        network,
+                        data,
+                        objective,
+                        epochs=epochs,
+                        batch_size=batch_size,
+                        optimizer=opt,
+                        generator=generator,
+                        early_stopping=stopper,
+                        verbose=verbose,
+                        validate=None if val is None else (lambda: self._metrics(val)),
+                        # activations kept for backward: micro-batches sized like a chunk
+                        micro_batch=None
+                        if self.config.batch_norm
+                        else inference_rows(network, TRAINING_CACHE_BYTES),
+                        fast=fast,
+                    )
+            except Exception as error:
+                self.history_ = getattr(error, "history", [])
+                raise
+            finally:
+                runtime.release_freed_memory()
         return self
+
+    def _split_labels(self, train_data: Any, second: Any) -> tuple[Any, Any]:
+        """(training table with its labels, validation table with its labels) from fit's
+        first two arguments, accepting labels given apart (see :meth:`fit`)."""
+        if isinstance(second, tuple) and len(second) == 2 and self._is_table(second[0]):
+            return train_data, self.with_labels(*second, table="the validation table")
+        if second is not None and self._looks_like_labels(second):
+            return self.with_labels(train_data, second, table="the training data"), None
+        return train_data, second
+
+    def _is_table(self, value: Any) -> bool:
+        return isinstance(value, pd.DataFrame | pa.Table | pa.RecordBatch | Mapping)
+
+    def _looks_like_labels(self, value: Any) -> bool:
+        """True for labels given apart: a list/tuple, an array or Series, or a table whose
+        columns are task names only."""
+        if isinstance(value, list | tuple | np.ndarray | pd.Series | torch.Tensor):
+            return True
+        names = (
+            [str(c) for c in value.columns]
+            if isinstance(value, pd.DataFrame)
+            else (
+                list(value.column_names)
+                if isinstance(value, pa.Table)
+                else ([str(k) for k in value] if isinstance(value, Mapping) else None)
+            )
+        )
+        tasks = {t.name for t in self.tasks}
+        return (
+            bool(names) and set(names) <= tasks and not set(names) & {f.name for f in self.features}
+        )
+
+    def with_labels(self, data: Any, labels: Any, table: str = "the data") -> dict[str, Any]:
+        """The columns of ``data`` plus the labels given apart: a list or tuple in task
+        order, a dict (or DataFrame) by task name, an (N, T) array, or for one task an
+        (N,) array."""
+        columns = dict(as_columns(data, table=table))
+        names = [t.name for t in self.tasks]
+        if isinstance(labels, pd.DataFrame):
+            labels = {str(c): labels[c].to_numpy() for c in labels.columns}
+        elif isinstance(labels, pa.Table):
+            labels = {c: labels.column(c) for c in labels.column_names}
+        if isinstance(labels, Mapping):
+            unknown = sorted(set(map(str, labels)) - set(names))
+            missing = [n for n in names if n not in labels]
+            if unknown or missing:
+                raise DataError(
+                    f"labels for {table}: expected one entry per task {names}, "
+                    + (f"got unknown {unknown}" if unknown else f"missing {missing}")
+                )
+            given = [labels[n] for n in names]
+        else:
+            if isinstance(labels, np.ndarray | torch.Tensor) and np.ndim(labels) == 2:
+                labels = [np.asarray(labels)[:, t] for t in range(np.shape(labels)[1])]
+            elif isinstance(labels, np.ndarray | pd.Series | torch.Tensor):
+                labels = [labels]
+            given = list(labels)
+            if len(given) != len(names):
+                raise DataError(
+                    f"labels for {table}: got {len(given)} label arrays for {len(names)} "
+                    f"tasks {names}; give one per task, in task order (or a dict by task name)"
+                )
+        rows = len(next(iter(columns.values())))
+        for name, values in zip(names, given, strict=True):
+            if name in columns:
+                raise DataError(
+                    f"{table} already has a column {name!r} and labels for it were passed "
+                    "apart as well; give each task's labels once"
+                )
+            values = np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values)
+            if values.ndim != 1 or len(values) != rows:
+                raise DataError(
+                    f"labels of task {name!r} for {table}: expected {rows} values (one per "
+                    f"row), got shape {values.shape}"
+                )
+            columns[name] = values
+        return columns
 
     # ------------------------------------------------------------------ inference
     def compile_inference(self) -> MultiTaskModel:
@@ -202,22 +323,27 @@ class MultiTaskModel:
         rows. If compilation fails, mtlrec warns and predicts without it. ``fit`` drops
         the compiled forward.
         """
-        self._compiled = torch.compile(self.network.compute, dynamic=False)
+        network = self.network
+
+        def forward(sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+            return network(Batch(sparse, dense)).named()
+
+        self._compiled = torch.compile(forward, dynamic=False)
         return self
 
-    def _forward(self, batch: ColumnBatch, rows: int) -> torch.Tensor:
-        """Logits (O, B) of one chunk, through the compiled forward when there is one and
-        the input is not folded."""
+    def _forward(self, batch: Batch, rows: int) -> dict[str, torch.Tensor]:
+        """Logits by output name of one chunk, through the compiled forward when there is
+        one and the input is not folded."""
         network = self.network
         if self._compiled is None or network.embedding.folded is not None:
-            return network.compute(batch.sparse, batch.dense)[0]
+            return network(batch).named()
         n, pad = len(batch), rows - len(batch)
         sparse, dense = batch.sparse, batch.dense
         if pad > 0:  # id 0 (missing) and 0.0 are valid inputs; padded rows are dropped
             sparse = torch.cat([sparse, sparse.new_zeros(pad, sparse.shape[1])])
             dense = torch.cat([dense, dense.new_zeros(pad, dense.shape[1])])
         try:
-            return self._compiled(sparse, dense)[0][:, :n]
+            return {k: v[:n] for k, v in self._compiled(sparse, dense).items()}
         except Exception as error:  # no C++ compiler, unsupported op, ...
             warnings.warn(
                 f"compile_inference: torch.compile failed ({type(error).__name__}: {error}); "
@@ -226,87 +352,168 @@ class MultiTaskModel:
                 stacklevel=4,
             )
             self._compiled = None
-            return network.compute(batch.sparse, batch.dense)[0]
+            return network(batch).named()
+
+    def _heads(self) -> dict[str, Any]:
+        """The head that reads each output: the tasks' fitted heads, then the extras'."""
+        heads: dict[str, Any] = dict(self.preprocessor.heads)
+        for name, head_type in self.network.extra_outputs.items():
+            heads[name] = HEADS.get(head_type)()
+        return heads
 
     @torch.inference_mode()
-    def _outputs(self, data: ColumnBatch, batch_size: int | None) -> dict[str, torch.Tensor]:
-        """Probabilities (binary) or values (regression) per output, on the CPU."""
+    def _outputs(self, data: Batch, batch_size: int | None) -> dict[str, torch.Tensor]:
+        """Predictions per output (probabilities, values, means), on the CPU."""
         network = self.network
         network.eval()
-        retain_freed_memory()
         batch_size = batch_size or inference_rows(network)
-        chunks = []
+        chunks: dict[str, list[torch.Tensor]] = {}
         with network.folded_input(len(data)):
             for batch in iterate_batches(data, batch_size):
-                chunks.append(self._forward(batch.to(self.device), batch_size))  # (O, B)
-        logits = torch.cat(chunks, dim=1).float().cpu()  # (O, N)
-        types = {t.name: t.type for t in self.tasks}
+                for name, logits in self._forward(batch.to(self.device), batch_size).items():
+                    chunks.setdefault(name, []).append(logits)
+        heads = self._heads()
         return {
-            name: row if types.get(name) == "regression" else torch.sigmoid(row)
-            for name, row in zip(network.output_names, logits, strict=True)
+            name: heads[name].activate(torch.cat(parts).float()).cpu()
+            for name, parts in chunks.items()
         }
 
-    def predict(self, data: Any, batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """Predictions for raw rows (or a transformed ColumnBatch): {output: array (N,)}.
+    def predict(
+        self, data: Any, batch_size: int | None = None, threads: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Predictions for raw rows (or a transformed Batch): {output: array}.
 
-        Binary outputs are probabilities, regression outputs values. ``batch_size``
-        defaults to a chunk size that keeps activations in cache.
+        Binary outputs are probabilities (N,), regression outputs values (N,), Poisson
+        outputs expected counts (N,), multiclass outputs class probabilities (N, K) in the
+        order of :meth:`classes`. ``batch_size`` defaults to a chunk size that keeps
+        activations in cache; ``threads`` as in :meth:`fit`.
         """
         network = self.network
-        batch = self._as_batch(data, with_labels=False)
-        outputs = self._outputs(batch, batch_size)
+        with runtime.threads(threads):
+            batch = self._as_batch(data, with_labels=False)
+            outputs = self._outputs(batch, batch_size)
         return {name: outputs[name].numpy() for name in network.output_names}
 
-    def evaluate(self, data: Any, batch_size: int | None = None) -> dict[str, dict[str, float]]:
-        """Per-task metrics on labelled rows: AUC and log loss (binary), MAE and RMSE."""
-        self.network  # noqa: B018 - raises NotFittedError before any work
-        return self._metrics(self._as_batch(data, with_labels=True), batch_size)
+    def classes(self, task: str) -> np.ndarray:
+        """The classes of multiclass task ``task``, in the order of its probabilities."""
+        head = self._multiclass_head(task)
+        return head.classes.values.copy()
 
-    def _as_batch(self, data: Any, with_labels: bool) -> ColumnBatch:
-        """Raw rows through the fitted preprocessor; a ColumnBatch is taken as it is."""
-        if isinstance(data, ColumnBatch):
-            if with_labels and data.labels is None:
-                raise DataError("evaluate needs labels: this ColumnBatch has none")
-            return data
-        return self.preprocessor.transform(data, with_labels=with_labels)
+    def _multiclass_head(self, task: str):
+        self.network  # noqa: B018 - raises NotFittedError first
+        head = self.preprocessor.heads.get(task)
+        if head is None or not hasattr(head, "labels"):
+            multiclass = [t.name for t in self.tasks if t.type == "multiclass"]
+            raise ConfigError(f"{task!r} is not a multiclass task; multiclass tasks: {multiclass}")
+        return head
 
-    def _metrics(
-        self, data: ColumnBatch, batch_size: int | None = None
+    def predict_classes(
+        self, data: Any, batch_size: int | None = None, threads: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The most probable class of each row, as labels, for every multiclass task."""
+        names = [t.name for t in self.tasks if t.type == "multiclass"]
+        if not names:
+            raise ConfigError("predict_classes: this model has no multiclass task")
+        probabilities = self.predict(data, batch_size, threads)
+        return {n: self._multiclass_head(n).labels(probabilities[n]) for n in names}
+
+    def evaluate(
+        self, data: Any, batch_size: int | None = None, threads: int | None = None
     ) -> dict[str, dict[str, float]]:
+        """Per-task metrics on labelled rows (each task's head's metrics: AUC and log loss
+        for binary, MAE and RMSE for regression, ...), plus extra outputs judged on
+        their own rows (ESMM's CVR on clicked rows)."""
+        self.network  # noqa: B018 - raises NotFittedError before any work
+        with runtime.threads(threads):
+            return self._metrics(self._as_batch(data, with_labels=True), batch_size)
+
+    def _as_batch(self, data: Any, with_labels: bool) -> Batch:
+        """Raw rows through the fitted preprocessor; a Batch is taken as it is."""
+        if isinstance(data, Batch):
+            if with_labels and data.labels is None:
+                raise DataError("evaluate needs labels: this Batch has none")
+            return data
+        return self.preprocessor.transform(
+            data,
+            with_labels=with_labels,
+            label_fix="evaluate needs every task's label column; use predict(data) for "
+            "predictions without labels"
+            if with_labels
+            else None,
+        )
+
+    def _metrics(self, data: Batch, batch_size: int | None = None) -> dict[str, dict[str, float]]:
         outputs = self._outputs(data, batch_size)
-        labels = data.labels.cpu().numpy()
+        targets = {t.name: data.labels[:, i].cpu().numpy() for i, t in enumerate(self.tasks)}
+        heads = self._heads()
         result = {
-            t.name: task_metrics(t.type, labels[:, i], outputs[t.name].numpy())
-            for i, t in enumerate(self.tasks)
+            t.name: heads[t.name].evaluate(targets[t.name], outputs[t.name].numpy())
+            for t in self.tasks
         }
-        if self.architecture == "esmm":  # CVR is judged on clicked rows only (ESMM paper)
-            clicked = labels[:, 0] == 1
-            conversions = labels[clicked, 1]
-            if 0 < conversions.sum() < len(conversions):
-                cvr = outputs[self.config.cvr_name].numpy()[clicked]
-                result[self.config.cvr_name] = task_metrics("binary", conversions, cvr)
+        for name, (rows, y) in self.network.evaluation_targets(targets).items():
+            result[name] = heads[name].evaluate(y, outputs[name].numpy()[rows])
         return result
 
     @torch.inference_mode()
-    def gate_weights(self, data: Any, batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """Gate weights for raw rows (or a ColumnBatch): {gate: array (N, experts)}; empty
+    def gate_weights(
+        self, data: Any, batch_size: int | None = None, threads: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Gate weights for raw rows (or a Batch): {gate: array (N, experts)}; empty
         without gates."""
         network = self.network
         network.eval()
-        batch = self._as_batch(data, with_labels=False)
         parts: dict[str, list[torch.Tensor]] = {}
-        for chunk in iterate_batches(batch, batch_size or inference_rows(network)):
-            chunk = chunk.to(self.device)
-            for name, w in network.gate_weights(chunk.sparse, chunk.dense).items():
-                parts.setdefault(name, []).append(w.float().cpu())
+        with runtime.threads(threads):
+            batch = self._as_batch(data, with_labels=False)
+            for chunk in iterate_batches(batch, batch_size or inference_rows(network)):
+                for name, w in network(chunk.to(self.device)).gates.items():
+                    parts.setdefault(name, []).append(w.float().cpu())
         return {name: torch.cat(ws).numpy() for name, ws in parts.items()}
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the bundle folder (config + preprocessor JSON, safetensors weights)."""
-        from .bundle import save_bundle
+        network = self.network
+        config = {
+            "architecture": self.architecture,
+            "hyperparameters": self.config.to_dict(),
+            "seed": self.seed,
+        }
+        return write_bundle(
+            Path(path), config, self.preprocessor, network.state_dict(), overwrite=overwrite
+        )
 
-        return save_bundle(self, Path(path), overwrite=overwrite)
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> MultiTaskModel:
+        """A model saved with :meth:`save` (also by earlier mtlrec versions), as an
+        instance of its architecture's class (``MMoE``, ...)."""
+        config, preprocessor, weights = read_bundle(path, device)
+        architecture = config["architecture"]
+        try:
+            model_class = model_classes()[network_class(architecture).facade_name]
+        except (ConfigError, KeyError):
+            raise BundleError(
+                f"bundle {path}: architecture {architecture!r} is not registered in this "
+                f"mtlrec; it knows {ARCHITECTURES.names()}"
+            ) from None
+        model = model_class(
+            list(preprocessor.features),
+            list(preprocessor.tasks),
+            scaling=preprocessor.scaling,
+            seed=config.get("seed", 0),
+            device=device,
+            **config["hyperparameters"],
+        )
+        model.preprocessor = preprocessor
+        network = model.build()
+        try:
+            network.load_state_dict(weights)
+        except RuntimeError as err:
+            raise BundleError(
+                f"bundle {path}: weights do not fit the saved config ({err})"
+            ) from None
+        network.eval()
+        return model
 
     def __repr__(self) -> str:
         state = "fitted" if self.network_ is not None else "not fitted"
@@ -316,48 +523,51 @@ class MultiTaskModel:
         )
 
 
-class SingleTask(MultiTaskModel):
-    """Single-task baseline: one independent network per task (no sharing)."""
-
-    architecture = "single_task"
-
-
-class SharedBottom(MultiTaskModel):
-    """Shared-Bottom: a shared MLP under one tower per task (Caruana, 1997)."""
-
-    architecture = "shared_bottom"
+def load_model(path: str | Path, device: str = "cpu") -> MultiTaskModel:
+    """Load a model saved with :meth:`MultiTaskModel.save` (``mtlrec.load``)."""
+    return MultiTaskModel.load(path, device)
 
 
-class OMoE(MultiTaskModel):
-    """One-gate mixture of experts: all tasks share one gate over the experts."""
-
-    architecture = "omoe"
-
-
-class MMoE(MultiTaskModel):
-    """Multi-gate mixture of experts (Ma et al., KDD 2018)."""
-
-    architecture = "mmoe"
+def _facade_doc(name: str, network: type[MultiTaskNetwork]) -> str:
+    summary = (network.__doc__ or name).strip()
+    return (
+        f"{summary}\n\n"
+        f"Takes the arguments of :class:`MultiTaskModel` (features, tasks, scaling, seed,\n"
+        f"device) and the hyperparameters of ``{network.config_class.__name__}``; the\n"
+        f"architecture is registered as ``{name!r}``."
+    )
 
 
-class CGC(MultiTaskModel):
-    """Customized gate control: task-specific and shared experts (Tang et al., 2020)."""
-
-    architecture = "cgc"
-
-
-class PLE(MultiTaskModel):
-    """Progressive layered extraction: stacked CGC levels (Tang et al., RecSys 2020)."""
-
-    architecture = "ple"
-
-
-class ESMM(MultiTaskModel):
-    """Entire-space multi-task model: CTCVR = CTR x CVR (Ma et al., SIGIR 2018)."""
-
-    architecture = "esmm"
+@functools.cache
+def model_classes() -> dict[str, type[MultiTaskModel]]:
+    """The estimator class of every registered architecture, by its facade name."""
+    classes: dict[str, type[MultiTaskModel]] = {}
+    for name, network in ARCHITECTURES.items():
+        facade = network.facade_name or "".join(p.title() for p in name.split("_"))
+        classes[facade] = type(
+            facade,
+            (MultiTaskModel,),
+            {
+                "architecture": name,
+                "__doc__": _facade_doc(name, network),
+                "__module__": "mtlrec",
+                "__qualname__": facade,
+            },
+        )
+    return classes
 
 
 def create_model(architecture: str, features, tasks, **kwargs: Any) -> MultiTaskModel:
-    """A :class:`MultiTaskModel` of the architecture registered as ``architecture``."""
-    return MultiTaskModel(features, tasks, architecture=architecture, **kwargs)
+    """A model of the architecture registered as ``architecture`` (an instance of its
+    class, e.g. ``MMoE`` for ``"mmoe"``)."""
+    facade = network_class(architecture).facade_name
+    model_class = model_classes().get(facade, MultiTaskModel) if facade else MultiTaskModel
+    return model_class(features, tasks, architecture=architecture, **kwargs)
+
+
+def __getattr__(name: str) -> type[MultiTaskModel]:
+    """``mtlrec.estimator.MMoE`` and the other named classes, from the registry."""
+    classes = model_classes()
+    if name in classes:
+        return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,8 @@ Every error subclasses a built-in, so ``except ValueError`` keeps working::
     ├── ConfigError(MtlrecError, ValueError)    bad argument, architecture or task spec
     ├── DataError(MtlrecError, ValueError)      bad input table: missing column, bad label
     ├── BundleError(MtlrecError, ValueError)    saved model folder missing a file / wrong version
-    └── NotFittedError(MtlrecError, RuntimeError)  predict/evaluate/save before fit
+    ├── NotFittedError(MtlrecError, RuntimeError)  predict/evaluate/save before fit
+    └── TrainingDivergedError(MtlrecError, FloatingPointError)  loss exploded in fit
 """
 
 from __future__ import annotations
@@ -30,3 +31,13 @@ class BundleError(MtlrecError, ValueError):
 
 class NotFittedError(MtlrecError, RuntimeError):
     """The model must be fitted before this call."""
+
+
+class TrainingDivergedError(MtlrecError, FloatingPointError):
+    """The training loss became non-finite or exploded (usually: the learning rate is
+    too high); the best weights so far were kept. ``history`` holds the completed
+    epochs' records."""
+
+    def __init__(self, message: str, history: list | None = None) -> None:
+        super().__init__(message)
+        self.history = history or []

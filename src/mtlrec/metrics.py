@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .exceptions import ConfigError, DataError
-from .tasks import TASK_TYPES
+from .exceptions import DataError
 
 
 def _pair(y_true: ArrayLike, y_pred: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -63,11 +62,46 @@ def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(np.sqrt(np.mean((y - p) ** 2)))
 
 
-_METRICS = {"auc": roc_auc, "logloss": log_loss, "mae": mae, "rmse": rmse}
+def poisson_deviance(y_true: ArrayLike, mean: ArrayLike) -> float:
+    """Mean Poisson deviance 2 (y log(y / mu) - (y - mu)), with y log y = 0 at y = 0."""
+    y, mu = _pair(y_true, mean, "poisson_deviance")
+    if (y < 0).any() or (mu <= 0).any():
+        raise DataError("poisson_deviance: counts must be >= 0 and predicted means > 0")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return float(np.mean(2.0 * (ylogy - (y - mu))))
 
 
-def task_metrics(task_type: str, y_true: ArrayLike, prediction: ArrayLike) -> dict[str, float]:
-    """The metrics of ``tasks.TASK_TYPES[task_type]``, keyed by name."""
-    if task_type not in TASK_TYPES:
-        raise ConfigError(f"unknown task type {task_type!r}; choose one of {sorted(TASK_TYPES)}")
-    return {name: float(_METRICS[name](y_true, prediction)) for name in TASK_TYPES[task_type]}
+def _classes(
+    y_true: ArrayLike, probabilities: ArrayLike, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices (N,) and probabilities (N, K), checked against each other."""
+    y = np.asarray(y_true).reshape(-1)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] != y.size:
+        raise DataError(f"{name}: expected probabilities (N, K) for {y.size} labels, got {p.shape}")
+    if y.size == 0:
+        raise DataError(f"{name}: no values to evaluate")
+    if (y < 0).any() or (y >= p.shape[1]).any() or (y != np.trunc(y)).any():
+        raise DataError(f"{name}: labels must be class indices in 0..{p.shape[1] - 1}")
+    return y.astype(np.int64), p
+
+
+def accuracy(y_true: ArrayLike, probabilities: ArrayLike) -> float:
+    """Share of rows whose most probable class (first on ties) is the label."""
+    y, p = _classes(y_true, probabilities, "accuracy")
+    return float(np.mean(p.argmax(axis=1) == y))
+
+
+def multiclass_log_loss(y_true: ArrayLike, probabilities: ArrayLike, eps: float = 1e-7) -> float:
+    """Mean cross-entropy -log p[label], probabilities clipped to [eps, 1]."""
+    y, p = _classes(y_true, probabilities, "multiclass_log_loss")
+    return float(-np.mean(np.log(np.clip(p[np.arange(y.size), y], eps, 1.0))))
+
+
+def macro_auc(y_true: ArrayLike, probabilities: ArrayLike) -> float:
+    """Mean of the one-vs-rest AUCs of the classes that occur in y_true without filling
+    it (the others have no AUC); NaN when no class qualifies."""
+    y, p = _classes(y_true, probabilities, "macro_auc")
+    aucs = [roc_auc(y == k, p[:, k]) for k in range(p.shape[1]) if 0 < int((y == k).sum()) < y.size]
+    return float(np.mean(aucs)) if aucs else float("nan")

@@ -1,18 +1,19 @@
-"""Fit vocabularies and scalers on training data; turn tables into model-ready tensors.
+"""Fit vocabularies, scalers and label statistics on training data; turn tables into batches.
 
 Conventions:
 
 * Missing values are ``None``, ``NaN``, ``pd.NA`` and ``NaT``. An empty string is a real
   category, not a missing value.
 * Sparse ids: 0 = missing, 1 = unknown (not seen in training), 2.. = the sorted training
-  vocabulary. A vocabulary is integer-valued when the training values are integers, bools
-  or integral floats (pandas turns integer columns with NaN into floats); otherwise every
-  value is compared as its ``str``. At transform time values are converted the same way, so
-  ``"3"`` matches an integer vocabulary entry ``3`` and ``3`` matches a string entry ``"3"``.
+  vocabulary, looked up by canonical keys (:mod:`mtlrec.vocabulary`: ``2`` and ``2.0``
+  are one category, and a float32 column matches the float64 values it was trained on).
 * Dense columns: missing values become the training mean, then are scaled with statistics
   of the non-missing training values: ``minmax`` (x - min) / (max - min) or ``standard``
   (x - mean) / std (population std). A zero range or zero std divides by 1, so a column
   that was constant in training maps its training value to 0.
+* Labels are checked and encoded by each task's head (:mod:`mtlrec.heads`), with the
+  statistics it fitted on the training labels (regression mean and std, multiclass
+  classes), which are saved here too.
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
-from ._validation import Column, as_columns, require_columns
-from .data import ColumnBatch
+from ._validation import Column, as_columns, missing_mask, numeric_column, require_columns
+from .data import Batch
 from .exceptions import BundleError, ConfigError, DataError, NotFittedError
 from .features import (
     DenseFeature,
@@ -38,117 +36,27 @@ from .features import (
     feature_from_dict,
     feature_to_dict,
 )
+from .heads import Head
 from .tasks import Task, check_tasks, task_from_dict, task_to_dict
+from .vocabulary import Vocabulary
 
 SCALINGS = ("minmax", "standard")
 MISSING_ID = 0
 UNKNOWN_ID = 1
 _FIRST_ID = 2
 _FORMAT = "mtlrec-preprocessor"
-_VERSION = 1
+#: 2: canonical vocabulary keys and label statistics (1: mtlrec 0.1.0, still read)
+_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _BLOCK_ROWS = 65536
-_NUMERIC_INFERRED = {"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"}
 
 
-def _missing_mask(array: np.ndarray) -> np.ndarray:
-    """True where a value is missing (None, NaN, pd.NA, NaT)."""
-    if array.dtype.kind in "iub":
-        return np.zeros(len(array), dtype=bool)
-    if array.dtype.kind in "fc":
-        return np.isnan(array)
-    return np.asarray(pd.isna(array), dtype=bool)
-
-
-def _integral(values: np.ndarray) -> np.ndarray:
-    """True where a float value is finite and integral."""
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(values) & (values == np.trunc(values))
-
-
-def _vocabulary_kind(values: np.ndarray) -> str:
-    """``"int"`` for integers, bools or integral floats (non-missing values), else ``"str"``."""
-    kind = values.dtype.kind
-    if kind in "iub":
-        return "int"
-    if kind == "f":
-        return "int" if len(values) and bool(_integral(values).all()) else "str"
-    if kind == "O" and len(values):
-        inferred = pd.api.types.infer_dtype(values, skipna=False)
-        if inferred in ("integer", "boolean"):
-            return "int"
-        if inferred in ("floating", "mixed-integer-float"):
-            return _vocabulary_kind(values.astype(np.float64))
-    return "str"
-
-
-def _int_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 keys, valid mask); values that are not integers are invalid."""
-    kind = values.dtype.kind
-    if kind in "iub":
-        return values.astype(np.int64), np.ones(len(values), dtype=bool)
-    if kind != "f":
-        if kind == "O" and pd.api.types.infer_dtype(values, skipna=False) in ("integer", "boolean"):
-            return values.astype(np.int64), np.ones(len(values), dtype=bool)
-        values = np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
-    valid = _integral(values)
-    return np.where(valid, values, 0).astype(np.int64), valid
-
-
-def _str_keys(values: np.ndarray) -> np.ndarray:
-    """Values as strings (object array of str, or a numpy unicode array)."""
-    kind = values.dtype.kind
-    if kind == "U" or (kind == "O" and pd.api.types.infer_dtype(values, skipna=True) == "string"):
-        return values
-    return values.astype(str)
-
-
-def _is_arrow(column: Column) -> bool:
-    return isinstance(column, pa.Array | pa.ChunkedArray)
-
-
-def _as_numpy(column: Column) -> np.ndarray:
-    return column.to_numpy(zero_copy_only=False) if _is_arrow(column) else column
-
-
-def _encode(column: Column, kind: str, lookup: pd.Index | pa.Array) -> np.ndarray:
-    """int64 ids of one column: 0 missing, 1 unknown, 2.. vocabulary position.
-
-    ``lookup`` is a pandas Index of an integer vocabulary, or a pyarrow large_string array
-    of a string vocabulary.
-    """
-    if kind == "str" and _is_arrow(column):
-        missing = column.is_null().to_numpy(zero_copy_only=False)
-        pos = _arrow_positions(column, lookup)
-    else:
-        array = _as_numpy(column)
-        missing = _missing_mask(array)
-        if kind == "int":
-            keys, valid = _int_keys(array)
-            pos = np.where(valid, lookup.get_indexer(keys), -1)
-        else:
-            pos = _arrow_positions(pa.array(_str_keys(array), from_pandas=True), lookup)
-    ids = np.where(pos >= 0, pos.astype(np.int64) + _FIRST_ID, UNKNOWN_ID)
-    ids[missing] = MISSING_ID
+def _encode(column: Column, vocabulary: Vocabulary) -> np.ndarray:
+    """int64 ids of one column: 0 missing, 1 unknown, 2.. vocabulary position."""
+    pos = vocabulary.positions(column)
+    ids = np.where(pos >= 0, pos + _FIRST_ID, UNKNOWN_ID)
+    ids[missing_mask(column)] = MISSING_ID
     return ids
-
-
-def _arrow_positions(keys: pa.Array | pa.ChunkedArray, vocabulary: pa.Array) -> np.ndarray:
-    """Position of each string key in ``vocabulary``; -1 when absent or null."""
-    if keys.type != vocabulary.type:
-        keys = keys.cast(vocabulary.type)
-    return pc.index_in(keys, value_set=vocabulary).fill_null(-1).to_numpy()
-
-
-def _fit_vocabulary(column: Column) -> tuple[str, np.ndarray]:
-    """(kind, sorted unique non-missing values) of a training column."""
-    if _is_arrow(column):
-        values = pc.unique(column.drop_null()).to_pylist()
-        return "str", np.array(sorted(values), dtype=object)
-    values = column[~_missing_mask(column)]
-    kind = _vocabulary_kind(values)
-    if kind == "int":
-        return kind, np.unique(_int_keys(values)[0])
-    return kind, np.array(sorted(str(v) for v in pd.unique(_str_keys(values))), dtype=object)
 
 
 def _stack_columns(columns: list[np.ndarray], n: int, dtype: type) -> np.ndarray:
@@ -162,57 +70,8 @@ def _stack_columns(columns: list[np.ndarray], n: int, dtype: type) -> np.ndarray
     return out
 
 
-def _numeric(column: Column, name: str, role: str, fix: str) -> np.ndarray:
-    """float64 copy of a numeric column, NaN where missing; DataError when not numeric."""
-    array = _as_numpy(column)
-    kind = array.dtype.kind
-    if kind in "iubf":
-        return array.astype(np.float64)
-    if kind == "O" and pd.api.types.infer_dtype(array, skipna=True) in _NUMERIC_INFERRED:
-        return np.asarray(pd.to_numeric(array), dtype=np.float64)
-    present = array[~_missing_mask(array)]
-    examples = [str(v) for v in pd.unique(present[:1000])[:3]]
-    raise DataError(f"column {name!r} ({role}) is not numeric (values like {examples}); {fix}")
-
-
-def _format_values(values: np.ndarray, limit: int = 5) -> str:
-    shown = ", ".join(f"{v:g}" for v in values[:limit])
-    return f"[{shown}{', ...' if len(values) > limit else ''}]"
-
-
-def _check_labels(task: Task, array: np.ndarray) -> np.ndarray:
-    """float64 labels of a task; DataError for non-numeric, missing or out-of-range labels."""
-    y = _numeric(
-        array,
-        task.name,
-        f"label of task {task.name!r}",
-        "map the labels to numbers (0/1 for a binary task)",
-    )
-    missing = np.isnan(y)
-    if missing.any():
-        rows = np.flatnonzero(missing)[:5].tolist()
-        raise DataError(
-            f"task {task.name!r}: {int(missing.sum())} labels in column {task.name!r} are "
-            f"missing (first rows {rows}); drop those rows or fill the labels"
-        )
-    if task.type == "binary":
-        bad = (y != 0) & (y != 1)
-        if bad.any():
-            raise DataError(
-                f"task {task.name!r} (binary) has labels outside {{0, 1}} in column "
-                f"{task.name!r}: {_format_values(np.unique(y[bad]))}; map the labels to 0/1, "
-                f"e.g. (df[{task.name!r}] == positive_value).astype(int)"
-            )
-    elif not np.isfinite(y).all():
-        raise DataError(
-            f"task {task.name!r} (regression) has infinite labels in column {task.name!r}; "
-            "drop or clip those rows"
-        )
-    return y
-
-
 class Preprocessor:
-    """Vocabularies for sparse features, scalers for dense features, label checks.
+    """Vocabularies for sparse features, scalers for dense features, heads for labels.
 
     Args:
         features: SparseFeature / DenseFeature specs, in model input order.
@@ -234,10 +93,9 @@ class Preprocessor:
                 "pass scaling='minmax' or scaling='standard'"
             )
         self.scaling = scaling
-        # name -> (kind, sorted values); name -> (mean, offset, scale)
-        self._vocabularies: dict[str, tuple[str, np.ndarray]] | None = None
-        self._lookups: dict[str, pd.Index | pa.Array] = {}
-        self._dense_stats: dict[str, tuple[float, float, float]] | None = None
+        self._vocabularies: dict[str, Vocabulary] | None = None
+        self._dense_stats: dict[str, tuple[float, float, float]] = {}  # mean, offset, scale
+        self.heads: dict[str, Head] = {t.name: t.head_class(t) for t in self._tasks}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -264,27 +122,38 @@ class Preprocessor:
     def vocabulary_sizes(self) -> list[int]:
         """Embedding table size per sparse feature: vocabulary + missing + unknown."""
         vocabularies = self._require_fitted("vocabulary_sizes")
-        return [len(vocabularies[f.name][1]) + _FIRST_ID for f in self.sparse_features]
+        return [len(vocabularies[f.name]) + _FIRST_ID for f in self.sparse_features]
 
-    def _require_fitted(self, what: str) -> dict[str, tuple[str, np.ndarray]]:
+    @property
+    def outputs_per_task(self) -> list[int]:
+        """Logits per row of each task's head (K classes for multiclass, else 1)."""
+        self._require_fitted("outputs_per_task")
+        return [self.heads[t.name].num_outputs for t in self._tasks]
+
+    def vocabulary(self, name: str) -> Vocabulary:
+        """The fitted vocabulary of sparse feature ``name``."""
+        return self._require_fitted("vocabulary")[name]
+
+    def _require_fitted(self, what: str) -> dict[str, Vocabulary]:
         if self._vocabularies is None:
             raise NotFittedError(f"Preprocessor.{what}: call fit(train_data) first")
         return self._vocabularies
 
     # ------------------------------------------------------------------- fitting
-    def fit(self, data: object) -> Preprocessor:
-        """Learn vocabularies and scaling statistics from training data (labels are checked)."""
-        columns = as_columns(data, arrow_strings=True)
-        self._require_inputs(columns)
+    def fit(self, data: object, table: str = "the training data") -> Preprocessor:
+        """Learn vocabularies, scaling and label statistics from training data."""
+        columns = as_columns(data, arrow_strings=True, table=table)
+        self._require_inputs(columns, table)
         require_columns(
             columns,
             [t.name for t in self._tasks],
             "label",
             "add the label column or remove the task",
+            table=table,
         )
         for task in self._tasks:
-            _check_labels(task, columns[task.name])
-        vocabularies = {f.name: _fit_vocabulary(columns[f.name]) for f in self.sparse_features}
+            self.heads[task.name].fit(columns[task.name])
+        vocabularies = {f.name: Vocabulary.fit(columns[f.name]) for f in self.sparse_features}
         stats = {}
         for feature in self.dense_features:
             x = self._dense(columns, feature.name)
@@ -292,10 +161,10 @@ class Preprocessor:
             if len(x) == 0:
                 raise DataError(
                     f"column {feature.name!r} (dense feature) has no non-missing values in "
-                    "the training data; fill it or remove the feature"
+                    f"{table}; fill it or remove the feature"
                 )
             stats[feature.name] = self._scaler_stats(x)
-        self._set_state(vocabularies, stats)
+        self._vocabularies, self._dense_stats = vocabularies, stats
         return self
 
     def _scaler_stats(self, x: np.ndarray) -> tuple[float, float, float]:
@@ -306,25 +175,17 @@ class Preprocessor:
             offset, spread = mean, float(x.std())
         return mean, offset, spread if spread > 0 else 1.0
 
-    def _set_state(
-        self,
-        vocabularies: dict[str, tuple[str, np.ndarray]],
-        stats: dict[str, tuple[float, float, float]],
-    ) -> None:
-        self._vocabularies = vocabularies
-        self._dense_stats = stats
-        self._lookups = {
-            name: pd.Index(values) if kind == "int" else pa.array(values, pa.large_string())
-            for name, (kind, values) in vocabularies.items()
-        }
-
-    def _require_inputs(self, columns: dict[str, np.ndarray]) -> None:
-        require_columns(columns, [f.name for f in self.sparse_features], "sparse feature")
-        require_columns(columns, [f.name for f in self.dense_features], "dense feature")
+    def _require_inputs(self, columns: dict[str, Column], table: str) -> None:
+        require_columns(
+            columns, [f.name for f in self.sparse_features], "sparse feature", table=table
+        )
+        require_columns(
+            columns, [f.name for f in self.dense_features], "dense feature", table=table
+        )
 
     @staticmethod
-    def _dense(columns: dict[str, np.ndarray], name: str) -> np.ndarray:
-        x = _numeric(
+    def _dense(columns: dict[str, Column], name: str) -> np.ndarray:
+        x = numeric_column(
             columns[name],
             name,
             "dense feature",
@@ -338,21 +199,27 @@ class Preprocessor:
         return x
 
     # -------------------------------------------------------------- transforming
-    def transform(self, data: object, with_labels: bool = True) -> ColumnBatch:
-        """Whole-table tensors: sparse (N, S) int64, dense (N, D) float32, labels (N, T)."""
+    def transform(
+        self,
+        data: object,
+        with_labels: bool = True,
+        *,
+        table: str = "the data",
+        label_fix: str | None = None,
+    ) -> Batch:
+        """Whole-table tensors: sparse (N, S) int64, dense (N, D) float32, labels (N, T).
+
+        ``table`` names the table in error messages (e.g. "the validation table");
+        ``label_fix`` replaces the advice given when a label column is missing.
+        """
         vocabularies = self._require_fitted("transform")
-        stats = self._dense_stats
-        assert stats is not None
-        columns = as_columns(data, arrow_strings=True)
-        self._require_inputs(columns)
+        columns = as_columns(data, arrow_strings=True, table=table)
+        self._require_inputs(columns, table)
         n = len(next(iter(columns.values())))
-        sparse = [
-            _encode(columns[f.name], vocabularies[f.name][0], self._lookups[f.name])
-            for f in self.sparse_features
-        ]
+        sparse = [_encode(columns[f.name], vocabularies[f.name]) for f in self.sparse_features]
         dense = []
         for feature in self.dense_features:
-            mean, offset, scale = stats[feature.name]
+            mean, offset, scale = self._dense_stats[feature.name]
             x = self._dense(columns, feature.name)
             x[np.isnan(x)] = mean
             dense.append((x - offset) / scale)
@@ -362,24 +229,29 @@ class Preprocessor:
                 columns,
                 [t.name for t in self._tasks],
                 "label",
-                "add the label column, or call transform(data, with_labels=False) to predict",
+                label_fix
+                or "add the label column, or call transform(data, with_labels=False) to predict",
+                table=table,
             )
-            y = [_check_labels(t, columns[t.name]) for t in self._tasks]
+            y = [self.heads[t.name].encode(columns[t.name]) for t in self._tasks]
             labels = torch.from_numpy(_stack_columns(y, n, np.float32))
-        return ColumnBatch(
+        return Batch(
             torch.from_numpy(_stack_columns(sparse, n, np.int64)),
             torch.from_numpy(_stack_columns(dense, n, np.float32)),
             labels,
         )
 
-    def fit_transform(self, data: object, with_labels: bool = True) -> ColumnBatch:
+    def fit_transform(
+        self, data: object, with_labels: bool = True, table: str = "the training data"
+    ) -> Batch:
         """``fit(data)`` then ``transform(data)``."""
-        columns = as_columns(data, arrow_strings=True)
-        return self.fit(columns).transform(columns, with_labels=with_labels)
+        columns = as_columns(data, arrow_strings=True, table=table)
+        return self.fit(columns, table).transform(columns, with_labels=with_labels, table=table)
 
     # ------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
-        """JSON-ready state: specs, scaling and (when fitted) vocabularies and statistics."""
+        """JSON-ready state: specs, scaling and (when fitted) vocabularies, statistics and
+        label statistics."""
         state: dict = {
             "format": _FORMAT,
             "version": _VERSION,
@@ -388,27 +260,31 @@ class Preprocessor:
             "scaling": self.scaling,
             "vocabularies": None,
             "dense_stats": None,
+            "labels": None,
         }
-        if self._vocabularies is not None and self._dense_stats is not None:
+        if self._vocabularies is not None:
             state["vocabularies"] = {
-                name: {"kind": kind, "values": values.tolist()}
-                for name, (kind, values) in self._vocabularies.items()
+                name: vocabulary.to_dict() for name, vocabulary in self._vocabularies.items()
             }
             state["dense_stats"] = {
                 name: {"mean": mean, "offset": offset, "scale": scale}
                 for name, (mean, offset, scale) in self._dense_stats.items()
             }
+            state["labels"] = {name: head.state_dict() for name, head in self.heads.items()}
         return state
 
     @classmethod
     def from_dict(cls, state: dict) -> Preprocessor:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also reads version 1 (mtlrec 0.1.0), whose
+        vocabularies keep 0.1.0's string keys and whose regression labels were not
+        standardised."""
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise BundleError("not a saved mtlrec Preprocessor (missing format marker)")
-        if state.get("version") != _VERSION:
+        version = state.get("version")
+        if version not in _READABLE_VERSIONS:
             raise BundleError(
-                f"Preprocessor format version {state.get('version')!r} is not supported "
-                f"(this mtlrec reads version {_VERSION}); re-fit or upgrade mtlrec"
+                f"Preprocessor format version {version!r} is not supported (this mtlrec reads "
+                f"versions {list(_READABLE_VERSIONS)}); re-fit or upgrade mtlrec"
             )
         try:
             pre = cls(
@@ -417,18 +293,21 @@ class Preprocessor:
                 scaling=state["scaling"],
             )
             if state["vocabularies"] is not None:
-                vocabularies = {}
-                for feature in pre.sparse_features:
-                    entry = state["vocabularies"][feature.name]
-                    name = feature.name
-                    dtype = np.int64 if entry["kind"] == "int" else object
-                    vocabularies[name] = (entry["kind"], np.array(entry["values"], dtype=dtype))
-                stats = {}
+                legacy = version == 1
+                pre._vocabularies = {
+                    f.name: Vocabulary.from_dict(state["vocabularies"][f.name], legacy=legacy)
+                    for f in pre.sparse_features
+                }
                 for feature in pre.dense_features:
                     s = state["dense_stats"][feature.name]
-                    stats[feature.name] = (float(s["mean"]), float(s["offset"]), float(s["scale"]))
-                pre._set_state(vocabularies, stats)
-        except (KeyError, TypeError) as err:
+                    pre._dense_stats[feature.name] = (
+                        float(s["mean"]),
+                        float(s["offset"]),
+                        float(s["scale"]),
+                    )
+                for name, head_state in (state.get("labels") or {}).items():
+                    pre.heads[name].load_state_dict(head_state)
+        except (KeyError, TypeError, ValueError) as err:
             raise BundleError(f"saved Preprocessor is incomplete: {err!r}") from err
         return pre
 
@@ -441,7 +320,11 @@ class Preprocessor:
     def load(cls, path: str | os.PathLike) -> Preprocessor:
         """Read a file written by :meth:`save`."""
         with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
+            try:
+                state = json.load(fh)
+            except json.JSONDecodeError as err:
+                raise BundleError(f"{path}: not valid JSON ({err})") from None
+        return cls.from_dict(state)
 
     def __repr__(self) -> str:
         return (

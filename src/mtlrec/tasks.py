@@ -1,19 +1,12 @@
-"""Task specifications and the task-type table (head activation, loss, metrics)."""
+"""Task specifications: what to predict, with which head, and how much it weighs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from .exceptions import ConfigError
-
-#: task type -> metrics reported by ``evaluate`` (first one is the default monitor)
-TASK_TYPES: dict[str, tuple[str, ...]] = {
-    "binary": ("auc", "logloss"),
-    "regression": ("mae", "rmse"),
-}
-
-#: metrics where larger is better (all others are minimised)
-MAXIMISED_METRICS = frozenset({"auc"})
+from .heads import HEADS, Head
 
 
 @dataclass(frozen=True)
@@ -22,38 +15,78 @@ class Task:
 
     Args:
         name: label column in the input table (and key of the model's outputs).
-        type: ``"binary"`` (sigmoid head, log loss) or ``"regression"`` (identity, MSE).
+        type: a registered task type (``mtlrec.heads.list_heads()``): ``"binary"``
+            (sigmoid, log loss), ``"regression"`` (squared error on standardised labels),
+            ``"multiclass"`` (softmax over the classes seen in training), ``"poisson"``
+            (counts, log link).
         weight: multiplier of this task's loss in the total loss.
+        standardize: regression only: train on labels standardised with the training
+            labels' mean and standard deviation (predictions are mapped back); False
+            trains on the raw labels.
     """
 
     name: str
     type: str = "binary"
     weight: float = 1.0
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"a task name must be a non-empty string, got {self.name!r}")
-        if self.type not in TASK_TYPES:
+        if self.type not in HEADS:
             raise ConfigError(
-                f"task {self.name!r}: unknown type {self.type!r}; "
-                f"choose one of {sorted(TASK_TYPES)}"
+                f"task {self.name!r}: unknown type {self.type!r}; choose one of {HEADS.names()}"
             )
-        if not isinstance(self.weight, int | float) or not self.weight >= 0:
+        if (
+            isinstance(self.weight, bool)
+            or not isinstance(self.weight, int | float)
+            or not self.weight >= 0
+        ):
             raise ConfigError(
                 f"task {self.name!r}: weight must be a non-negative number, got {self.weight!r}"
             )
+        if not isinstance(self.standardize, bool):
+            raise ConfigError(
+                f"task {self.name!r}: standardize must be True or False, got {self.standardize!r}"
+            )
+        self.head_class.check_task(self)
+
+    @property
+    def head_class(self) -> type[Head]:
+        return HEADS.get(self.type)
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return TASK_TYPES[self.type]
+        """What ``evaluate`` reports for this task (the first is the default monitor)."""
+        return self.head_class.metrics
+
+    def head_options(self) -> dict[str, Any]:
+        """The head options set away from their defaults."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name in _HEAD_OPTIONS and getattr(self, f.name) != f.default
+        }
+
+
+#: Task fields that only some heads take (each head lists the ones it accepts)
+_HEAD_OPTIONS = frozenset({"standardize"})
 
 
 def task_to_dict(task: Task) -> dict:
-    return {"name": task.name, "type": task.type, "weight": float(task.weight)}
+    return {
+        "name": task.name,
+        "type": task.type,
+        "weight": float(task.weight),
+        **task.head_options(),
+    }
 
 
 def task_from_dict(data: dict) -> Task:
-    return Task(data["name"], type=data.get("type", "binary"), weight=data.get("weight", 1.0))
+    options = {k: data[k] for k in _HEAD_OPTIONS if k in data}
+    return Task(
+        data["name"], type=data.get("type", "binary"), weight=data.get("weight", 1.0), **options
+    )
 
 
 def check_tasks(tasks: list[Task] | tuple[Task, ...], feature_names: set[str]) -> tuple[Task, ...]:

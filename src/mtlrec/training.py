@@ -1,8 +1,17 @@
-"""The training loop: per-task losses, optimizers, early stopping, progress output."""
+"""The training loop: steps (fast or autograd), optimizers, early stopping, progress.
+
+A step accumulates one batch's gradients. :class:`FastStep` runs the network's forward
+on a traced batch and its backward from the blocks' rules (:mod:`mtlrec.layers.tape`);
+:class:`AutogradStep` runs the same forward under autograd. The fast step is used when
+every part of the network, the objective and the set-up has an exact rule, and it
+declines otherwise (the reason is logged and kept in the fit history), also in the
+middle of a fit when the forward meets an operation without a rule.
+"""
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import sys
 import time
@@ -10,15 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
-from .data import ColumnBatch, iterate_batches
-from .exceptions import ConfigError
-from .flat import FlatParameters, can_flatten
-from .manual import ManualStep
+from ._flat import FlatParameters, can_flatten
+from .data import Batch, iterate_batches
+from .exceptions import ConfigError, TrainingDivergedError
+from .layers.tape import Declined, Tape, Traced, TracedBatch
 from .models import MultiTaskNetwork
-from .tasks import MAXIMISED_METRICS, Task
+from .objective import Objective, Term
+from .tasks import Task
+
+logger = logging.getLogger(__name__)
 
 _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -161,42 +173,6 @@ def build_optimizers(
     return Optimizers(dense, flat, sparse)
 
 
-class Objective:
-    """Per-task losses of a network's logits, computed for all tasks at once.
-
-    Binary tasks use log loss on logits, regression tasks squared error; the total is the
-    task-weighted sum plus the network's L2 penalty.
-    """
-
-    def __init__(self, tasks: Sequence[Task], device: torch.device | str = "cpu") -> None:
-        self.num_tasks = len(tasks)
-        self.weights = torch.tensor([float(t.weight) for t in tasks], device=device)
-        self.binary = torch.tensor([t.type == "binary" for t in tasks], device=device)
-        self.all_binary = all(t.type == "binary" for t in tasks)
-
-    def task_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """logits (T, B), labels (B, T) -> mean loss per task (T,)."""
-        labels = labels.t()
-        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
-        if self.all_binary:
-            return bce
-        return torch.where(self.binary, bce, (logits - labels).square().mean(1))
-
-    def __call__(
-        self, network: MultiTaskNetwork, batch: ColumnBatch
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total loss, per-task losses (T,) detached) of one batch."""
-        logits, _ = network.compute(batch.sparse, batch.dense)
-        if logits.shape[0] > self.num_tasks:  # extra outputs (ESMM's CVR) carry no loss
-            logits = logits[: self.num_tasks]
-        losses = self.task_losses(logits, batch.labels)
-        loss = (losses * self.weights).sum()
-        penalty = network.penalty(batch.sparse)
-        if penalty is not None:
-            loss = loss + penalty
-        return loss, losses.detach()
-
-
 @dataclass
 class EarlyStopping:
     """Stop when a validation metric of one task stops improving.
@@ -238,11 +214,12 @@ class EarlyStopping:
             raise ConfigError(
                 f"early_stopping: task {self.task!r} reports {list(allowed)}, not {self.metric!r}"
             )
+        self._maximise = by_name[self.task].head_class.maximises(self.metric)
 
     def update(self, epoch: int, metrics: dict, network: torch.nn.Module) -> bool:
         """Record an epoch's validation metrics; True when training should stop."""
         value = metrics[self.task][self.metric]
-        sign = 1.0 if self.metric in MAXIMISED_METRICS else -1.0
+        sign = 1.0 if getattr(self, "_maximise", self.metric == "auc") else -1.0
         if self.best is None or sign * (value - self.best) > self.min_delta:
             self.best, self.best_epoch, self.waited = value, epoch, 0
             if self.restore_best:
@@ -252,9 +229,172 @@ class EarlyStopping:
         return self.waited >= self.patience
 
 
+# ---------------------------------------------------------------------------- steps
+
+
+class AutogradStep:
+    """One part of a batch through the network's forward and autograd's backward."""
+
+    path = "autograd"
+
+    def __init__(self, network: MultiTaskNetwork, objective: Objective) -> None:
+        self.network, self.objective = network, objective
+
+    def __call__(
+        self, batch: Batch, counts: torch.Tensor, rows: int, first: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the part's gradients (normalised by the whole batch's ``counts`` and
+        ``rows``); returns its (loss, per-task loss sums), detached."""
+        outputs = self.network(batch)
+        sums = self.objective.sums(outputs.logits, batch)
+        loss = self.objective.combine(sums, counts)
+        terms = self.objective.term_loss(self.network, batch, rows, first)
+        if terms is not None:
+            loss = loss + terms
+        loss.backward()
+        return loss.detach(), sums.detach()
+
+
+class FastStep:
+    """One part of a batch by the blocks' rules: a traced forward, then the rules'
+    backward, every gradient added straight into ``.grad`` (equal to autograd's to float
+    rounding; tested over every registered architecture). Build it with :meth:`create`,
+    which says why it does not apply."""
+
+    path = "fast"
+
+    def __init__(self, network: MultiTaskNetwork, objective: Objective) -> None:
+        self.network, self.objective = network, objective
+
+    @classmethod
+    def declines(cls, network: nn.Module, objective: Objective) -> str | None:
+        """Why the fast step cannot train ``network`` on ``objective``; None when it can."""
+        if isinstance(network, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            return "the network is wrapped for data parallelism (its hooks need autograd)"
+        for name, module in network.named_modules():
+            reason = getattr(module, "fast_path_declines", lambda: None)()
+            if reason is not None:
+                return f"{name or 'network'}: {reason}"
+            if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks:
+                return f"{name or 'network'}: module hooks"
+        if nn.modules.module._global_forward_hooks or nn.modules.module._global_backward_hooks:
+            return "global module hooks"
+        for name, p in network.named_parameters():
+            if not p.requires_grad:
+                continue
+            if p.grad is None or p.grad.layout != torch.strided:
+                return f"parameter {name}: its gradient is not a dense buffer"
+            if p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None):
+                return f"parameter {name}: autograd hooks (e.g. DistributedDataParallel's)"
+        for term in objective.terms:
+            if type(term).add_gradients is Term.add_gradients:
+                return f"loss term {term.name!r} has no gradient rule"
+        return objective.fast_path_declines()
+
+    def __call__(
+        self, batch: Batch, counts: torch.Tensor, rows: int, first: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`AutogradStep.__call__`; raises :class:`Declined` (before touching
+        any gradient) when the forward meets an operation without a rule."""
+        network, objective = self.network, self.objective
+        tape = Tape()
+        traced = TracedBatch(
+            batch.sparse, batch.dense, batch.labels, batch.mask, batch.weights, tape
+        )
+        with torch.no_grad(), network.folded_input(len(batch), training=True):
+            try:
+                outputs = network(traced)
+            except (TypeError, AttributeError) as error:
+                raise Declined(
+                    f"the forward applied an operation without a rule ({error})"
+                ) from None
+            logits = outputs.logits
+            for name in (t.name for t in objective.tasks):
+                value = logits.get(name)
+                if not isinstance(value, Traced) or value.tape is not tape:
+                    raise Declined(f"output {name!r} was not computed by blocks with rules")
+            grads, sums = objective.logit_gradients(
+                {n: v.value for n, v in logits.items()}, batch, counts, 1.0
+            )
+            loss = objective.combine(sums, counts)
+            tape.backward({id(logits[n]): g for n, g in grads.items()}, list(logits.values()))
+            objective.add_term_gradients(network, batch, rows, first)
+            terms = objective.term_values(network, batch, rows, first)
+        return (loss if terms is None else loss + terms), sums
+
+
+def choose_step(
+    network: MultiTaskNetwork, objective: Objective, fast: bool = True
+) -> tuple[AutogradStep | FastStep, str | None]:
+    """The step to train with and, for autograd, why (None when fast)."""
+    reason = "fast=False" if not fast else FastStep.declines(network, objective)
+    if reason is None:
+        return FastStep(network, objective), None
+    return AutogradStep(network, objective), reason
+
+
+# ---------------------------------------------------------------------------- loop
+
+#: a check of the loss (a device sync) every this many steps, for the progress bar and
+#: divergence
+CHECK_EVERY = 50
+#: the loss has diverged when a window of steps averages this many times the first step's
+DIVERGED_RATIO = 1e4
+
+
+class Accumulator:
+    """Accumulates whole batches' gradients with the chosen step, in micro-batches."""
+
+    def __init__(
+        self,
+        network: MultiTaskNetwork,
+        objective: Objective,
+        micro_batch: int | None = None,
+        fast: bool = True,
+    ) -> None:
+        self.network, self.objective = network, objective
+        self.micro_batch = micro_batch
+        self.step, self.reason = choose_step(network, objective, fast)
+        if self.reason is None:
+            logger.info("training step: fast (the blocks' rules, no autograd graph)")
+        else:
+            logger.info("training step: autograd (the fast step declines: %s)", self.reason)
+
+    @property
+    def path(self) -> str:
+        """``"fast"`` or ``"autograd"``: the step that runs now."""
+        return self.step.path
+
+    def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accumulate one batch's gradients; (loss, per-task mean losses (T,)), detached."""
+        counts = self.objective.counts(batch)
+        n, size = len(batch), self.micro_batch
+        parts = (
+            [batch]
+            if not size or n <= size
+            else [batch.take(slice(start, start + size)) for start in range(0, n, size)]
+        )
+        loss_total, sums_total = None, None
+        for i, part in enumerate(parts):
+            loss, sums = self._part(part, counts, n, i == 0)
+            loss_total = loss if loss_total is None else loss_total + loss
+            sums_total = sums if sums_total is None else sums_total + sums
+        return loss_total, sums_total / counts.clamp_min(1e-12)
+
+    def _part(self, part: Batch, counts, rows: int, first: bool):
+        try:
+            return self.step(part, counts, rows, first)
+        except Declined as declined:
+            self.reason = f"the forward declined mid-fit: {declined}"
+            logger.info("training step: switching to autograd (%s)", self.reason)
+            self.step = AutogradStep(self.network, self.objective)
+            return self.step(part, counts, rows, first)
+
+
 def train(
     network: MultiTaskNetwork,
-    data: ColumnBatch,
+    data: Batch,
+    objective: Objective,
     *,
     epochs: int,
     batch_size: int,
@@ -264,20 +404,30 @@ def train(
     early_stopping: EarlyStopping | None = None,
     verbose: int = 1,
     micro_batch: int | None = None,
+    fast: bool = True,
 ) -> list[dict]:
     """Run the training loop; returns one history record per epoch.
 
-    ``micro_batch``: batches larger than this are run as consecutive chunks whose
-    gradients add up to the whole batch's (each chunk's loss weighted by its share of
-    rows), so activations stay in cache; the step is the same. Not for batch norm, whose
-    statistics depend on the rows seen together.
+    ``micro_batch``: batches larger than this are run as consecutive parts whose
+    gradients add up to the whole batch's exactly (every part is normalised by the whole
+    batch's label counts), so activations stay in cache; the step is the same. Not for
+    batch norm, whose statistics depend on the rows seen together. ``fast``: use the
+    fast step where it applies.
+
+    Each record holds the epoch, its seconds, the mean loss and per-task loss, the
+    validation metrics (with ``validate``), and ``step``: ``"fast"`` or ``"autograd"``
+    (then ``step_reason`` says why). A diverging loss (not finite, or 10^4 times the
+    first step's) stops training with :class:`TrainingDivergedError`, after putting back
+    the weights of the best epoch so far (early stopping) or of the last completed one.
     """
     history: list[dict] = []
     steps = math.ceil(len(data) / batch_size)
-    objective = Objective(network.tasks, data.sparse.device)
-    manual = ManualStep.for_network(network, objective)
+    trainer = Accumulator(network, objective, micro_batch, fast)
+    names = [t.name for t in network.tasks]
+    first_loss: float | None = None
     for epoch in range(1, epochs + 1):
         network.train()
+        kept = copy.deepcopy(network.state_dict())  # the last completed epoch's weights
         start = time.perf_counter()
         bar = tqdm(
             total=steps,
@@ -287,25 +437,49 @@ def train(
             file=sys.stderr,
             mininterval=0.5,
         )
-        running = torch.zeros(len(network.tasks), device=data.sparse.device)
-        total = torch.zeros((), device=data.sparse.device)
+        running = torch.zeros(len(names), device=data.device)
+        total = torch.zeros((), device=data.device)
+        window = torch.zeros((), device=data.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
             optimizer.zero_grad()
-            loss, losses = _backward(network, objective, batch, micro_batch, manual)
+            loss, losses = trainer(batch)
             optimizer.step()
             running.add_(losses)  # stays on the device: no host sync per step
-            total.add_(loss.detach())
-            if verbose >= 1 and (step % 50 == 0 or step == steps):
-                bar.set_postfix(loss=f"{total.item() / step:.4f}", refresh=False)
-                bar.update(step - bar.n)
+            total.add_(loss)
+            window.add_(loss)
+            if first_loss is None:
+                first_loss = abs(float(loss))
+            if step % CHECK_EVERY == 0 or step == steps:
+                mean = float(window) / ((step - 1) % CHECK_EVERY + 1)
+                window.zero_()
+                if not math.isfinite(mean) or mean > DIVERGED_RATIO * max(first_loss, 1e-3):
+                    bar.close()
+                    lr = float(optimizer.dense.param_groups[0]["lr"])
+                    _diverged(
+                        network,
+                        epoch,
+                        step,
+                        steps,
+                        mean,
+                        first_loss,
+                        lr,
+                        early_stopping,
+                        kept,
+                        history,
+                    )
+                if verbose >= 1:
+                    bar.set_postfix(loss=f"{float(total) / step:.4f}", refresh=False)
+                    bar.update(step - bar.n)
         bar.close()
-        names = [t.name for t in network.tasks]
         record = {
             "epoch": epoch,
             "seconds": time.perf_counter() - start,
-            "loss": total.item() / steps,
+            "loss": float(total) / steps,
             "task_loss": dict(zip(names, (running / steps).tolist(), strict=True)),
+            "step": trainer.step.path,
         }
+        if trainer.reason is not None:
+            record["step_reason"] = trainer.reason
         if validate is not None:
             record["validation"] = validate()
         history.append(record)
@@ -314,48 +488,44 @@ def train(
         if early_stopping is not None and early_stopping.update(
             epoch, record["validation"], network
         ):
+            logger.info(
+                "early stopping after epoch %d: %s/%s did not improve for %d epochs",
+                epoch,
+                early_stopping.task,
+                early_stopping.metric,
+                early_stopping.patience,
+            )
             break
     if early_stopping is not None and early_stopping.best_state is not None:
         network.load_state_dict(early_stopping.best_state)
+        logger.info(
+            "kept the weights of epoch %d (best %s/%s %.4f)",
+            early_stopping.best_epoch,
+            early_stopping.task,
+            early_stopping.metric,
+            early_stopping.best,
+        )
     return history
 
 
-def _backward(
-    network: MultiTaskNetwork,
-    objective: Objective,
-    batch: ColumnBatch,
-    micro_batch: int | None,
-    manual: ManualStep | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accumulate one batch's gradients (by hand when ``manual``, else by autograd);
-    returns its (loss, per-task losses), detached."""
-    n = len(batch)
-    if not micro_batch or n <= micro_batch:
-        return _accumulate(network, objective, batch, 1.0, manual)
-    loss_sum = torch.zeros((), device=batch.sparse.device)
-    losses_sum = torch.zeros(objective.num_tasks, device=batch.sparse.device)
-    for start in range(0, n, micro_batch):
-        part = batch.take(slice(start, start + micro_batch))
-        share = len(part) / n
-        loss, losses = _accumulate(network, objective, part, share, manual)
-        loss_sum += loss * share
-        losses_sum += losses * share
-    return loss_sum, losses_sum
-
-
-def _accumulate(
-    network: MultiTaskNetwork,
-    objective: Objective,
-    batch: ColumnBatch,
-    scale: float,
-    manual: ManualStep | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add ``scale`` x the batch's gradients; (loss, per-task losses), detached."""
-    if manual is not None:
-        return manual(batch, scale)
-    loss, losses = objective(network, batch)
-    (loss * scale if scale != 1.0 else loss).backward()
-    return loss.detach(), losses
+def _diverged(network, epoch, step, steps, mean, first, lr, early_stopping, kept, history):
+    """Put back the best weights so far and raise TrainingDivergedError."""
+    if early_stopping is not None and early_stopping.best_state is not None:
+        network.load_state_dict(early_stopping.best_state)
+        which = f"the weights of epoch {early_stopping.best_epoch} (the best so far) were kept"
+    else:
+        network.load_state_dict(kept)
+        which = (
+            f"the weights of epoch {epoch - 1} (the last completed) were kept"
+            if epoch > 1
+            else "the initial weights were kept"
+        )
+    raise TrainingDivergedError(
+        f"training diverged in epoch {epoch} (step {step} of {steps}): the loss reached "
+        f"{mean:.3g} (it started at {first:.3g}); the learning rate lr={lr:g} is likely too "
+        f"high: try a smaller one, e.g. lr={lr / 100:g}; {which}",
+        history=history,
+    )
 
 
 def format_epoch(record: dict, epochs: int) -> str:

@@ -4,6 +4,13 @@ Shape legend: E bank members (experts, gates or towers), B batch, I input, H hid
 A bank's input is either shared by every member, (B, I), or one input per member,
 (E, B, I); its output is (E, B, H) (for a shared input, a transposed view of a (B, E, H)
 buffer, so no copy is made).
+
+Each bank MLP also has its fast-path rule (:mod:`mtlrec.layers.tape`): the forward
+without autograd, keeping each layer's output, and the backward as two matmuls, a bias
+sum and an activation derivative per layer, added straight into the parameters'
+``.grad`` (``addmm_`` / ``baddbmm_``). The derivative comes from the activation's
+output, so the rule covers the activations in :data:`ACTIVATION_BACKWARD`; dropout only
+after relu (the output is 0 wherever relu or the mask zeroed it); no batch norm.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from torch import nn
 
 from ..exceptions import ConfigError
 from .dropout import dropout
+from .folding import ProjectedInput
+from .tape import Declined, Tape, Traced, tape_of
 
 #: name -> (function, in-place variant or None)
 _ACTIVATIONS: dict[str, tuple[Callable, Callable | None]] = {
@@ -31,6 +40,23 @@ _ACTIVATIONS: dict[str, tuple[Callable, Callable | None]] = {
 }
 
 
+_aten = torch.ops.aten
+
+#: activation name -> grad x d(activation)/d(input) from the activation's output, written
+#: into ``into`` (``grad`` itself or a fresh buffer: writing in place saves a third of the
+#: time, and writing into a transposed buffer saves the copy a reshape would make)
+ACTIVATION_BACKWARD: dict[
+    str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+] = {
+    "relu": lambda g, out, into: _aten.threshold_backward.grad_input(g, out, 0, grad_input=into),
+    "leaky_relu": lambda g, out, into: _aten.leaky_relu_backward.grad_input(
+        g, out, 0.01, True, grad_input=into
+    ),
+    "tanh": lambda g, out, into: _aten.tanh_backward.grad_input(g, out, grad_input=into),
+    "sigmoid": lambda g, out, into: _aten.sigmoid_backward.grad_input(g, out, grad_input=into),
+    "linear": lambda g, out, into: g if into is g else into.copy_(g),
+}
+
 Runs = list[tuple[int, int, int]]  # (group input, first member, end member)
 
 
@@ -43,6 +69,11 @@ def member_runs(group: Sequence[int]) -> Runs:
         else:
             runs.append((g, e, e + 1))
     return runs
+
+
+def run_groups(runs: Runs) -> list[int]:
+    """The group input each member reads (the inverse of :func:`member_runs`)."""
+    return [g for g, start, stop in runs for _ in range(start, stop)]
 
 
 def activation(name: str, inplace: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -115,6 +146,98 @@ class BankLinear(nn.Module):
         return torch.bmm(x, self.weight).add_(self.bias)  # cheaper than baddbmm's bias copy
 
 
+#: layers, the activation after each, the dropout rate after each (0: none)
+Stack = tuple[Sequence[BankLinear], Sequence[str], Sequence[float]]
+#: what follows a final linear layer: no activation, no dropout
+OUTPUT: tuple[list[str], list[float]] = (["linear"], [0.0])
+
+
+def stack_forward(stack: Stack, x: torch.Tensor | ProjectedInput) -> list:
+    """Without autograd: inputs of every layer plus the last output, [x, y1, ..., yL];
+    yL is (E, B, O). Dropout draws the same masks as :meth:`BankMLP.forward`, in order."""
+    outputs = [x]
+    for layer, name, rate in zip(*stack, strict=True):
+        if isinstance(x, ProjectedInput):  # the folded input holds the first layer's output
+            y = x.output(layer)
+        elif layer.shared_input:
+            b, i = x.shape
+            y = torch.addmm(layer.bias.view(1, -1), x, layer.weight.view(i, -1))
+            y = y.view(b, layer.members, layer.out_features).transpose(0, 1)
+        else:
+            y = torch.bmm(x, layer.weight).add_(layer.bias)
+        x = activation(name, inplace=True)(y)
+        if rate:
+            x = dropout(x, rate, training=True, inplace=True)
+        outputs.append(x)
+    return outputs
+
+
+def stack_backward(
+    stack: Stack, outputs: list, grad: torch.Tensor, keep: int | None = None
+) -> torch.Tensor:
+    """Add the layers' weight and bias gradients for ``grad`` (E, B, O) of the last
+    output (overwritten) to their ``.grad``; returns the gradient of the stack's input,
+    of its first ``keep`` features only when given. For a folded input the first layer's
+    gradient goes to its block of the projection's buffer (the folded input's rule takes
+    it on) and the result is None. Layers with dropout must use relu."""
+    layers, names, rates = stack
+    for k in range(len(layers) - 1, -1, -1):
+        layer, x = layers[k], outputs[k]
+        rows = layer.in_features if k > 0 or keep is None else keep
+        if rates[k]:  # relu, then dropout: the output is 0 where either zeroed it, and
+            grad = grad.mul_(1.0 / (1.0 - rates[k]))  # y / (1 - p) elsewhere
+        if isinstance(x, ProjectedInput):
+            ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], x.grad_of(layer))
+            return None
+        if layer.shared_input:
+            b, i = x.shape
+            flat = grad.new_empty(b, layer.width)  # (B, E*O)
+            into = flat.view(b, layer.members, -1).transpose(0, 1)
+            ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], into)
+            layer.weight.grad.view(i, -1).addmm_(x.t(), flat)
+            layer.bias.grad.view(-1).add_(flat.sum(0))
+            grad = flat @ layer.weight.view(i, -1)[:rows].t()  # (B, rows)
+        else:
+            grad = ACTIVATION_BACKWARD[names[k]](grad, outputs[k + 1], grad)
+            layer.weight.grad.baddbmm_(x.transpose(1, 2), grad)
+            layer.bias.grad.add_(grad.sum(1, keepdim=True))
+            grad = torch.bmm(grad, layer.weight[:, :rows].transpose(1, 2))
+    return grad
+
+
+def stack_declines(activation_name: str, dropout_rate: float, batch_norm: bool) -> str | None:
+    """Why layers with these settings have no fast-path rule; None when they have one."""
+    if batch_norm:
+        return "batch norm (its statistics couple the rows)"
+    if activation_name not in ACTIVATION_BACKWARD:
+        return f"activation {activation_name!r} (its derivative needs the input, not the output)"
+    if dropout_rate and activation_name != "relu":
+        return f"dropout after {activation_name!r} (only relu's zeros hide the mask)"
+    return None
+
+
+def input_of(x: Traced | ProjectedInput) -> tuple[torch.Tensor | ProjectedInput, int | None]:
+    """(the tensor or projection a rule computes on, the features needing a gradient)."""
+    if isinstance(x, Traced):
+        return x.value, x.grad_width
+    if isinstance(x, ProjectedInput):
+        return x, None
+    raise Declined(f"a block was given a {type(x).__name__}, not a traced value")
+
+
+def trace_stack(tape: Tape, stack: Stack, x: Traced | ProjectedInput) -> Traced:
+    """Run ``stack`` as a rule on the tape: its output, traced."""
+    value, keep = input_of(x)
+    outputs = stack_forward(stack, value)
+    out = tape.value(outputs[-1])
+
+    def backward(_, grads):
+        return [stack_backward(stack, outputs, grads[0], keep)]
+
+    tape.record(backward, None, [x], [out])
+    return out
+
+
 class BankMLP(nn.Module):
     """``members`` independent MLPs with the same hidden units, run as batched matmuls.
 
@@ -139,6 +262,8 @@ class BankMLP(nn.Module):
         self.act = activation(activation_name)
         self.act_ = activation(activation_name, inplace=True)
         self.dropout = dropout
+        self.batch_norm = batch_norm
+        self._group_indices: dict[tuple, torch.Tensor] = {}
         sizes = [in_features, *units]
         self.layers = nn.ModuleList(
             BankLinear(members, a, b, shared_input=shared_input and i == 0)
@@ -154,9 +279,38 @@ class BankMLP(nn.Module):
         is the identity and hands the input on."""
         return [self.layers[0]] if self.layers else None
 
+    def stack(self, out: BankLinear | None = None) -> Stack:
+        """The layers with the activation and dropout after each, then ``out`` (neither)."""
+        names = [self.activation_name] * len(self.layers)
+        rates = [self.dropout] * len(self.layers)
+        if out is None:
+            return self.layers, names, rates
+        return [*self.layers, out], [*names, *OUTPUT[0]], [*rates, *OUTPUT[1]]
+
+    def fast_path_declines(self) -> str | None:
+        """Why this bank has no fast-path rule (None: it has one)."""
+        return stack_declines(self.activation_name, self.dropout, self.batch_norm)
+
+    def _group_index(self, runs: Runs, device: torch.device) -> torch.Tensor:
+        """The group input of each member as an index tensor (built once per device)."""
+        key = (tuple(runs), device)
+        index = self._group_indices.get(key)
+        if index is None:
+            index = self._group_indices[key] = torch.tensor(run_groups(runs), device=device)
+        return index
+
     def forward(self, x: torch.Tensor, runs: Runs | None = None) -> torch.Tensor:
         """(B, I) shared or (E, B, I) -> (E, B, H_last); with ``runs``, x is (G, B, I)
-        group inputs read as :meth:`BankLinear.grouped` describes (needs hidden layers)."""
+        group inputs, member e reading the input of its run's group (one ``bmm`` per run
+        without autograd, :meth:`BankLinear.grouped`; a gather of the inputs otherwise)."""
+        tape = tape_of(x)
+        if runs is not None and (tape is not None or torch.is_grad_enabled() or not self.layers):
+            x = x.index_select(0, self._group_index(runs, x.device))
+            runs = None
+        if tape is not None:
+            if not self.layers:
+                raise Declined("a bank without hidden layers")
+            return trace_stack(tape, self.stack(), x)
         if not self.layers:
             return x.expand(self.members, *x.shape) if x.dim() == 2 else x
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):

@@ -1,5 +1,9 @@
 """Input layer: sparse ids -> embeddings (one table per embedding size), plus dense values.
 
+Its fast-path rule (:mod:`mtlrec.layers.tape`) adds each embedding row's gradient with
+one ``index_add_`` per table (dense columns need none); with a folded input
+(:mod:`mtlrec.layers.folding`) the lookup and the readers' first layers are one table.
+
 Shape legend: B batch, S sparse columns, D dense columns, C copies, I input width.
 """
 
@@ -11,6 +15,9 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..data import Batch
+from .tape import Tape, tape_of
 
 
 class InputLayer(nn.Module):
@@ -68,7 +75,53 @@ class InputLayer(nn.Module):
             return sparse + offsets
         return sparse.index_select(1, getattr(self, f"columns_{g}")) + offsets
 
-    def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    @property
+    def embedding_width(self) -> int:
+        """Input features that come from embeddings (they lead the input row)."""
+        return self.out_features - self.num_dense
+
+    def fast_path_declines(self) -> str | None:
+        """Why the input layer has no fast-path rule (None: it has one)."""
+        return "sparse embedding gradients" if self.sparse_grad else None
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """A batch's sparse (B, S) ids and dense (B, D) values -> (B, I), or (C, B, I) when
+        copies > 1; a ProjectedInput (the readers' outputs) while :attr:`folded` is set."""
+        tape = tape_of(batch)
+        if tape is not None:
+            return self._traced(tape, batch)
+        return self.lookup(batch.sparse, batch.dense)
+
+    def _traced(self, tape: Tape, batch: Batch):
+        """The fast-path rule: the lookup without autograd, and the rows' gradients."""
+        sparse, dense = batch.sparse, batch.dense
+        if self.folded is not None:
+            return self.folded(sparse, dense, tape)
+        x = tape.value(self.lookup(sparse, dense), grad_width=self.embedding_width)
+
+        def backward(_, grads):
+            self.add_row_gradients(sparse, grads[0][..., : self.embedding_width])
+            return [None]
+
+        tape.record(backward, None, [None], [x])
+        return x
+
+    def add_row_gradients(self, sparse: torch.Tensor, grad: torch.Tensor) -> None:
+        """Add the embedding rows' gradients to the tables' ``.grad``; grad is (B, W) for
+        the W embedding columns, or (C, B, W) with copies."""
+        start = 0
+        for g, (table, (dim, columns)) in enumerate(zip(self.tables, self.groups, strict=True)):
+            width = len(columns) * dim
+            part = grad[..., start : start + width]
+            if self.copies > 1:  # (C, B, S_g * dim) -> rows (B * S_g, C * dim)
+                c, b = part.shape[:2]
+                part = part.reshape(c, b, len(columns), dim).permute(1, 2, 0, 3)
+            table.weight.grad.index_add_(
+                0, self.row_ids(sparse, g).reshape(-1), part.reshape(-1, table.embedding_dim)
+            )
+            start += width
+
+    def lookup(self, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """sparse (B, S) int64, dense (B, D) -> (B, I), or (C, B, I) when copies > 1;
         a ProjectedInput (the readers' outputs) while :attr:`folded` is set."""
         if self.folded is not None:

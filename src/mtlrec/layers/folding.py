@@ -17,12 +17,17 @@ N outputs of all readers, E members of a reader, O outputs per member.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from .banks import BankLinear
-from .embedding import InputLayer
+from .tape import Declined
+
+if TYPE_CHECKING:
+    from .banks import BankLinear
+    from .embedding import InputLayer
+    from .tape import Tape
 
 #: largest folded table (all vocabularies x all reader outputs, fp32) worth building
 FOLD_TABLE_BYTES = 16 << 20
@@ -36,29 +41,43 @@ TRAINING_OUTPUTS_PER_INPUT = 4
 
 class ProjectedInput:
     """Stands in for the input rows: what the layers reading them output, ``x @ W + b``
-    for every reader, side by side in one (B, N) buffer; in a training step by hand
-    (mtlrec.manual) also the gradient of that buffer, written reader by reader."""
+    for every reader, side by side in one (B, N) buffer; in a fast training step (the
+    ``tape`` is set) also the gradient of that buffer, written reader by reader."""
 
-    __slots__ = ("grad", "out", "starts")
+    __slots__ = ("grad", "out", "starts", "tape", "written")
 
-    def __init__(self, out: torch.Tensor, starts: dict[int, int]) -> None:
-        self.out, self.starts = out, starts
+    def __init__(self, out: torch.Tensor, starts: dict[int, int], tape: Tape | None = None):
+        self.out, self.starts, self.tape = out, starts, tape
         self.grad: torch.Tensor | None = None
+        self.written: set[int] = set()
 
     def output(self, layer: BankLinear) -> torch.Tensor:
         """The (E, B, O) output of reader ``layer``: a view into the shared buffer."""
+        if id(layer) not in self.starts:
+            raise Declined("a layer that is not one of the declared input readers read the input")
         return self._block(self.out, layer)
 
     def grad_of(self, layer: BankLinear) -> torch.Tensor:
-        """The (E, B, O) view of the gradient buffer that reader ``layer`` writes."""
+        """The (E, B, O) view of the gradient buffer that reader ``layer`` writes whole."""
         if self.grad is None:
-            self.grad = torch.empty_like(self.out)  # every reader writes its whole block
+            self.grad = torch.empty_like(self.out)  # blocks no reader wrote are zeroed later
+        self.written.add(id(layer))
         return self._block(self.grad, layer)
 
     def _block(self, buffer: torch.Tensor, layer: BankLinear) -> torch.Tensor:
         start = self.starts[id(layer)]
         block = buffer[:, start : start + layer.width]
         return block.view(-1, layer.members, layer.out_features).transpose(0, 1)
+
+    def finished_grad(self, readers: Sequence[BankLinear]) -> torch.Tensor:
+        """The (B, N) gradient, zero in the blocks of readers the forward did not use."""
+        if self.grad is None:
+            self.grad = torch.zeros_like(self.out)
+        for r in readers:
+            if id(r) not in self.written:
+                start = self.starts[id(r)]
+                self.grad[:, start : start + r.width].zero_()
+        return self.grad
 
 
 class FoldedInput:
@@ -108,19 +127,31 @@ class FoldedInput:
             return None
         return cls(embedding, readers)
 
-    def __call__(self, sparse: torch.Tensor, dense: torch.Tensor) -> ProjectedInput:
-        """sparse (B, S) ids, dense (B, D) -> every reader's output."""
+    def __call__(
+        self, sparse: torch.Tensor, dense: torch.Tensor, tape: Tape | None = None
+    ) -> ProjectedInput:
+        """sparse (B, S) ids, dense (B, D) -> every reader's output; on ``tape``, the
+        rule whose backward is :meth:`backward`."""
         out = F.embedding_bag(sparse + self.offsets, self.table, mode="sum")  # (B, N)
         if dense.shape[1]:
             out.addmm_(dense, self.dense_weight)
-        return ProjectedInput(out, self.starts)
+        projected = ProjectedInput(out, self.starts, tape)
+        if tape is not None:
+            tape.record(
+                lambda _, grads: [self.backward(projected, sparse, dense)],
+                None,
+                [None],
+                [projected],
+                always=True,
+            )
+        return projected
 
     def backward(self, projected: ProjectedInput, sparse: torch.Tensor, dense: torch.Tensor):
         """Accumulate the gradients of the readers' weights and biases and of the
         embeddings from ``projected.grad`` (B, N): the rows each id met summed into a
         (V, N) table gradient (one ``index_add_`` per column), which meets the embeddings
         and the weight rows in (V, d) @ (d, N)-sized products instead of (B, I) @ (I, N)."""
-        grad, embedding = projected.grad, self.embedding
+        grad, embedding = projected.finished_grad(self.readers), self.embedding
         d_table = grad.new_zeros(self.table.shape)
         ids = sparse + self.offsets
         for c in range(ids.shape[1]):

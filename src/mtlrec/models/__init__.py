@@ -1,38 +1,25 @@
-"""Sharing architectures, one per file, and the registry that builds them by name."""
+"""Sharing architectures, one per file, and the registry that builds them by name.
+
+Adding an architecture is one file here: a config dataclass and a network class
+decorated with ``@ARCHITECTURES.register("name")`` (modules are imported on the first
+registry lookup). ``mtlrec.create_model``, ``mtlrec models`` and the estimator classes
+(``mtlrec.MMoE``, ...) all come from the registry.
+"""
 
 from __future__ import annotations
 
 from ..exceptions import ConfigError
-from .base import InputSpec, MultiTaskNetwork, NetworkConfig
-from .esmm import ESMMConfig, ESMMNet
-from .moe import MMoENet, MoEConfig, OMoENet
-from .ple import CGCConfig, CGCNet, PLEConfig, PLENet
-from .shared_bottom import SharedBottomConfig, SharedBottomNet
-from .single_task import SingleTaskConfig, SingleTaskNet
-
-#: architecture name -> network class (its ``config_class`` holds the hyperparameters)
-ARCHITECTURES: dict[str, type[MultiTaskNetwork]] = {
-    "single_task": SingleTaskNet,
-    "shared_bottom": SharedBottomNet,
-    "omoe": OMoENet,
-    "mmoe": MMoENet,
-    "cgc": CGCNet,
-    "ple": PLENet,
-    "esmm": ESMMNet,
-}
+from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs
 
 
 def list_models() -> list[str]:
     """Names of every registered architecture."""
-    return list(ARCHITECTURES)
+    return ARCHITECTURES.names()
 
 
 def network_class(name: str) -> type[MultiTaskNetwork]:
     """The network class registered as ``name``."""
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ConfigError(f"unknown architecture {name!r}; choose one of {list_models()}") from None
+    return ARCHITECTURES.get(name)
 
 
 def make_config(name: str, params: dict, num_tasks: int) -> NetworkConfig:
@@ -51,22 +38,10 @@ def make_config(name: str, params: dict, num_tasks: int) -> NetworkConfig:
 
 __all__ = [
     "ARCHITECTURES",
-    "CGCConfig",
-    "CGCNet",
-    "ESMMConfig",
-    "ESMMNet",
     "InputSpec",
-    "MMoENet",
-    "MoEConfig",
     "MultiTaskNetwork",
     "NetworkConfig",
-    "OMoENet",
-    "PLEConfig",
-    "PLENet",
-    "SharedBottomConfig",
-    "SharedBottomNet",
-    "SingleTaskConfig",
-    "SingleTaskNet",
+    "Outputs",
     "list_models",
     "make_config",
     "network_class",

@@ -1,21 +1,29 @@
-"""The multi-task network contract and the hyperparameters every architecture shares.
+"""The multi-task network contract, the architecture registry and shared hyperparameters.
 
-A network is a pure ``nn.Module``: ``forward(sparse, dense) -> {output: logits (B,)}``.
-Heads (sigmoid / identity) and losses live outside, so losses use logit forms.
+A network is a pure ``nn.Module``: ``forward(batch) -> Outputs``, logits per task (a
+head turns them into predictions and losses outside the network), gate weights and
+extra outputs. An architecture is one file in this folder: a config dataclass and a
+network class registered with ``@ARCHITECTURES.register(name)``, whose forward
+composes the blocks of :mod:`mtlrec.layers` (so the same forward also runs as a fast
+training step, :mod:`mtlrec.layers.tape`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data import Batch
 from ..exceptions import ConfigError
 from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activation
 from ..layers.folding import FoldedInput
+from ..registry import Registry
 from ..tasks import Task
 
 Units = tuple[int, ...]
@@ -23,11 +31,35 @@ Units = tuple[int, ...]
 
 @dataclass(kw_only=True)
 class InputSpec:
-    """What the fitted preprocessor tells the network about its inputs."""
+    """What the fitted preprocessor tells the network about its inputs and outputs.
+
+    outputs: logits per row of each task's head (1 unless multiclass); default all 1.
+    """
 
     vocabulary_sizes: list[int]
     embedding_dims: list[int]
     num_dense: int
+    outputs: list[int] | None = None
+
+
+@dataclass
+class Outputs:
+    """What a network's forward returns.
+
+    Attributes:
+        logits: per task name, (B,) logits, or (B, K) for a head with K outputs.
+        gates: per gate name, the (B, experts) weights it gave (empty without gates).
+        extras: outputs that carry no loss of their own, as logits (ESMM's CVR); the
+            network's ``extra_outputs`` names the head type that reads each one.
+    """
+
+    logits: dict[str, Any]
+    gates: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def named(self) -> dict[str, Any]:
+        """Task logits, then extras, by output name."""
+        return {**self.logits, **self.extras}
 
 
 @dataclass(kw_only=True)
@@ -106,45 +138,76 @@ def check_positive(name: str, value: int, minimum: int = 1) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+#: architecture name -> network class (its ``config_class`` holds the hyperparameters)
+ARCHITECTURES: Registry[type[MultiTaskNetwork]] = Registry("architecture", "mtlrec.models")
+
+
 class MultiTaskNetwork(nn.Module):
     """Base of every architecture: input layer -> sharing -> per-task towers -> logits.
 
-    Subclasses implement :meth:`compute`, returning logits (T, B) for the tasks (plus
-    extra outputs listed in :attr:`extra_outputs`) and a dict of gate weights.
+    Subclasses implement :meth:`forward` and set:
+
+    * ``config_class``: their hyperparameters (a :class:`NetworkConfig` dataclass);
+    * ``facade_name``: the name of the estimator class users build (``"MMoE"``);
+    * ``extra_outputs`` (optional): extra output name -> head type that reads it.
     """
 
-    config_class: type[NetworkConfig] = NetworkConfig
-    extra_outputs: tuple[str, ...] = ()
+    config_class: ClassVar[type[NetworkConfig]] = NetworkConfig
+    facade_name: ClassVar[str | None] = None
     copies: int = 1  # independent embedding sets (the single-task baseline uses one per task)
 
     def __init__(self, inputs: InputSpec, tasks: Sequence[Task], config: NetworkConfig) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
         self.config = config
+        self.task_outputs = list(inputs.outputs or [1] * len(self.tasks))
+        self.extra_outputs: dict[str, str] = {}
         self.embedding = InputLayer(
             inputs.vocabulary_sizes, inputs.embedding_dims, inputs.num_dense, copies=self.copies
         )
 
     @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
     def output_names(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.tasks) + self.extra_outputs
+        return tuple(self.task_names) + tuple(self.extra_outputs)
 
     def make_towers(self, in_features: int, shared_input: bool = False) -> Towers:
         """Per-task towers; ``shared_input`` when every tower reads the same (B, I) input."""
         c = self.config
         units = c.units_per_task("tower_units", c.tower_units, len(self.tasks))
-        return Towers(in_features, units, c.activation, c.dropout, c.batch_norm, shared_input)
+        return Towers(
+            in_features,
+            units,
+            c.activation,
+            c.dropout,
+            c.batch_norm,
+            shared_input,
+            self.task_outputs,
+        )
 
-    def compute(
-        self, sparse: torch.Tensor, dense: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-> (logits (O, B) in :attr:`output_names` order, gate weights by name)."""
+    def forward(self, batch: Batch) -> Outputs:
+        """A batch -> logits per task (and gate weights, extras)."""
         raise NotImplementedError
 
-    def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
-        """sparse (B, S) int64, dense (B, D) float32 -> {output name: logits (B,)}."""
-        logits, _ = self.compute(sparse, dense)
-        return dict(zip(self.output_names, logits.unbind(0), strict=True))
+    def outputs(self, logits: Sequence[Any], gates: dict[str, Any] | None = None) -> Outputs:
+        """Outputs from per-task logits in task order."""
+        return Outputs(dict(zip(self.task_names, logits, strict=True)), gates or {})
+
+    def evaluation_targets(
+        self, targets: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Extra outputs judged on some rows: {extra name: (row mask, targets)}, from the
+        tasks' targets; empty by default."""
+        return {}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters tasks share (everything but the towers): where gradient-level
+        balancing acts."""
+        towers = {id(p) for m in self.modules() if isinstance(m, Towers) for p in m.parameters()}
+        return [p for p in self.parameters() if id(p) not in towers]
 
     def input_readers(self) -> list[BankLinear] | None:
         """The shared-input linear layers that read the input row, and nothing else does
@@ -159,35 +222,22 @@ class MultiTaskNetwork(nn.Module):
         return None if any(r is None for r in readers) else [r for rs in readers for r in rs]
 
     @contextmanager
-    def folded_input(self, rows: int) -> Iterator[None]:
+    def folded_input(self, rows: int, training: bool = False) -> Iterator[bool]:
         """Within: the forward pass looks the readers' first layers up in tables folded
-        from the current weights (layers.folding), where that pays for ``rows`` rows.
-        Inference only: the tables are built without gradients."""
+        from the current weights (layers.folding), where that pays for ``rows`` rows
+        (``training``: for a fast training step, whose rules differentiate the tables).
+        Yields whether it folds. The tables are built without gradients."""
         with torch.no_grad():
-            self.embedding.folded = FoldedInput.build(self.embedding, self.input_readers(), rows)
+            self.embedding.folded = FoldedInput.build(
+                self.embedding, self.input_readers(), rows, training=training
+            )
         try:
-            yield
+            yield self.embedding.folded is not None
         finally:
             self.embedding.folded = None
-
-    def gate_weights(self, sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Gate weights by gate name, each (B, experts); empty for gate-less models."""
-        _, gates = self.compute(sparse, dense)
-        return gates
 
     def dense_weights(self) -> list[torch.Tensor]:
         """Weight matrices of every hidden/output layer (the L2-regularised ones)."""
         return [
             p for name, p in self.named_parameters() if name.endswith("weight") and p.dim() == 3
         ]
-
-    def penalty(self, sparse: torch.Tensor) -> torch.Tensor | None:
-        """L2 regularisation term for a batch, or None when both penalties are 0."""
-        c = self.config
-        terms = []
-        if c.l2_embedding:
-            rows = self.embedding.looked_up(sparse)
-            terms.append(c.l2_embedding * sum(r.square().sum() for r in rows) / sparse.shape[0])
-        if c.l2_dense:
-            terms.append(c.l2_dense * sum(w.square().sum() for w in self.dense_weights()))
-        return sum(terms) if terms else None

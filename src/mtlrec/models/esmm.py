@@ -2,7 +2,9 @@
 
 The first task is CTR (click labels on all impressions), the second CTCVR (click-and-
 convert labels on all impressions); CVR has no loss of its own and is exposed as an
-extra output. The two towers share the embedding layer and have separate output biases.
+extra output, judged (by ``evaluate``) on the clicked rows, where the CTCVR label is
+the conversion label. The two towers share the embedding layer and have separate
+output biases.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from ..exceptions import ConfigError
-from .base import InputSpec, MultiTaskNetwork, NetworkConfig
+from ..layers import product_logit
+from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs
 
 
 @dataclass(kw_only=True)
@@ -31,26 +34,12 @@ class ESMMConfig(NetworkConfig):
         super().validate(num_tasks)
 
 
-def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """logit(sigmoid(a) * sigmoid(b)), exact and without overflow.
-
-    With p = sigmoid(a) sigmoid(b), 1 - p = (e^-a + e^-b + e^-(a+b)) / ((1 + e^-a)(1 + e^-b)),
-    so logit(p) = log p - log(1 - p) = -log(e^-a + e^-b + e^-(a+b)): one stable
-    logsumexp (5 ops forward and backward, against 14 for log p and log(1 - p) apart).
-    """
-    return -product_logit_terms(a, b).logsumexp(0)
-
-
-def product_logit_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(-a, -b, -(a + b)) stacked: :func:`product_logit` is minus their logsumexp, and
-    their softmax gives its derivatives (used by the hand-derived ESMM step)."""
-    return torch.stack([a, b, a + b]).neg_()
-
-
+@ARCHITECTURES.register("esmm", rank=60)
 class ESMMNet(MultiTaskNetwork):
-    """Entire-space multi-task model with a CTR tower and a CVR tower."""
+    """Entire-space multi-task model: CTCVR = CTR x CVR (Ma et al., SIGIR 2018)."""
 
     config_class = ESMMConfig
+    facade_name = "ESMM"
 
     def __init__(self, inputs: InputSpec, tasks, config: ESMMConfig) -> None:
         names = {t.name for t in tasks}
@@ -58,14 +47,31 @@ class ESMMNet(MultiTaskNetwork):
             raise ConfigError(
                 f"ESMM cvr_name {config.cvr_name!r} clashes with a task name; pass another cvr_name"
             )
-        self.extra_outputs = (config.cvr_name,)
+        bad = [t.name for t in tasks if t.type != "binary"]
+        if bad:
+            raise ConfigError(f"ESMM's tasks are click and click-and-convert: binary, not {bad}")
         super().__init__(inputs, tasks, config)
+        self.extra_outputs = {config.cvr_name: "binary"}
         self.towers = self.make_towers(self.embedding.out_features, shared_input=True)
 
     def input_readers(self):
         return self.towers.input_readers()
 
-    def compute(self, sparse, dense):
-        x = self.embedding(sparse, dense)  # (B, I) shared by both towers
-        ctr, cvr = self.towers(x).unbind(0)  # (B,), (B,)
-        return torch.stack([ctr, product_logit(ctr, cvr), cvr]), {}
+    def forward(self, batch) -> Outputs:
+        x = self.embedding(batch)  # (B, I) shared by both towers
+        ctr, cvr = self.towers(x)  # (B,), (B,)
+        outputs = self.outputs([ctr, product_logit(ctr, cvr)])
+        outputs.extras[self.config.cvr_name] = cvr
+        return outputs
+
+    def evaluation_targets(
+        self, targets: dict[str, np.ndarray]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """CVR on the clicked rows, where the CTCVR label is the conversion label (when
+        they hold both classes)."""
+        ctr, ctcvr = self.task_names
+        clicked = targets[ctr] == 1
+        conversions = targets[ctcvr][clicked]
+        if not 0 < conversions.sum() < len(conversions):
+            return {}
+        return {self.config.cvr_name: (clicked, conversions)}

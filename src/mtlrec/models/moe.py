@@ -8,9 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..layers import BankMLP, GateBank
-from ..layers.gates import mix
-from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_positive, check_units
+from ..exceptions import ConfigError
+from ..layers import BankMLP, GateBank, mix
+from .base import (
+    ARCHITECTURES,
+    InputSpec,
+    MultiTaskNetwork,
+    NetworkConfig,
+    Outputs,
+    check_positive,
+    check_units,
+)
 
 
 @dataclass(kw_only=True)
@@ -31,15 +39,16 @@ class MoEConfig(NetworkConfig):
         check_units("expert_units", self.expert_units)
         check_units("gate_units", self.gate_units)
         if not self.gate_temperature > 0:
-            from ..exceptions import ConfigError
-
             raise ConfigError(f"gate_temperature must be > 0, got {self.gate_temperature!r}")
 
 
+@ARCHITECTURES.register("mmoe", rank=30)
 class MMoENet(MultiTaskNetwork):
-    """Multi-gate mixture of experts: each task mixes the shared experts with its own gate."""
+    """Multi-gate mixture of experts: each task mixes the shared experts with its own gate
+    (Ma et al., KDD 2018)."""
 
     config_class = MoEConfig
+    facade_name = "MMoE"
     num_gates_is_tasks = True
 
     def __init__(self, inputs: InputSpec, tasks, config: MoEConfig) -> None:
@@ -74,17 +83,20 @@ class MMoENet(MultiTaskNetwork):
     def input_readers(self):
         return self.readers_of(self.experts, self.gates)
 
-    def compute(self, sparse, dense):
-        x = self.embedding(sparse, dense)  # (B, I)
+    def forward(self, batch) -> Outputs:
+        x = self.embedding(batch)  # (B, I)
         experts = self.experts(x)  # (E, B, H)
         weights = self.gates(x)  # (G, B, E)
         mixed = mix(weights, experts)  # (G, B, H)
-        names = [t.name for t in self.tasks] if self.num_gates_is_tasks else ["shared"]
+        names = self.task_names if self.num_gates_is_tasks else ["shared"]
         tower_in = mixed if self.num_gates_is_tasks else mixed.squeeze(0)  # (T, B, H) or (B, H)
-        return self.towers(tower_in), dict(zip(names, weights.unbind(0), strict=True))
+        gates = dict(zip(names, weights.unbind(0), strict=True))
+        return self.outputs(self.towers(tower_in), gates)
 
 
+@ARCHITECTURES.register("omoe", rank=20)
 class OMoENet(MMoENet):
     """One-gate mixture of experts: all tasks share a single gate's mixture."""
 
+    facade_name = "OMoE"
     num_gates_is_tasks = False

@@ -17,10 +17,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import BankMLP, GateBank
+from ..exceptions import ConfigError
+from ..layers import BankMLP, GateBank, mix
 from ..layers.banks import member_runs
-from ..layers.gates import mix
-from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_positive, check_units
+from .base import (
+    ARCHITECTURES,
+    InputSpec,
+    MultiTaskNetwork,
+    NetworkConfig,
+    Outputs,
+    check_positive,
+    check_units,
+)
 
 
 @dataclass(kw_only=True)
@@ -44,8 +52,6 @@ class PLEConfig(NetworkConfig):
         check_units("expert_units", self.expert_units)
         check_units("gate_units", self.gate_units)
         if self.num_specific_experts + self.num_shared_experts == 0:
-            from ..exceptions import ConfigError
-
             raise ConfigError("num_specific_experts + num_shared_experts must be >= 1")
 
 
@@ -57,8 +63,6 @@ class CGCConfig(PLEConfig):
 
     def validate(self, num_tasks: int) -> None:
         if self.num_levels != 1:
-            from ..exceptions import ConfigError
-
             raise ConfigError(
                 f"CGC has exactly one level, got num_levels={self.num_levels}; "
                 "use PLE for more levels"
@@ -79,8 +83,7 @@ class ExtractionLevel(nn.Module):
         group = torch.cat(
             [torch.arange(num_tasks).repeat_interleave(s), torch.full((n,), num_tasks)]
         )
-        self.register_buffer("expert_group", group, persistent=False)
-        self.expert_runs = member_runs(group.tolist())  # for inputs per group
+        self.expert_runs = member_runs(group.tolist())  # the group input each expert reads
         # a shared gate feeds the next level's shared experts: none in the last level
         gates = num_tasks if last or n == 0 else num_tasks + 1
         shared = list(range(num_tasks * s, num_experts))
@@ -113,20 +116,18 @@ class ExtractionLevel(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, I) shared input or (T+1, B, I) group inputs -> ((G, B, H), weights (G, B, E))."""
         gate_in = x if self.first else x[: self.num_gates]
-        if self.first:
-            experts = self.experts(x)  # (E, B, H)
-        elif self.experts.layers and not torch.is_grad_enabled():  # `out=`: no autograd
-            experts = self.experts(x, self.expert_runs)  # no copy of the input per expert
-        else:
-            experts = self.experts(x.index_select(0, self.expert_group))
+        # later levels: each expert reads its group's input (task t's or the shared mixture)
+        experts = self.experts(x) if self.first else self.experts(x, self.expert_runs)
         weights = self.gates(gate_in)  # (G, B, E)
         return mix(weights, experts), weights
 
 
+@ARCHITECTURES.register("ple", rank=50)
 class PLENet(MultiTaskNetwork):
-    """Progressive layered extraction: ``num_levels`` stacked CGC levels."""
+    """Progressive layered extraction: stacked CGC levels (Tang et al., RecSys 2020)."""
 
     config_class = PLEConfig
+    facade_name = "PLE"
 
     def __init__(self, inputs: InputSpec, tasks, config: PLEConfig) -> None:
         super().__init__(inputs, tasks, config)
@@ -141,19 +142,20 @@ class PLENet(MultiTaskNetwork):
     def input_readers(self):
         return self.readers_of(self.levels[0].experts, self.levels[0].gates)
 
-    def compute(self, sparse, dense):
-        x = self.embedding(sparse, dense)  # (B, I)
-        names = [t.name for t in self.tasks] + ["shared"]
+    def forward(self, batch) -> Outputs:
+        x = self.embedding(batch)  # (B, I)
+        names = [*self.task_names, "shared"]
         gates = {}
         for i, level in enumerate(self.levels):
             x, weights = level(x)  # (G, B, H): one input per task (+ shared) for what follows
-            gates.update(
-                {f"level{i}/{n}": w for n, w in zip(names[: len(weights)], weights, strict=True)}
-            )
-        return self.towers(x), gates  # the last level has exactly T gates
+            parts = weights.unbind(0)
+            gates.update({f"level{i}/{n}": w for n, w in zip(names, parts, strict=False)})
+        return self.outputs(self.towers(x), gates)  # the last level has exactly T gates
 
 
+@ARCHITECTURES.register("cgc", rank=40)
 class CGCNet(PLENet):
-    """Customized gate control: one level of task-specific and shared experts."""
+    """Customized gate control: task-specific and shared experts (Tang et al., RecSys 2020)."""
 
     config_class = CGCConfig
+    facade_name = "CGC"

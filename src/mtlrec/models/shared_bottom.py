@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..layers import BankMLP
-from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_units
+from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs, check_units
 
 
 @dataclass(kw_only=True)
@@ -20,10 +20,12 @@ class SharedBottomConfig(NetworkConfig):
         check_units("bottom_units", self.bottom_units)
 
 
+@ARCHITECTURES.register("shared_bottom", rank=10)
 class SharedBottomNet(MultiTaskNetwork):
-    """Hard parameter sharing: every task reads the same bottom representation."""
+    """Shared-Bottom: a shared MLP under one tower per task (Caruana, 1997)."""
 
     config_class = SharedBottomConfig
+    facade_name = "SharedBottom"
 
     def __init__(self, inputs: InputSpec, tasks, config: SharedBottomConfig) -> None:
         super().__init__(inputs, tasks, config)
@@ -42,7 +44,7 @@ class SharedBottomNet(MultiTaskNetwork):
     def input_readers(self):
         return self.bottom.input_readers()
 
-    def compute(self, sparse, dense):
+    def forward(self, batch) -> Outputs:
         # squeeze, not [0]: a view's backward is free, a select's fills a zero tensor
-        shared = self.bottom(self.embedding(sparse, dense)).squeeze(0)  # (B, H)
-        return self.towers(shared), {}  # (T, B)
+        shared = self.bottom(self.embedding(batch)).squeeze(0)  # (B, H)
+        return self.outputs(self.towers(shared))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..layers import BankMLP
-from .base import InputSpec, MultiTaskNetwork, NetworkConfig, check_units
+from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs, check_units
 
 
 @dataclass(kw_only=True)
@@ -20,10 +20,13 @@ class SingleTaskConfig(NetworkConfig):
         check_units("bottom_units", self.bottom_units)
 
 
+@ARCHITECTURES.register("single_task", rank=0)
 class SingleTaskNet(MultiTaskNetwork):
-    """Independent per-task models sharing nothing, run side by side as one bank."""
+    """Single-task baseline: one independent network per task (no sharing), run side by
+    side as one bank."""
 
     config_class = SingleTaskConfig
+    facade_name = "SingleTask"
 
     def __init__(self, inputs: InputSpec, tasks, config: SingleTaskConfig) -> None:
         self.copies = len(tasks)
@@ -40,6 +43,6 @@ class SingleTaskNet(MultiTaskNetwork):
         )
         self.towers = self.make_towers(self.bottoms.out_features)
 
-    def compute(self, sparse, dense):
-        x = self.embedding(sparse, dense)  # (T, B, I); for one task (B, I)
-        return self.towers(self.bottoms(x)), {}  # (T, B)
+    def forward(self, batch) -> Outputs:
+        x = self.embedding(batch)  # (T, B, I); for one task (B, I)
+        return self.outputs(self.towers(self.bottoms(x)))

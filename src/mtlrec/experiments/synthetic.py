@@ -32,11 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .benchmark import _mean_std, provenance_lines, write_records
-from .datasets.synthetic import synthetic_correlated, synthetic_features, synthetic_tasks
-from .estimator import MultiTaskModel
-from .exceptions import ConfigError
-from .metrics import rmse
+from ..datasets.synthetic import synthetic_correlated, synthetic_features, synthetic_tasks
+from ..estimator import MultiTaskModel
+from ..exceptions import ConfigError
+from ..metrics import rmse
+from .plots import plot_synthetic
+from .records import mean_std, provenance_lines, write_records
 
 _MOE = {"num_experts": 8, "expert_units": [16], "gate_units": [], "tower_units": [8]}
 
@@ -73,8 +74,10 @@ def run_synthetic_benchmark(
     models: Sequence[str] | None = None,
     verbose: int = 1,
     warmup: bool = True,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every model on fresh synthetic data for each correlation and seed.
+    """Train every model on fresh synthetic data for each correlation and seed
+    (``threads``: torch threads for every fit, default the available CPUs).
 
     Args:
         correlations: task correlation scores ``p``, each in [-1, 1].
@@ -124,7 +127,7 @@ def run_synthetic_benchmark(
     if warmup:
         rows = synthetic_correlated(min(n_train, 4 * batch_size), correlations[0], seed=0)
         _model(models[0], features, tasks, 0).fit(
-            rows, epochs=1, batch_size=batch_size, lr=lr, verbose=0
+            rows, epochs=1, batch_size=batch_size, lr=lr, verbose=0, threads=threads
         )
 
     records: list[dict[str, Any]] = []
@@ -141,6 +144,7 @@ def run_synthetic_benchmark(
                     batch_size=batch_size,
                     lr=lr,
                     verbose=int(verbose >= 2),
+                    threads=threads,
                 )
                 seconds = time.perf_counter() - start
                 record = _record(model, test, p, seed, seconds, settings)
@@ -221,7 +225,7 @@ def summarize_synthetic(
         params.setdefault(r["model"], r["parameters"])
     rows = []
     for (model, p), values in groups.items():
-        mean, std = _mean_std(values)
+        mean, std = mean_std(values)
         rows.append(
             {
                 "model": model,
@@ -280,8 +284,6 @@ def write_synthetic_outputs(
     ``settings`` defaults to the run settings stored in the records. Returns the written
     paths by kind (``json``, ``md``, ``png``).
     """
-    from .plots import plot_synthetic
-
     if not records:
         raise ValueError("write_synthetic_outputs: no records to write")
     out = write_records(records, out_dir)
@@ -304,5 +306,5 @@ def write_synthetic_outputs(
         *provenance_lines(command, settings),
     ]
     paths["md"].write_text("\n".join(lines) + "\n")
-    plot_synthetic(records, paths["png"])
+    plot_synthetic(records, summarize_synthetic(records), paths["png"])
     return paths

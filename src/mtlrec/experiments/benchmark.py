@@ -8,24 +8,22 @@ the test split; it returns flat records (one per model, seed and task) that
 from __future__ import annotations
 
 import inspect
-import json
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import pandas as pd
-import torch
 
-from .estimator import MultiTaskModel
-from .exceptions import ConfigError
-from .features import Feature
-from .tasks import TASK_TYPES, Task
-from .training import EarlyStopping
+from ..estimator import MultiTaskModel
+from ..exceptions import ConfigError
+from ..features import Feature
+from ..heads import HEADS
+from ..tasks import Task
+from ..training import EarlyStopping
+from .plots import plot_benchmark
+from .records import mean_std, provenance_lines, write_records
 
 
 class BenchmarkData(NamedTuple):
@@ -45,7 +43,7 @@ class BenchmarkData(NamedTuple):
 
 def _load_adult() -> BenchmarkData:
     """UCI Adult census (48,842 people): income > 50K and never-married, two binary tasks."""
-    from .datasets import adult_features, adult_tasks, load_adult
+    from ..datasets import adult_features, adult_tasks, load_adult
 
     train, test = load_adult()
     return BenchmarkData(
@@ -64,7 +62,7 @@ def _load_census_kdd(
 
     Group 1: income > 50K and never-married; group 2: college degree and never-married.
     """
-    from .datasets import census_features, census_tasks, load_census_kdd
+    from ..datasets import census_features, census_tasks, load_census_kdd
 
     tasks = census_tasks(group)  # checks the group before the files are read
     data = load_census_kdd(path, seed=0, download=download)
@@ -124,8 +122,10 @@ REFERENCE_TRAINING: dict[str, Any] = {
     "lr": 1e-3,
 }
 
-#: the metric a task type is ranked by in tables and charts
-PRIMARY_METRIC = {task_type: metrics[0] for task_type, metrics in TASK_TYPES.items()}
+
+def primary_metric(task_type: str) -> str:
+    """The metric a task type is ranked by in tables and charts (its head's first)."""
+    return HEADS.get(task_type).metrics[0]
 
 
 def describe_datasets() -> dict[str, str]:
@@ -166,6 +166,7 @@ def run_benchmark(
     verbose: int = 1,
     warmup: bool = True,
     patience: int = 2,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train and test every model for seeds ``0 .. seeds-1``.
 
@@ -181,6 +182,7 @@ def run_benchmark(
         warmup: first train one untimed epoch on a few rows, so one-off start-up costs
             (thread pools, lazy initialisation) do not land in the first model's time.
         patience: epochs without validation improvement before stopping early.
+        threads: torch threads for every fit and evaluation (default: available CPUs).
 
     Returns:
         One record per model, seed and task: ``model``, ``seed``, ``task``, the task's
@@ -209,7 +211,13 @@ def run_benchmark(
     if warmup:
         MultiTaskModel(
             data.features, data.tasks, architecture=models[0], **REFERENCE_CONFIGS[models[0]]
-        ).fit(train.head(8 * batch_size), epochs=1, batch_size=batch_size, verbose=0)
+        ).fit(
+            train.head(8 * batch_size),
+            epochs=1,
+            batch_size=batch_size,
+            verbose=0,
+            threads=threads,
+        )
 
     records: list[dict[str, Any]] = []
     for name in models:
@@ -231,9 +239,10 @@ def run_benchmark(
                 lr=lr,
                 early_stopping=stopper,
                 verbose=int(verbose >= 2),
+                threads=threads,
             )
             seconds = time.perf_counter() - start
-            metrics = model.evaluate(test)
+            metrics = model.evaluate(test, threads=threads)
             epochs_run = len(model.history_)
             extra = {}
             if stopper is not None:
@@ -273,13 +282,6 @@ def _metric_keys(records: Iterable[dict[str, Any]]) -> list[str]:
     return list(keys)
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    array = np.asarray(values, dtype=np.float64)
-    std = float(array.std(ddof=1)) if array.size > 1 else 0.0
-    return float(array.mean()), std
-
-
 def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds, one row per model and task.
 
@@ -299,7 +301,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for key in _metric_keys(group):
             values = [r[key] for r in group if key in r]
-            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std(values)
         rows.append(row)
     return rows
 
@@ -356,51 +358,6 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    """Where a benchmark ran: CPU, torch version and threads, Python, OS."""
-    return {
-        "cpu": cpu_model(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def write_records(records: Sequence[dict[str, Any]], out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (refusing a file of that name) and write ``results.json`` there."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file; give a folder for the benchmark results")
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(list(records), indent=2, default=_json_default) + "\n"
-    (out / "results.json").write_text(text)
-    return out
-
-
-def provenance_lines(command: str | None, settings: dict[str, Any] | None = None) -> list[str]:
-    """Markdown bullets saying how a result was made: command, date, machine, settings."""
-    info = machine_info()
-    lines = [
-        f"- command: `{command or ' '.join(['mtlrec', *sys.argv[1:]])}`",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {info['cpu']}, {info['threads']} torch thread(s)",
-        f"- torch {info['torch']}, Python {info['python']}, {info['platform']}",
-    ]
-    return lines + [f"- {key}: {value}" for key, value in (settings or {}).items()]
-
-
 def write_outputs(
     records: Sequence[dict[str, Any]],
     out_dir: str | Path,
@@ -412,8 +369,6 @@ def write_outputs(
 
     Returns the written paths by kind (``json``, ``md``, ``png``).
     """
-    from .plots import plot_benchmark
-
     out = write_records(records, out_dir)
     paths = {"json": out / "results.json", "md": out / "results.md"}
     seeds = max((r["seed"] for r in records), default=-1) + 1
@@ -431,11 +386,5 @@ def write_outputs(
     paths["md"].write_text("\n".join(lines) + "\n")
 
     if any("auc" in r for r in records):
-        paths["png"] = plot_benchmark(records, out / "results.png")
+        paths["png"] = plot_benchmark(summarize(records), out / "results.png")
     return paths
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

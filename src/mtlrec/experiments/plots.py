@@ -16,16 +16,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def plot_benchmark(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def plot_benchmark(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Bar chart of mean test AUC per model, one bar group (panel) per task.
 
     Error bars are the standard deviation over seeds and each bar carries its value.
     Every task gets its own panel with the y-axis zoomed to that task's range, so small
     differences between models stay visible. Tasks without AUC (regression) are left out.
     """
-    from .benchmark import summarize
-
-    rows = [r for r in summarize(records) if "auc_mean" in r]
+    rows = [r for r in summary if "auc_mean" in r]
     if not rows:
         raise ValueError("plot_benchmark: no record has an AUC (binary task) to plot")
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -113,16 +111,17 @@ def plot_gates(gate_weights: dict[str, np.ndarray], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_synthetic(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def plot_synthetic(
+    records: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]], path: str | Path
+) -> Path:
     """Training loss per epoch, one panel per task correlation, plus test losses.
 
-    ``records`` come from :func:`mtlrec.synthetic_benchmark.run_synthetic_benchmark`.
+    ``records`` come from :func:`mtlrec.experiments.synthetic.run_synthetic_benchmark`,
+    ``summary`` from its ``summarize_synthetic``.
     Each curve is a model's mean over seeds with a min-max band (log scale, shared by
     the panels); the last panel shows each model's mean test loss per correlation with
     std error bars and one dot per seed.
     """
-    from .synthetic_benchmark import summarize_synthetic
-
     if not records:
         raise ValueError("plot_synthetic: no records to plot")
     models = list(dict.fromkeys(r["model"] for r in records))
@@ -159,7 +158,7 @@ def plot_synthetic(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     axes[0].legend(fontsize=8)
 
     ax = axes[-1]
-    rows = {(r["model"], r["correlation"]): r for r in summarize_synthetic(records)}
+    rows = {(r["model"], r["correlation"]): r for r in summary}
     step = 0.6 / max(len(models) - 1, 1)
     for i, model in enumerate(models):
         for j, p in enumerate(correlations):

@@ -1,0 +1,125 @@
+"""The head contract: what a task type decides about labels, loss, predictions, metrics.
+
+Shape legend: B batch rows, K outputs of the head (1 for binary, regression, Poisson).
+Targets are the encoded labels (float32): 0/1, standardised values, class indices or
+counts. Logits are (B,) when K = 1, else (B, K).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from .._validation import Column, missing_mask, numeric_column
+from ..exceptions import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ..tasks import Task
+
+
+class Head:
+    """Base of every task type; subclasses register with ``@HEADS.register(name)``.
+
+    Class attributes:
+        metrics: what ``evaluate`` reports, the first being the default monitor.
+        maximised: the metrics where larger is better (the others are minimised).
+        options: the ``Task`` options this head accepts besides name, type and weight.
+
+    An instance serves one task: ``fit`` learns label statistics from the training
+    labels (kept in the preprocessor's JSON through ``state_dict``), ``encode`` checks
+    and encodes a label column, ``loss`` / ``gradient`` / ``activate`` work on logits.
+    """
+
+    registered_name: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]] = ()
+    maximised: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, task: Task | None = None) -> None:
+        self.task = task
+
+    # ------------------------------------------------------------------ spec
+    @classmethod
+    def check_task(cls, task: Task) -> None:
+        """ConfigError when ``task`` sets an option this head does not take."""
+        for option, value in task.head_options().items():
+            if option not in cls.options:
+                raise ConfigError(
+                    f"task {task.name!r}: {option}={value!r} does not apply to a "
+                    f"{cls.registered_name!r} task; remove it"
+                )
+
+    @classmethod
+    def maximises(cls, metric: str) -> bool:
+        """True when a larger ``metric`` is better."""
+        return metric in cls.maximised
+
+    @property
+    def name(self) -> str:
+        return self.task.name if self.task is not None else self.registered_name
+
+    @property
+    def num_outputs(self) -> int:
+        """K, the logits per row."""
+        return 1
+
+    # ---------------------------------------------------------------- labels
+    def fit(self, column: Column) -> None:
+        """Learn label statistics from the training labels (checked as by encode)."""
+        self.encode(column)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready label statistics (empty when the head keeps none)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def encode(self, column: Column) -> np.ndarray:
+        """Targets (float64, one per row) of a label column; DataError naming the column
+        for labels this head cannot take."""
+        raise NotImplementedError
+
+    def decode(self, targets: np.ndarray) -> np.ndarray:
+        """Targets back in the labels' units (the inverse of encode where it scales)."""
+        return targets
+
+    def numeric_labels(self, column: Column, fix: str) -> np.ndarray:
+        """float64 labels of a numeric label column; DataError when not numeric or missing."""
+        y = numeric_column(column, self.name, f"label of task {self.name!r}", fix)
+        missing = np.isnan(y)
+        if missing.any():
+            rows = np.flatnonzero(missing)[:5].tolist()
+            raise DataError(
+                f"task {self.name!r}: {int(missing.sum())} labels in column {self.name!r} "
+                f"are missing (first rows {rows}); drop those rows or fill the labels"
+            )
+        return y
+
+    @staticmethod
+    def present(column: Column) -> np.ndarray:
+        """True where a label is given."""
+        return ~missing_mask(column)
+
+    # ---------------------------------------------------------------- logits
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-row loss (B,) of logits against targets (B,)."""
+        raise NotImplementedError
+
+    def gradient(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+        """d loss / d logits per row, same shape as logits, in closed form; None when the
+        head has none (training then runs through autograd)."""
+        return None
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """Predictions in the labels' units from logits: probabilities, values, means."""
+        raise NotImplementedError
+
+    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        """The :attr:`metrics` of predictions (from :meth:`activate`) against targets."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

@@ -1,0 +1,113 @@
+"""Multiclass task: K classes learned from the training labels; softmax cross-entropy.
+
+Labels may be integers or strings (any value whose ``str`` names the class); the K
+classes are the sorted distinct training labels, saved with the model, and predictions
+are (N, K) class probabilities in that order (``MultiTaskModel.predict_classes`` maps
+them back to labels). Metrics: accuracy, log loss, and the macro average of the
+one-vs-rest AUCs of the classes that occur (and do not fill) the evaluation set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+
+from .._validation import Column, missing_mask
+from ..exceptions import DataError
+from ..metrics import accuracy, macro_auc, multiclass_log_loss
+from ..vocabulary import Vocabulary
+from . import HEADS
+from .base import Head
+
+
+@HEADS.register("multiclass", rank=20)
+class Multiclass(Head):
+    """One of K classes per row; probabilities = softmax(logits (B, K))."""
+
+    metrics = ("accuracy", "logloss", "auc")
+    maximised = frozenset({"accuracy", "auc"})
+
+    def __init__(self, task=None) -> None:
+        super().__init__(task)
+        self.classes: Vocabulary | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        if self.classes is None:
+            raise DataError(f"task {self.name!r}: the classes are learned by fit")
+        return len(self.classes)
+
+    def fit(self, column: Column) -> None:
+        self._check_present(column)
+        self.classes = Vocabulary.fit(column)
+        if len(self.classes) < 2:
+            raise DataError(
+                f"task {self.name!r} (multiclass): column {self.name!r} holds only the class "
+                f"{self.classes.values[:1].tolist()} in the training data; a multiclass task "
+                "needs at least two classes"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        assert self.classes is not None
+        return {"classes": self.classes.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.classes = Vocabulary.from_dict(state["classes"])
+
+    def _check_present(self, column: Column) -> None:
+        missing = missing_mask(column)
+        if missing.any():
+            rows = np.flatnonzero(missing)[:5].tolist()
+            raise DataError(
+                f"task {self.name!r}: {int(missing.sum())} labels in column {self.name!r} "
+                f"are missing (first rows {rows}); drop those rows or fill the labels"
+            )
+
+    def encode(self, column: Column) -> np.ndarray:
+        assert self.classes is not None, "fit first"
+        self._check_present(column)
+        positions = self.classes.positions(column)
+        unknown = positions < 0
+        if unknown.any():
+            values = (
+                column.to_numpy(zero_copy_only=False)
+                if isinstance(column, pa.Array | pa.ChunkedArray)
+                else np.asarray(column)
+            )
+            shown = [str(v) for v in pd.unique(values[unknown])[:5]]
+            raise DataError(
+                f"task {self.name!r} (multiclass): column {self.name!r} holds classes not "
+                f"seen in training: {shown}; the model knows "
+                f"{[str(c) for c in self.classes.values[:10]]}; drop those rows"
+            )
+        return positions.astype(np.float64)
+
+    def labels(self, probabilities: np.ndarray) -> np.ndarray:
+        """The most probable class of each row of (N, K) probabilities, as labels."""
+        assert self.classes is not None
+        return self.classes.values[np.asarray(probabilities).argmax(axis=1)]
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets.long(), reduction="none")
+
+    def gradient(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        grad = torch.softmax(logits, dim=1)
+        rows = torch.arange(len(targets), device=logits.device)
+        grad[rows, targets.long()] -= 1.0
+        return grad
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, dim=-1)
+
+    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        classes = np.asarray(targets).astype(np.int64)
+        return {
+            "accuracy": accuracy(classes, predictions),
+            "logloss": multiclass_log_loss(classes, predictions),
+            "auc": macro_auc(classes, predictions),
+        }

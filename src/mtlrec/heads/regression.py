@@ -1,0 +1,72 @@
+"""Regression task: one value, squared error on standardised targets; MAE and RMSE.
+
+Targets are standardised with the mean and (population) standard deviation of the
+training labels, so the loss and its gradients have the same scale whatever the labels'
+units (a price around 1e6 trains like a rate around 0.1); predictions are mapped back.
+``Task(name, type="regression", standardize=False)`` trains on the raw labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._validation import Column
+from ..exceptions import DataError
+from ..metrics import mae, rmse
+from . import HEADS
+from .base import Head
+
+
+@HEADS.register("regression", rank=10)
+class Regression(Head):
+    """Real-valued labels; prediction = logit x std + mean; loss (logit - target)^2."""
+
+    metrics = ("mae", "rmse")
+    options = frozenset({"standardize"})
+
+    def __init__(self, task=None) -> None:
+        super().__init__(task)
+        self.mean, self.std = 0.0, 1.0
+
+    def fit(self, column: Column) -> None:
+        self.mean, self.std = 0.0, 1.0
+        y = self.encode(column)
+        if self.task is None or self.task.standardize:
+            std = float(y.std())
+            self.mean, self.std = float(y.mean()), std if std > 0 else 1.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean, self.std = float(state["mean"]), float(state["std"])
+
+    def encode(self, column: Column) -> np.ndarray:
+        y = self.numeric_labels(column, "map the labels to numbers")
+        if not np.isfinite(y).all():
+            raise DataError(
+                f"task {self.name!r} (regression) has infinite labels in column "
+                f"{self.name!r}; drop or clip those rows"
+            )
+        return (y - self.mean) / self.std
+
+    def decode(self, targets: np.ndarray) -> np.ndarray:
+        return np.asarray(targets, dtype=np.float64) * self.std + self.mean
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (logits - targets).square()
+
+    def gradient(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return (logits - targets).mul_(2.0)
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.std == 1.0 and self.mean == 0.0:
+            return logits
+        return logits.double() * self.std + self.mean
+
+    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        y = self.decode(targets)
+        return {"mae": mae(y, predictions), "rmse": rmse(y, predictions)}
