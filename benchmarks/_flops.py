@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtlrec import Batch
 from mtlrec.layers.banks import BankLinear, BankMLP
 from mtlrec.layers.gates import GateBank
 
@@ -42,5 +43,5 @@ def counted_forward_flops(
     """Forward FLOPs per sample as torch's FlopCounterMode counts them (a cross-check)."""
     network.eval()
     with FlopCounterMode(display=False) as counter:
-        network(sparse, dense)
+        network(Batch(sparse, dense))
     return counter.get_total_flops() / sparse.shape[0]

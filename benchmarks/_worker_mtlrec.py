@@ -23,6 +23,8 @@ from mtlrec import DenseFeature, MultiTaskModel, SparseFeature, Task
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if hasattr(mtlrec, "retain_freed_memory"):  # opt-in since 0.2; 0.1.0 set it in fit
+        mtlrec.retain_freed_memory()
     data = load_dataset(args.data)
     spec, config = data.spec, json.loads(args.config)
     features = [SparseFeature(c, embedding_dim=spec["embedding_dim"]) for c in spec["sparse"]]
@@ -55,7 +57,7 @@ def main() -> None:
     )
     record.update(predicted)
     pretransformed = None
-    try:  # ColumnBatch input to predict (skips preprocessing), where this mtlrec accepts it
+    try:  # Batch input to predict (skips preprocessing), where this mtlrec accepts it
         batch = model.preprocessor.transform(data.test, with_labels=False)
         size = predicted["predict_batch_size"]
         _, seconds = median_time(

@@ -18,8 +18,14 @@ import time
 WORKER = """
 import statistics, sys, time, torch
 torch.set_num_threads(2)
+import mtlrec
 from mtlrec import MultiTaskModel
-from mtlrec.benchmark import REFERENCE_CONFIGS, load_dataset
+try:
+    from mtlrec.experiments.benchmark import REFERENCE_CONFIGS, load_dataset
+except ImportError:  # mtlrec 0.1.0
+    from mtlrec.benchmark import REFERENCE_CONFIGS, load_dataset
+if hasattr(mtlrec, "retain_freed_memory"):  # opt-in since 0.2 (0.1.0 set it in fit)
+    mtlrec.retain_freed_memory()
 d = load_dataset("adult")
 name, size, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 m = MultiTaskModel(d.features, d.tasks, architecture=name, **REFERENCE_CONFIGS[name])

@@ -16,10 +16,16 @@ import time
 import torch
 
 import mtlrec
-from mtlrec.benchmark import REFERENCE_CONFIGS
+
+try:
+    from mtlrec.experiments.benchmark import REFERENCE_CONFIGS
+except ImportError:  # mtlrec 0.1.0
+    from mtlrec.benchmark import REFERENCE_CONFIGS
 from mtlrec.datasets import adult_features, adult_tasks, load_adult
 
 torch.set_num_threads(2)
+if hasattr(mtlrec, "retain_freed_memory"):  # opt-in since 0.2 (0.1.0 set it in fit)
+    mtlrec.retain_freed_memory()
 train, test = load_adult()
 models = sys.argv[1].split(",") if len(sys.argv) > 1 else list(REFERENCE_CONFIGS)[1:]
 repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 7

@@ -13,10 +13,12 @@ import time
 import torch
 
 import mtlrec
-from mtlrec.benchmark import REFERENCE_CONFIGS
 from mtlrec.datasets import adult_features, adult_tasks, load_adult
+from mtlrec.experiments.benchmark import REFERENCE_CONFIGS
+from mtlrec.objective import Objective, l2_terms
 from mtlrec.training import build_optimizers, train
 
+mtlrec.retain_freed_memory()  # opt-in since 0.2 (0.1.0 set it on the first fit/predict)
 tr, te = load_adult()
 models = (
     sys.argv[1].split(",") if len(sys.argv) > 1 else ["shared_bottom", "esmm", "mmoe", "cgc", "ple"]
@@ -29,12 +31,16 @@ for r in range(reps):
         m = mtlrec.create_model(name, adult_features(), adult_tasks(), **REFERENCE_CONFIGS[name])
         data = m.preprocessor.fit_transform(tr)
         net = m.build()
+        objective = Objective(
+            m.tasks, m.preprocessor.heads, l2_terms(m.config.l2_embedding, m.config.l2_dense)
+        )
         opt = build_optimizers(net, "adam", 1e-3)
         g = torch.Generator().manual_seed(0)
         if r == 0:
             train(
                 net,
                 data.take(slice(0, bs * 20)),
+                objective,
                 epochs=1,
                 batch_size=bs,
                 optimizer=opt,
@@ -42,7 +48,7 @@ for r in range(reps):
                 verbose=0,
             )
         t = time.perf_counter()
-        train(net, data, epochs=1, batch_size=bs, optimizer=opt, generator=g, verbose=0)
+        train(net, data, objective, epochs=1, batch_size=bs, optimizer=opt, generator=g, verbose=0)
         res[name][0].append(len(data) / (time.perf_counter() - t))
         t = time.perf_counter()
         m.predict(te)

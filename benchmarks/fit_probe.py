@@ -14,6 +14,7 @@ import time
 import torch
 
 import mtlrec
+
 try:
     from mtlrec.experiments.benchmark import REFERENCE_CONFIGS
 except ImportError:  # mtlrec 0.1.0

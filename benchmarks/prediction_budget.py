@@ -16,11 +16,12 @@ from pathlib import Path
 from _flops import flops_per_sample
 
 import mtlrec
-from mtlrec.benchmark import REFERENCE_CONFIGS
 from mtlrec.datasets import adult_features, adult_tasks, load_adult
+from mtlrec.experiments.benchmark import REFERENCE_CONFIGS
 from mtlrec.layers.folding import FoldedInput
 
 TARGET = 5.0
+MTLREC_LIBRARIES = ("mtlrec", "baseline")  # "baseline": another checkout, not a peer
 path = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/speed.json")
 records = [r for r in json.loads(path.read_text()) if r["batch_size"] == 256]
 train, _ = load_adult()
@@ -32,7 +33,7 @@ print(
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for ours in (r for r in records if r["library"] == "mtlrec"):
     name, rows = ours["model"], ours["test_rows"]
-    peers = [r for r in records if r["model"] == name and r["library"] != "mtlrec"]
+    peers = [r for r in records if r["model"] == name and r["library"] not in MTLREC_LIBRARIES]
     if not peers:
         continue
     ceiling = ours["predict_gflops"] / ours["ceiling_percent_predict"] * 100

@@ -36,11 +36,19 @@ from _flops import counted_forward_flops, flops_per_sample  # noqa: E402
 from _synthetic import DENSE, SPARSE, TASKS, make_click_log  # noqa: E402
 
 from mtlrec import DenseFeature, MultiTaskModel, SparseFeature, Task  # noqa: E402
-from mtlrec.benchmark import REFERENCE_CONFIGS, cpu_model  # noqa: E402
 from mtlrec.datasets import load_adult  # noqa: E402
 from mtlrec.datasets.adult import ADULT_DENSE, ADULT_SPARSE, ADULT_TASKS  # noqa: E402
+from mtlrec.experiments.benchmark import REFERENCE_CONFIGS  # noqa: E402
+from mtlrec.experiments.records import cpu_model  # noqa: E402
 
-LIBRARIES = {"mtlrec": "mtlrec", "deepctr": "DeepCTR-Torch", "rechub": "torch-rechub"}
+LIBRARIES = {
+    "mtlrec": "mtlrec",
+    "baseline": "mtlrec baseline",
+    "deepctr": "DeepCTR-Torch",
+    "rechub": "torch-rechub",
+}
+#: libraries that are mtlrec (the baseline: another checkout, --baseline-src)
+MTLREC_LIBRARIES = ("mtlrec", "baseline")
 PEER_MODULES = {"deepctr": "deepctr_torch", "rechub": "torch_rechub"}
 MODELS = ["shared_bottom", "esmm", "mmoe", "cgc", "ple"]
 SCALING_MODELS = ["mmoe", "ple"]
@@ -96,12 +104,15 @@ def cpu_stall_us() -> int | None:
     return int(line.rsplit("total=", 1)[1])
 
 
-def run_worker(python: str, script: str, args: list[str]) -> dict[str, Any]:
+def run_worker(
+    python: str, script: str, args: list[str], pythonpath: str | None = None
+) -> dict[str, Any]:
     """Run a worker; its last JSON stdout line (plus ``cpu_stall_percent``: share of the
     worker's wall time in which some task on this machine waited for a CPU, a contention
-    flag), or {"error": ...}."""
+    flag), or {"error": ...}. ``pythonpath`` puts another mtlrec checkout first."""
     env = {
         **os.environ,
+        **({"PYTHONPATH": pythonpath} if pythonpath else {}),
         "OMP_NUM_THREADS": "2",
         "MKL_NUM_THREADS": "2",
         "PYTHONUNBUFFERED": "1",
@@ -361,6 +372,37 @@ def efficiency_table(records: list[dict[str, Any]]) -> str:
     )
 
 
+def baseline_table(records: list[dict[str, Any]]) -> str:
+    """mtlrec / the baseline checkout, per model and batch size (>1: this checkout faster)."""
+    index = {(r["library"], r["model"], r["batch_size"]): r for r in records if r["repeats"]}
+    rows = []
+    for (library, model, bs), mine in index.items():
+        base = index.get(("baseline", model, bs))
+        if library != "mtlrec" or base is None:
+            continue
+        cells = [model, str(bs)]
+        for metric in (
+            "train_samples_per_second",
+            "predict_rows_per_second",
+            "predict_rows_per_second_pretransformed",
+        ):
+            a, b = mine.get(metric), base.get(metric)
+            cells.append("–" if not a or not b else f"{a / b:.3f}x")
+        aucs = [f"{mine['auc'][t] - base['auc'][t]:+.4f}" for t in mine["auc"]]
+        rows.append([*cells, " / ".join(aucs)])
+    return _table(
+        [
+            "model",
+            "batch",
+            "train: mtlrec / baseline",
+            "predict",
+            "predict (pre-transformed)",
+            "AUC difference per task",
+        ],
+        rows,
+    )
+
+
 def ratio_table(records: list[dict[str, Any]]) -> str:
     """mtlrec / faster peer, per model and batch size."""
     index = {(r["library"], r["model"], r["batch_size"]): r for r in records if r["repeats"]}
@@ -448,6 +490,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer-python", type=Path, default=HERE.parent / ".venv-peers/bin/python")
     parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="the src/ folder of another mtlrec checkout (e.g. a git worktree of an older "
+        "commit), timed side by side as library 'baseline'",
+    )
+    parser.add_argument(
         "--scaling-rows",
         nargs="+",
         type=int,
@@ -458,6 +506,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 repeat, 1 epoch (smoke test)")
     parser.add_argument("--output", type=Path, help="folder for speed.md and speed.json")
     args = parser.parse_args(argv)
+    if args.baseline_src is None:
+        args.libraries = [lib for lib in args.libraries if lib != "baseline"]
     if args.quick:
         args.repeats, args.epochs = 1, 1
     if args.scaling_rows is None:
@@ -468,7 +518,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.perf_counter()
-    pythons = {"mtlrec": sys.executable}
+    pythons = {"mtlrec": sys.executable, "baseline": sys.executable}
     for lib in [lib for lib in args.libraries if lib in PEER_MODULES]:
         problem = peer_problem(args.peer_python, PEER_MODULES[lib])
         if problem:
@@ -505,7 +555,11 @@ def main(argv: list[str] | None = None) -> None:
                             "--threads",
                             str(args.threads),
                         ]
-                        result = run_worker(pythons[lib], f"_worker_{lib}.py", worker_args)
+                        script = "mtlrec" if lib in MTLREC_LIBRARIES else lib
+                        baseline = str(args.baseline_src) if lib == "baseline" else None
+                        result = run_worker(
+                            pythons[lib], f"_worker_{script}.py", worker_args, baseline
+                        )
                         result.update(
                             {"library": lib, "model": model, "batch_size": bs, "repeat": repeat}
                         )
@@ -672,7 +726,14 @@ def render(
     ]
     for bs in args.batch_sizes:
         parts += [f"## Adult, batch {bs}", "", results_table(records, bs), ""]
-    if "mtlrec" in libraries and len(libraries) > 1:
+    if "mtlrec" in libraries and "baseline" in libraries:
+        parts += [
+            f"## Against the baseline checkout ({args.baseline_src})",
+            "",
+            baseline_table(records),
+            "",
+        ]
+    if "mtlrec" in libraries and any(lib in PEER_MODULES for lib in libraries):
         parts += [
             "## Speed ratio (mtlrec / faster peer, >1 = mtlrec faster)",
             "",

@@ -30,6 +30,28 @@ def make_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     )
 
 
+def make_heads_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """make_table plus a target of every other head: ``price`` (regression, around 1e6),
+    ``size`` (multiclass, string classes) and ``visits`` (Poisson counts)."""
+    table = make_table(n, seed)
+    rng = np.random.default_rng(seed + 100)
+    x, cat = table["x"].to_numpy(), table["cat"].to_numpy()
+    table["price"] = 1e6 + 2e5 * x + 1e5 * (cat % 3) + rng.normal(0, 2e4, n)
+    score = x + np.where(table["color"] == "blue", 1.0, 0.0) + rng.normal(0, 0.5, n)
+    table["size"] = np.where(score < -0.5, "small", np.where(score < 0.8, "medium", "large"))
+    table["visits"] = rng.poisson(np.exp(0.5 + 0.6 * x))
+    return table
+
+
+#: one task of every head, on make_heads_table
+HEAD_TASKS = [
+    Task("a"),
+    Task("price", type="regression"),
+    Task("size", type="multiclass"),
+    Task("visits", type="poisson"),
+]
+
+
 FEATURES = [
     SparseFeature("cat", embedding_dim=4),
     SparseFeature("color", embedding_dim=4),

@@ -303,7 +303,11 @@ def test_plot_gates_from_a_fitted_model(tmp_path):
         plot_gates({}, tmp_path / "none.png")
 
 
-def test_adult_smoke():
-    out = run_benchmark("adult", models=["mmoe"], epochs=1, max_rows=1500, verbose=0, warmup=False)
+def test_adult_smoke_learns_both_tasks():
+    out = run_benchmark(
+        "adult", models=["mmoe"], epochs=3, lr=1e-2, max_rows=3000, verbose=0, warmup=False
+    )
     assert [r["task"] for r in out] == ["income", "marital"]
-    assert all(0.0 < r["auc"] < 1.0 for r in out)
+    # full runs reach 0.909 / 0.964; 3000 rows x 3 epochs reach about 0.87 / 0.96
+    auc = {r["task"]: r["auc"] for r in out}
+    assert auc["income"] > 0.83 and auc["marital"] > 0.93, auc

@@ -8,8 +8,7 @@ Keras-like ``fit`` / ``evaluate`` / ``predict`` workflow. The named model classe
 
 from __future__ import annotations
 
-__version__ = "0.2.0.dev0"
-
+from ._version import __version__
 from .data import Batch, ColumnBatch
 from .estimator import MultiTaskModel, create_model, load_model, model_classes
 from .exceptions import (

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import __version__
+from ._version import __version__
 from .exceptions import BundleError
 from .preprocessing import Preprocessor
 

@@ -582,7 +582,7 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mtlrec`` argument parser with all subcommands."""
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="mtlrec",

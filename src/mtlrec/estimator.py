@@ -130,8 +130,9 @@ class MultiTaskModel:
     def fit(
         self,
         train_data: Any,
-        validation: Any = None,
+        y: Any = None,
         *,
+        validation: Any = None,
         epochs: int = 5,
         batch_size: int = 256,
         optimizer: str = "adam",
@@ -150,10 +151,12 @@ class MultiTaskModel:
         Args:
             train_data: a pandas DataFrame, pyarrow Table or dict of arrays with every
                 feature column and, unless labels are passed apart, every label column.
+            y: the training labels passed apart, Keras-style: ``fit(X, [y_task1,
+                y_task2])`` (a list in task order, a dict or DataFrame by task name, an
+                (N, T) array). A table with feature columns in this place is taken as
+                the validation table (mtlrec 0.1's ``fit(train, valid)``).
             validation: a table like ``train_data``, evaluated after every epoch, or
-                ``(table, labels)``. In the second place it may instead hold the
-                training labels, Keras-style: ``fit(X, [y_task1, y_task2])`` (a list in
-                task order, a dict by task name, or an (N, T) array).
+                ``(table, labels)``.
             epochs, batch_size, optimizer, lr, weight_decay: the optimisation.
             early_stopping: ``"task"`` / ``"task/metric"`` or an :class:`EarlyStopping`;
                 needs validation data. Training stops after ``patience`` epochs without
@@ -180,7 +183,7 @@ class MultiTaskModel:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
             raise ConfigError(f"lr must be a positive number, got {lr!r}")
-        train_data, validation = self._split_labels(train_data, validation)
+        train_data, validation = self._split_labels(train_data, y, validation)
         stopper = None
         if early_stopping is not None:
             if validation is None:
@@ -234,14 +237,20 @@ class MultiTaskModel:
                 runtime.release_freed_memory()
         return self
 
-    def _split_labels(self, train_data: Any, second: Any) -> tuple[Any, Any]:
+    def _split_labels(self, train_data: Any, y: Any, validation: Any) -> tuple[Any, Any]:
         """(training table with its labels, validation table with its labels) from fit's
-        first two arguments, accepting labels given apart (see :meth:`fit`)."""
-        if isinstance(second, tuple) and len(second) == 2 and self._is_table(second[0]):
-            return train_data, self.with_labels(*second, table="the validation table")
-        if second is not None and self._looks_like_labels(second):
-            return self.with_labels(train_data, second, table="the training data"), None
-        return train_data, second
+        arguments, accepting labels given apart (see :meth:`fit`)."""
+        if y is not None and not self._looks_like_labels(y):  # fit(train, valid)
+            if validation is not None:
+                raise ConfigError("fit: pass the validation table once (validation=...)")
+            y, validation = None, y
+        if isinstance(validation, tuple) and len(validation) == 2:
+            if not self._is_table(validation[0]):
+                raise ConfigError("validation: give a table, or a (table, labels) pair")
+            validation = self.with_labels(*validation, table="the validation table")
+        if y is not None:
+            train_data = self.with_labels(train_data, y, table="the training data")
+        return train_data, validation
 
     def _is_table(self, value: Any) -> bool:
         return isinstance(value, pd.DataFrame | pa.Table | pa.RecordBatch | Mapping)
@@ -394,28 +403,28 @@ class MultiTaskModel:
             outputs = self._outputs(batch, batch_size)
         return {name: outputs[name].numpy() for name in network.output_names}
 
-    def classes(self, task: str) -> np.ndarray:
-        """The classes of multiclass task ``task``, in the order of its probabilities."""
-        head = self._multiclass_head(task)
-        return head.classes.values.copy()
-
-    def _multiclass_head(self, task: str):
+    def _class_tasks(self) -> list[str]:
+        """Tasks whose head predicts one of several classes (multiclass)."""
         self.network  # noqa: B018 - raises NotFittedError first
-        head = self.preprocessor.heads.get(task)
-        if head is None or not hasattr(head, "labels"):
-            multiclass = [t.name for t in self.tasks if t.type == "multiclass"]
-            raise ConfigError(f"{task!r} is not a multiclass task; multiclass tasks: {multiclass}")
-        return head
+        return [n for n, head in self.preprocessor.heads.items() if head.classes is not None]
+
+    def classes(self, task: str) -> np.ndarray:
+        """The classes of task ``task`` (multiclass), in the order of its probabilities."""
+        if task not in self._class_tasks():
+            raise ConfigError(
+                f"{task!r} is not a multiclass task; tasks with classes: {self._class_tasks()}"
+            )
+        return self.preprocessor.heads[task].classes.copy()
 
     def predict_classes(
         self, data: Any, batch_size: int | None = None, threads: int | None = None
     ) -> dict[str, np.ndarray]:
         """The most probable class of each row, as labels, for every multiclass task."""
-        names = [t.name for t in self.tasks if t.type == "multiclass"]
+        names = self._class_tasks()
         if not names:
             raise ConfigError("predict_classes: this model has no multiclass task")
         probabilities = self.predict(data, batch_size, threads)
-        return {n: self._multiclass_head(n).labels(probabilities[n]) for n in names}
+        return {n: self.preprocessor.heads[n].labels(probabilities[n]) for n in names}
 
     def evaluate(
         self, data: Any, batch_size: int | None = None, threads: int | None = None

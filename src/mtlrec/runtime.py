@@ -31,17 +31,21 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------- threads
 
 
-def _cgroup_cpus() -> float | None:
-    """The CPU quota of this process's cgroup (v2 ``cpu.max``, v1 ``cfs_quota``), in CPUs."""
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpus(root: Path = CGROUP) -> float | None:
+    """The CPU quota of this process's cgroup (v2 ``cpu.max``, v1 ``cfs_quota``), in CPUs;
+    None without a quota."""
     try:
-        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        text = (root / "cpu.max").read_text().split()
         if text and text[0] != "max":
             return int(text[0]) / int(text[1])
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError, ZeroDivisionError):
         pass
     try:
-        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
         if quota > 0 and period > 0:
             return quota / period
     except (OSError, ValueError):
@@ -55,7 +59,7 @@ def available_cpus() -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    quota = _cgroup_cpus()
+    quota = cgroup_cpus()
     if quota is not None:
         cpus = min(cpus, max(1, int(quota)))
     return max(1, cpus)

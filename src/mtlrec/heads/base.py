@@ -86,6 +86,16 @@ class Head:
         """Targets back in the labels' units (the inverse of encode where it scales)."""
         return targets
 
+    @property
+    def classes(self) -> np.ndarray | None:
+        """The class labels a prediction's columns stand for (heads that predict one of
+        several classes), else None."""
+        return None
+
+    def labels(self, predictions: np.ndarray) -> np.ndarray:
+        """The most probable class of each row, as labels (class heads only)."""
+        raise TypeError(f"a {self.registered_name!r} task predicts no classes")
+
     def numeric_labels(self, column: Column, fix: str) -> np.ndarray:
         """float64 labels of a numeric label column; DataError when not numeric or missing."""
         y = numeric_column(column, self.name, f"label of task {self.name!r}", fix)

@@ -34,30 +34,34 @@ class Multiclass(Head):
 
     def __init__(self, task=None) -> None:
         super().__init__(task)
-        self.classes: Vocabulary | None = None
+        self.vocabulary: Vocabulary | None = None
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        return None if self.vocabulary is None else self.vocabulary.values
 
     @property
     def num_outputs(self) -> int:
-        if self.classes is None:
+        if self.vocabulary is None:
             raise DataError(f"task {self.name!r}: the classes are learned by fit")
-        return len(self.classes)
+        return len(self.vocabulary)
 
     def fit(self, column: Column) -> None:
         self._check_present(column)
-        self.classes = Vocabulary.fit(column)
-        if len(self.classes) < 2:
+        self.vocabulary = Vocabulary.fit(column)
+        if len(self.vocabulary) < 2:
             raise DataError(
                 f"task {self.name!r} (multiclass): column {self.name!r} holds only the class "
-                f"{self.classes.values[:1].tolist()} in the training data; a multiclass task "
-                "needs at least two classes"
+                f"{self.vocabulary.values[:1].tolist()} in the training data; a multiclass "
+                "task needs at least two classes"
             )
 
     def state_dict(self) -> dict[str, Any]:
-        assert self.classes is not None
-        return {"classes": self.classes.to_dict()}
+        assert self.vocabulary is not None
+        return {"classes": self.vocabulary.to_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.classes = Vocabulary.from_dict(state["classes"])
+        self.vocabulary = Vocabulary.from_dict(state["classes"])
 
     def _check_present(self, column: Column) -> None:
         missing = missing_mask(column)
@@ -69,9 +73,9 @@ class Multiclass(Head):
             )
 
     def encode(self, column: Column) -> np.ndarray:
-        assert self.classes is not None, "fit first"
+        assert self.vocabulary is not None, "fit first"
         self._check_present(column)
-        positions = self.classes.positions(column)
+        positions = self.vocabulary.positions(column)
         unknown = positions < 0
         if unknown.any():
             values = (
@@ -83,14 +87,14 @@ class Multiclass(Head):
             raise DataError(
                 f"task {self.name!r} (multiclass): column {self.name!r} holds classes not "
                 f"seen in training: {shown}; the model knows "
-                f"{[str(c) for c in self.classes.values[:10]]}; drop those rows"
+                f"{[str(c) for c in self.vocabulary.values[:10]]}; drop those rows"
             )
         return positions.astype(np.float64)
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         """The most probable class of each row of (N, K) probabilities, as labels."""
-        assert self.classes is not None
-        return self.classes.values[np.asarray(probabilities).argmax(axis=1)]
+        assert self.vocabulary is not None
+        return self.vocabulary.values[np.asarray(probabilities).argmax(axis=1)]
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, targets.long(), reduction="none")
