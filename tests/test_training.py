@@ -73,7 +73,7 @@ def test_loss_is_the_weighted_sum_of_task_log_losses(table):
     objective = Objective(model.tasks, model.preprocessor.heads)
     counts = objective.counts(batch)
     sums = objective.sums(model.network.eval()(batch).logits, batch).detach()
-    loss, per_task = objective.combine(sums, counts), sums / counts
+    loss, per_task = objective.combine(sums, objective.coefficients(counts)), sums / counts
     assert counts.tolist() == [50.0, 50.0]
     p = model.predict(table.head(50))
     y = table.head(50)[["a", "b"]].to_numpy(float)

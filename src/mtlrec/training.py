@@ -27,7 +27,7 @@ from .data import Batch, iterate_batches
 from .exceptions import ConfigError, TrainingDivergedError
 from .layers.tape import Declined, Tape, Traced, TracedBatch
 from .models import MultiTaskNetwork
-from .objective import Objective, Term
+from .objective import Objective
 from .tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -241,13 +241,14 @@ class AutogradStep:
         self.network, self.objective = network, objective
 
     def __call__(
-        self, batch: Batch, counts: torch.Tensor, rows: int, first: bool
+        self, batch: Batch, coefficients: torch.Tensor, rows: int, first: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the part's gradients (normalised by the whole batch's ``counts`` and
-        ``rows``); returns its (loss, per-task loss sums), detached."""
+        """Add the part's gradients (normalised by the whole batch's label counts, in
+        ``coefficients``, and its ``rows``); returns its (loss, per-task loss sums),
+        detached."""
         outputs = self.network(batch)
         sums = self.objective.sums(outputs.logits, batch)
-        loss = self.objective.combine(sums, counts)
+        loss = self.objective.combine(sums, coefficients)
         terms = self.objective.term_loss(self.network, batch, rows, first)
         if terms is not None:
             loss = loss + terms
@@ -286,13 +287,10 @@ class FastStep:
                 return f"parameter {name}: its gradient is not a dense buffer"
             if p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None):
                 return f"parameter {name}: autograd hooks (e.g. DistributedDataParallel's)"
-        for term in objective.terms:
-            if type(term).add_gradients is Term.add_gradients:
-                return f"loss term {term.name!r} has no gradient rule"
         return objective.fast_path_declines()
 
     def __call__(
-        self, batch: Batch, counts: torch.Tensor, rows: int, first: bool
+        self, batch: Batch, coefficients: torch.Tensor, rows: int, first: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`AutogradStep.__call__`; raises :class:`Declined` (before touching
         any gradient) when the forward meets an operation without a rule."""
@@ -314,9 +312,9 @@ class FastStep:
                 if not isinstance(value, Traced) or value.tape is not tape:
                     raise Declined(f"output {name!r} was not computed by blocks with rules")
             grads, sums = objective.logit_gradients(
-                {n: v.value for n, v in logits.items()}, batch, counts, 1.0
+                {n: v.value for n, v in logits.items()}, batch, coefficients
             )
-            loss = objective.combine(sums, counts)
+            loss = objective.combine(sums, coefficients)
             tape.backward({id(logits[n]): g for n, g in grads.items()}, list(logits.values()))
             objective.add_term_gradients(network, batch, rows, first)
             terms = objective.term_values(network, batch, rows, first)
@@ -367,7 +365,7 @@ class Accumulator:
 
     def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Accumulate one batch's gradients; (loss, per-task mean losses (T,)), detached."""
-        counts = self.objective.counts(batch)
+        inverse_counts, coefficients = self.objective.normalisers(batch)
         n, size = len(batch), self.micro_batch
         parts = (
             [batch]
@@ -376,19 +374,19 @@ class Accumulator:
         )
         loss_total, sums_total = None, None
         for i, part in enumerate(parts):
-            loss, sums = self._part(part, counts, n, i == 0)
+            loss, sums = self._part(part, coefficients, n, i == 0)
             loss_total = loss if loss_total is None else loss_total + loss
             sums_total = sums if sums_total is None else sums_total + sums
-        return loss_total, sums_total / counts.clamp_min(1e-12)
+        return loss_total, sums_total * inverse_counts
 
-    def _part(self, part: Batch, counts, rows: int, first: bool):
+    def _part(self, part: Batch, coefficients, rows: int, first: bool):
         try:
-            return self.step(part, counts, rows, first)
+            return self.step(part, coefficients, rows, first)
         except Declined as declined:
             self.reason = f"the forward declined mid-fit: {declined}"
             logger.info("training step: switching to autograd (%s)", self.reason)
             self.step = AutogradStep(self.network, self.objective)
-            return self.step(part, counts, rows, first)
+            return self.step(part, coefficients, rows, first)
 
 
 def train(

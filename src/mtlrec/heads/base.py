@@ -114,13 +114,20 @@ class Head:
         return ~missing_mask(column)
 
     # ---------------------------------------------------------------- logits
+    def loss_key(self) -> Any:
+        """What the per-row loss depends on besides logits and targets (hashable): tasks
+        of one head class with equal keys and one logit are computed together, their
+        logits stacked (T', B). None by default."""
+        return None
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Per-row loss (B,) of logits against targets (B,)."""
+        """Per-row loss of logits against targets: (B,) for logits (B,) or (B, K), or
+        (T', B) for the stacked logits (T', B) of tasks with one logit each."""
         raise NotImplementedError
 
     def gradient(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
-        """d loss / d logits per row, same shape as logits, in closed form; None when the
-        head has none (training then runs through autograd)."""
+        """d loss / d logits per row, same shape as logits (also stacked (T', B)), in
+        closed form; None when the head has none (training then runs through autograd)."""
         return None
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:

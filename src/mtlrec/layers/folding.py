@@ -100,6 +100,30 @@ class FoldedInput:
         self.dense_weight = weight[weight.shape[0] - embedding.num_dense :].contiguous()
         self.offsets = embedding.fold_offsets  # (S,) first row of each column
 
+    @staticmethod
+    def pays(
+        embedding: InputLayer,
+        readers: Sequence[BankLinear] | None,
+        rows: int,
+        training: bool = False,
+    ) -> bool:
+        """Whether folding pays for predicting ``rows`` rows (or a training step on them):
+        not without sparse columns, with several embedding copies, for tables over
+        FOLD_TABLE_BYTES or larger than the prediction, below the TRAINING_ limits, or
+        without declared readers. Depends on shapes only."""
+        if not readers or embedding.copies != 1 or not embedding.vocabulary_sizes:
+            return False
+        if embedding.sparse_grad:  # the tables would give the embeddings dense gradients
+            return False
+        vocabulary = sum(embedding.vocabulary_sizes)
+        outputs = sum(r.width for r in readers)
+        if vocabulary > rows or 4 * vocabulary * outputs > FOLD_TABLE_BYTES:
+            return False
+        return not training or (
+            rows >= TRAINING_ROWS_PER_TABLE_ROW * vocabulary
+            and outputs >= TRAINING_OUTPUTS_PER_INPUT * embedding.out_features
+        )
+
     @classmethod
     def build(
         cls,
@@ -108,22 +132,8 @@ class FoldedInput:
         rows: int,
         training: bool = False,
     ) -> FoldedInput | None:
-        """The folded input for predicting ``rows`` rows (or a training step on them), or
-        None where it does not pay (no sparse column, several embedding copies, tables
-        over FOLD_TABLE_BYTES or larger than the prediction, the TRAINING_ limits) or does
-        not apply (no readers declared)."""
-        if not readers or embedding.copies != 1 or not embedding.vocabulary_sizes:
-            return None
-        if embedding.sparse_grad:  # the tables would give the embeddings dense gradients
-            return None
-        vocabulary = sum(embedding.vocabulary_sizes)
-        outputs = sum(r.width for r in readers)
-        if vocabulary > rows or 4 * vocabulary * outputs > FOLD_TABLE_BYTES:
-            return None
-        if training and (
-            rows < TRAINING_ROWS_PER_TABLE_ROW * vocabulary
-            or outputs < TRAINING_OUTPUTS_PER_INPUT * embedding.out_features
-        ):
+        """The folded input for ``rows`` rows, or None where it does not pay (:meth:`pays`)."""
+        if not cls.pays(embedding, readers, rows, training):
             return None
         return cls(embedding, readers)
 

@@ -227,12 +227,20 @@ class MultiTaskNetwork(nn.Module):
         from the current weights (layers.folding), where that pays for ``rows`` rows
         (``training``: for a fast training step, whose rules differentiate the tables).
         Yields whether it folds. The tables are built without gradients."""
+        key = (rows, training, self.embedding.sparse_grad)
+        plan = self.__dict__.setdefault("_fold_plans", {})
+        if key not in plan:  # shapes only: decided once per batch size
+            readers = self.input_readers()
+            pays = FoldedInput.pays(self.embedding, readers, rows, training)
+            plan[key] = readers if pays else None
+        readers = plan[key]
+        if readers is None:
+            yield False
+            return
         with torch.no_grad():
-            self.embedding.folded = FoldedInput.build(
-                self.embedding, self.input_readers(), rows, training=training
-            )
+            self.embedding.folded = FoldedInput(self.embedding, readers)
         try:
-            yield self.embedding.folded is not None
+            yield True
         finally:
             self.embedding.folded = None
 

@@ -58,6 +58,9 @@ class Term:
 class Objective:
     """Per-task losses from each task's head, weighted and combined with extra terms.
 
+    Tasks whose heads compute the same per-row loss on one logit (several binary tasks,
+    say) are computed together, as one (T', B) loss: one call per group, not per task.
+
     Args:
         tasks: the tasks, in output order.
         heads: each task's (fitted) head, by task name.
@@ -68,9 +71,20 @@ class Objective:
         self, tasks: Sequence[Task], heads: dict[str, Head], terms: Sequence[Term] = ()
     ) -> None:
         self.tasks = tuple(tasks)
+        self.names = [t.name for t in self.tasks]
         self.heads = [heads[t.name] for t in self.tasks]
         self.task_weights = [float(t.weight) for t in self.tasks]
         self.terms = list(terms)
+        groups: dict[Any, list[int]] = {}
+        for t, head in enumerate(self.heads):
+            key = (type(head), head.loss_key()) if head.num_outputs == 1 else ("alone", t)
+            groups.setdefault(key, []).append(t)
+        #: (head, task indices, the labels' columns as a slice when consecutive)
+        self.groups = [(self.heads[idx[0]], idx, _columns(idx)) for idx in groups.values()]
+        order = [t for _, idx, _ in self.groups for t in idx]
+        self._restore = None if order == sorted(order) else torch.tensor(order).argsort()
+        self._weights: dict[torch.device, torch.Tensor] = {}
+        self._normalisers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def num_tasks(self) -> int:
@@ -87,34 +101,66 @@ class Objective:
             mask = mask * batch.weights.unsqueeze(1)
         return mask.sum(0)
 
-    def _row_factors(self, batch: Batch, t: int) -> torch.Tensor | None:
-        """Per-row multiplier of task t's loss (mask x weight), or None for all ones."""
+    def coefficients(self, counts: torch.Tensor) -> torch.Tensor:
+        """weight_t / N_t (T,): what multiplies S_t in the loss (0 for an empty task)."""
+        weights = self._weights.get(counts.device)
+        if weights is None:
+            weights = torch.tensor(self.task_weights, device=counts.device)
+            self._weights[counts.device] = weights
+        return weights / counts.clamp_min(_EMPTY)
+
+    def normalisers(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1 / N_t, weight_t / N_t) of a whole batch, (T,) each; cached by batch size when
+        every row carries every label with weight 1 (most batches of a fit)."""
+        plain = batch.mask is None and batch.weights is None
+        key = (len(batch), batch.device)
+        if plain and key in self._normalisers:
+            return self._normalisers[key]
+        counts = self.counts(batch)
+        result = (1.0 / counts.clamp_min(_EMPTY), self.coefficients(counts))
+        if plain:
+            self._normalisers[key] = result
+        return result
+
+    def combine(self, sums: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        """sum_t weight_t S_t / N_t, from the sums and :meth:`coefficients`."""
+        return torch.dot(sums, coefficients)
+
+    def _group_terms(self, logits: dict[str, Any], batch: Batch, idx, columns):
+        """(logits (T', B) or (B, K), targets, row factors or None) of one group."""
+        z = (
+            logits[self.names[idx[0]]]
+            if len(idx) == 1
+            else torch.stack([logits[self.names[t]] for t in idx])
+        )
+        y = batch.labels[:, columns]
         factor = None
         if batch.mask is not None:
-            factor = batch.mask[:, t].to(batch.labels.dtype)
+            mask = batch.mask[:, columns]
+            y = torch.where(mask, y, torch.zeros_like(y))  # missing labels: any valid value
+            factor = mask.to(y.dtype)
         if batch.weights is not None:
-            factor = batch.weights if factor is None else factor * batch.weights
-        return factor
+            w = batch.weights if y.dim() == 1 else batch.weights.unsqueeze(1)
+            factor = w if factor is None else factor * w
+        if len(idx) > 1:
+            y = y.t()
+            factor = None if factor is None or factor.dim() == 1 else factor.t()
+        return z, y, factor
 
-    def _targets(self, batch: Batch, t: int) -> torch.Tensor:
-        targets = batch.labels[:, t]
-        if batch.mask is not None:  # missing labels may hold anything: make them valid
-            targets = torch.where(batch.mask[:, t], targets, torch.zeros_like(targets))
-        return targets
+    def _ordered(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        sums = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return sums if self._restore is None else sums[self._restore.to(sums.device)]
 
     def sums(self, logits: dict[str, Any], batch: Batch) -> torch.Tensor:
         """S_t: per task, the sum of its per-row losses (x factors), (T,); differentiable."""
         parts = []
-        for t, (task, head) in enumerate(zip(self.tasks, self.heads, strict=True)):
-            loss = head.loss(logits[task.name], self._targets(batch, t))  # (B,)
-            factor = self._row_factors(batch, t)
-            parts.append((loss if factor is None else loss * factor).sum())
-        return torch.stack(parts)
-
-    def combine(self, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """sum_t weight_t S_t / N_t."""
-        weights = torch.tensor(self.task_weights, device=sums.device, dtype=sums.dtype)
-        return (sums / counts.clamp_min(_EMPTY) * weights).sum()
+        for head, idx, columns in self.groups:
+            z, y, factor = self._group_terms(logits, batch, idx, columns)
+            loss = head.loss(z, y)  # (T', B) or (B,)
+            if factor is not None:
+                loss = loss * factor
+            parts.append(loss.sum(-1).reshape(len(idx)))
+        return self._ordered(parts)
 
     def term_loss(
         self, network: torch.nn.Module, batch: Batch, rows: int, first: bool
@@ -140,42 +186,52 @@ class Objective:
                 return (
                     f"task {task.name!r}: head {head.registered_name!r} has no closed-form gradient"
                 )
+        for term in self.terms:
+            if type(term).add_gradients is Term.add_gradients:
+                return f"loss term {term.name!r} has no gradient rule"
         return None
 
     def logit_gradients(
-        self, logits: dict[str, torch.Tensor], batch: Batch, counts: torch.Tensor, scale: float
+        self, logits: dict[str, torch.Tensor], batch: Batch, coefficients: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """(d loss / d logits x scale per task, the sums S_t (T,)), without autograd."""
-        grads, sums = {}, []
-        normalisers = (scale / counts.clamp_min(_EMPTY)).tolist()
-        for t, (task, head) in enumerate(zip(self.tasks, self.heads, strict=True)):
-            z, y = logits[task.name], self._targets(batch, t)
-            factor = self._row_factors(batch, t)
-            loss = head.loss(z, y)
-            grad = head.gradient(z, y)
+        """(d loss / d logits per task, the sums S_t (T,)), without autograd."""
+        grads, parts = {}, []
+        for head, idx, columns in self.groups:
+            z, y, factor = self._group_terms(logits, batch, idx, columns)
+            loss, grad = head.loss(z, y), head.gradient(z, y)
             if factor is not None:
                 loss = loss * factor
-                grad = grad * (factor if grad.dim() == 1 else factor.unsqueeze(1))
-            sums.append(loss.sum())
-            grads[task.name] = grad.mul_(self.task_weights[t] * normalisers[t])
-        return grads, torch.stack(sums)
+                grad = grad.mul_(factor if grad.dim() == factor.dim() else factor.unsqueeze(1))
+            parts.append(loss.sum(-1).reshape(len(idx)))
+            if len(idx) > 1:
+                grad = grad.mul_(coefficients[columns].unsqueeze(1))
+                grads.update(zip((self.names[t] for t in idx), grad.unbind(0), strict=True))
+            else:
+                grads[self.names[idx[0]]] = grad.mul_(coefficients[columns])
+        return grads, self._ordered(parts)
 
     def add_term_gradients(
         self, network: torch.nn.Module, batch: Batch, rows: int, first: bool
-    ) -> bool:
-        """Add the extra terms' gradients for a part of a batch; False when one has no rule."""
+    ) -> None:
+        """Add the extra terms' gradients for a part of a batch (rules checked by
+        :meth:`fast_path_declines`)."""
         for term in self.terms:
             if term.per_row:
-                ok = term.add_gradients(network, batch, 1.0 / rows)
+                term.add_gradients(network, batch, 1.0 / rows)
             elif first:
-                ok = term.add_gradients(network, batch, 1.0)
-            else:
-                continue
-            if not ok:
-                return False
-        return True
+                term.add_gradients(network, batch, 1.0)
 
     def term_values(self, network: torch.nn.Module, batch: Batch, rows: int, first: bool):
         """The extra terms' value (no autograd), for reporting the loss of a fast step."""
+        if not self.terms:
+            return None
         with torch.no_grad():
             return self.term_loss(network, batch, rows, first)
+
+
+def _columns(idx: list[int]) -> int | slice | list[int]:
+    """How a group of tasks indexes the label columns: an int for one task, a slice for
+    consecutive tasks (a view, no copy), else the list."""
+    if len(idx) == 1:
+        return idx[0]
+    return slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) else idx
