@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import mtlrec
+import mtlrec.runtime
 from mtlrec.bundle import BUNDLE_FILES
 from mtlrec.cli import load_config, main
 from mtlrec.datasets import adult_features, adult_tasks
@@ -398,3 +399,71 @@ def test_benchmark_synthetic_command(tmp_path, capsys):
     assert code == 2 and "cgc" in err
     code, _, err = run(capsys, "benchmark", "adult", "--correlations", "0.5")
     assert code == 2 and "synthetic benchmark only" in err
+
+
+def test_evaluate_a_file_without_labels_gives_cli_advice(workdir, trained, capsys):
+    pd.read_csv(workdir / "test.csv").drop(columns=["buy"]).to_csv(
+        workdir / "unlabelled.csv", index=False
+    )
+    code, _, err = run(capsys, "evaluate", "--model", trained, "--data", workdir / "unlabelled.csv")
+    assert code == 2
+    assert "no label column(s) ['buy']" in err and "mtlrec predict --model" in err
+    assert "with_labels" not in err  # not the Python API's advice
+
+
+def test_threads_option_reaches_the_calls(workdir, trained, capsys, monkeypatch):
+    seen = []
+    real = mtlrec.runtime.threads
+
+    def spy(count):
+        seen.append(count)
+        return real(count)
+
+    monkeypatch.setattr(mtlrec.runtime, "threads", spy)
+    code, _, err = run(
+        capsys, "evaluate", "--model", trained, "--data", workdir / "test.csv", "--threads", 1
+    )
+    assert code == 0, err
+    assert seen == [1]
+    code, _, _ = run(
+        capsys,
+        "train",
+        "--config",
+        workdir / "config.yaml",
+        "--quiet",
+        "--overwrite",
+        "--threads",
+        "1",
+    )
+    assert code == 0 and seen[1:] == [1, 1]  # fit, then evaluate on the test split
+
+
+def test_multiclass_predictions_get_a_column_per_class(workdir, capsys):
+    frame = pd.read_csv(workdir / "train.csv")
+    price = frame["price"]
+    frame["kind"] = np.where(price > 0.5, "hi", np.where(price < -0.5, "lo", "mid"))
+    frame.to_csv(workdir / "train.csv", index=False)
+    config = tiny_config(
+        tasks=[{"name": "click"}, {"name": "kind", "type": "multiclass"}],
+        data={"train": "train.csv"},
+    )
+    config["features"]["dense"] = ["age"]
+    write_config(workdir, config)
+    code, _, err = run(capsys, "train", "--config", workdir / "config.yaml", "--quiet")
+    assert code == 0, err
+    code, _, err = run(
+        capsys,
+        "predict",
+        "--model",
+        workdir / "model",
+        "--data",
+        workdir / "train.csv",
+        "--output",
+        workdir / "p.csv",
+    )
+    assert code == 0, err
+    written = pd.read_csv(workdir / "p.csv")
+    assert list(written.columns) == ["click", "kind", "kind:hi", "kind:lo", "kind:mid"]
+    probabilities = written[["kind:hi", "kind:lo", "kind:mid"]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+    assert (written["kind"] == np.array(["hi", "lo", "mid"])[probabilities.argmax(1)]).all()

@@ -247,3 +247,21 @@ def test_a_declining_network_still_fits_and_logs_why(caplog):
 def test_every_registered_network_is_a_multitask_network():
     for name in list_models():
         assert issubclass(mtlrec.models.network_class(name), MultiTaskNetwork)
+
+
+def test_a_forward_that_replaces_logits_is_never_scored_on_the_towers_stack():
+    sub, _, batch, objective = subclass_setup(ScaledMMoE)
+    out = sub.eval()(batch)
+    assert out.towers is not None and out.stacked is None  # replaced: the stack is stale
+    sums = objective.sums(out.logits, batch, out.stacked)
+    by_hand = torch.stack(
+        [
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                out.logits[t.name], batch.labels[:, i], reduction="sum"
+            )
+            for i, t in enumerate(TASKS)
+        ]
+    )
+    torch.testing.assert_close(sums, by_hand)
+    plain = MMoENet.forward(sub, batch)  # the parent's forward keeps its stack
+    assert plain.stacked is not None and plain.stacked.shape == (2, len(batch))

@@ -72,7 +72,8 @@ def test_loss_is_the_weighted_sum_of_task_log_losses(table):
     batch = model.preprocessor.transform(table.head(50))
     objective = Objective(model.tasks, model.preprocessor.heads)
     counts = objective.counts(batch)
-    sums = objective.sums(model.network.eval()(batch).logits, batch).detach()
+    out = model.network.eval()(batch)
+    sums = objective.sums(out.logits, batch, out.stacked).detach()
     loss, per_task = objective.combine(sums, objective.coefficients(counts)), sums / counts
     assert counts.tolist() == [50.0, 50.0]
     p = model.predict(table.head(50))

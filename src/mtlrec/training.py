@@ -247,7 +247,7 @@ class AutogradStep:
         ``coefficients``, and its ``rows``); returns its (loss, per-task loss sums),
         detached."""
         outputs = self.network(batch)
-        sums = self.objective.sums(outputs.logits, batch)
+        sums = self.objective.sums(outputs.logits, batch, outputs.stacked)
         loss = self.objective.combine(sums, coefficients)
         terms = self.objective.term_loss(self.network, batch, rows, first)
         if terms is not None:
@@ -311,11 +311,18 @@ class FastStep:
                 value = logits.get(name)
                 if not isinstance(value, Traced) or value.tape is not tape:
                     raise Declined(f"output {name!r} was not computed by blocks with rules")
-            grads, sums = objective.logit_gradients(
-                {n: v.value for n, v in logits.items()}, batch, coefficients
+            stacked = outputs.stacked if isinstance(outputs.stacked, Traced) else None
+            grads, whole, sums = objective.logit_gradients(
+                {n: v.value for n, v in logits.items()},
+                batch,
+                coefficients,
+                None if stacked is None else stacked.value,
             )
             loss = objective.combine(sums, coefficients)
-            tape.backward({id(logits[n]): g for n, g in grads.items()}, list(logits.values()))
+            seeds = {id(logits[n]): g for n, g in grads.items()}
+            if whole is not None:
+                seeds[id(stacked)] = whole
+            tape.backward(seeds, [*logits.values(), stacked])
             objective.add_term_gradients(network, batch, rows, first)
             terms = objective.term_values(network, batch, rows, first)
         return (loss if terms is None else loss + terms), sums

@@ -72,23 +72,31 @@ class Towers(nn.Module):
         """What group ``k`` reads: the shared input, or its task's rows of (T, B, I)."""
         return x if self.shared_input or len(self.mlps) == 1 else x[k : k + 1]
 
-    def _logits(self, group_out: torch.Tensor) -> list[torch.Tensor]:
-        """(n, B, K) -> n per-task logits, (B,) when K = 1."""
-        return [o.squeeze(-1) if o.shape[-1] == 1 else o for o in group_out.unbind(0)]
+    @staticmethod
+    def _logits(group_out: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """(n, B, K) -> (the (n, B) logits when K = 1, else None; n per-task logits,
+        (B,) when K = 1)."""
+        if group_out.shape[-1] == 1:
+            stacked = group_out.squeeze(-1)
+            return stacked, list(stacked.unbind(0))
+        return None, list(group_out.unbind(0))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor) -> TowerLogits:
         """(T, B, I) per-task inputs, or (B, I) shared by all towers -> one logits tensor
-        per task: (B,) for one logit, (B, K) for K."""
+        per task: (B,) for one logit, (B, K) for K (with ``stacked`` (T, B) when all
+        towers are one bank of one logit each)."""
         tape = tape_of(x)
         if tape is not None:
             return self._traced(tape, x)
         logits: list[torch.Tensor] = []
+        stacked = None
         for k, (mlp, out) in enumerate(zip(self.mlps, self.outs, strict=True)):
             own = self._group_input(x, k)
-            logits += self._logits(out(own if out.shared_input else mlp(own)))  # (n, B, K)
-        return tuple(logits)
+            stacked, per_task = self._logits(out(own if out.shared_input else mlp(own)))
+            logits += per_task
+        return TowerLogits(logits, stacked if len(self.mlps) == 1 else None)
 
-    def _traced(self, tape: Tape, x: Traced) -> tuple[Traced, ...]:
+    def _traced(self, tape: Tape, x: Traced) -> TowerLogits:
         """The fast-path rule: every group's MLP and output layer as one stack."""
         if len(self.mlps) > 1 and not self.shared_input:
             x = _split(tape, x, len(self.mlps))
@@ -99,20 +107,32 @@ class Towers(nn.Module):
             stack = mlp.stack(out)
             outputs = stack_forward(stack, value)
             saved.append((stack, outputs, keep, own))
-            logits += self._logits(outputs[-1])
+            stacked, per_task = self._logits(outputs[-1])
+            logits += per_task
         traced = [tape.value(t) for t in logits]
+        one = len(self.mlps) == 1 and stacked is not None
+        whole = tape.value(stacked) if one else None  # (T, B): the objective's fast seed
 
         def backward(_, grads):
             start, parts = 0, []
             for stack, outputs, keep, _own in saved:
                 n, b, k = outputs[-1].shape
-                g = [
-                    torch.zeros(b, k, dtype=outputs[-1].dtype, device=outputs[-1].device)
-                    if d is None
-                    else d.reshape(b, k)
-                    for d in grads[start : start + n]
-                ]
-                parts.append(stack_backward(stack, outputs, torch.stack(g), keep))
+                given = grads[start : start + n]
+                if one and grads[-1] is not None:  # the stacked logits' gradient
+                    g = grads[-1].reshape(n, b, 1)
+                    for t, d in enumerate(given):
+                        if d is not None:
+                            g[t] += d.reshape(b, 1)
+                else:
+                    g = torch.stack(
+                        [
+                            torch.zeros(b, k, dtype=outputs[-1].dtype, device=outputs[-1].device)
+                            if d is None
+                            else d.reshape(b, k)
+                            for d in given
+                        ]
+                    )
+                parts.append(stack_backward(stack, outputs, g, keep))
                 start += n
             if isinstance(x, list):
                 return parts
@@ -120,8 +140,22 @@ class Towers(nn.Module):
                 return [parts[0]]
             return [sum(parts[1:], parts[0])]
 
-        tape.record(backward, None, x if isinstance(x, list) else [x], traced)
-        return tuple(traced)
+        outputs = [*traced, whole] if one else traced
+        tape.record(backward, None, x if isinstance(x, list) else [x], outputs)
+        return TowerLogits(traced, whole)
+
+
+class TowerLogits(tuple):
+    """The towers' per-task logits; ``stacked`` holds them as one (T, B) tensor when
+    every tower has one logit and they ran as one bank (the objective then computes
+    their losses at once), else None."""
+
+    stacked: object
+
+    def __new__(cls, logits, stacked=None):
+        self = super().__new__(cls, logits)
+        self.stacked = stacked
+        return self
 
 
 def _split(tape: Tape, x: Traced, n: int) -> list[Traced]:

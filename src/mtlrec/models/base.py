@@ -23,6 +23,7 @@ from ..data import Batch
 from ..exceptions import ConfigError
 from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activation
 from ..layers.folding import FoldedInput
+from ..layers.towers import TowerLogits
 from ..registry import Registry
 from ..tasks import Task
 
@@ -51,11 +52,27 @@ class Outputs:
         gates: per gate name, the (B, experts) weights it gave (empty without gates).
         extras: outputs that carry no loss of their own, as logits (ESMM's CVR); the
             network's ``extra_outputs`` names the head type that reads each one.
+        towers: the towers' output the logits came from (``layers.towers.TowerLogits``),
+            which may hold them stacked, or None.
     """
 
     logits: dict[str, Any]
     gates: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    towers: Any = None
+
+    @property
+    def stacked(self) -> Any:
+        """The task logits as one (T, B) tensor in task order, when the towers made them
+        so (every task one logit, one bank) and ``logits`` still holds exactly those
+        tensors (a forward that replaced one gets None); the objective then computes the
+        losses of tasks with the same head at once."""
+        towers = self.towers
+        if towers is None or towers.stacked is None or len(towers) != len(self.logits):
+            return None
+        if any(a is not b for a, b in zip(self.logits.values(), towers, strict=True)):
+            return None
+        return towers.stacked
 
     def named(self) -> dict[str, Any]:
         """Task logits, then extras, by output name."""
@@ -193,8 +210,12 @@ class MultiTaskNetwork(nn.Module):
         raise NotImplementedError
 
     def outputs(self, logits: Sequence[Any], gates: dict[str, Any] | None = None) -> Outputs:
-        """Outputs from per-task logits in task order."""
-        return Outputs(dict(zip(self.task_names, logits, strict=True)), gates or {})
+        """Outputs from per-task logits in task order (the towers' output keeps its
+        stacked form)."""
+        named = dict(zip(self.task_names, logits, strict=True))
+        return Outputs(
+            named, gates or {}, towers=logits if isinstance(logits, TowerLogits) else None
+        )
 
     def evaluation_targets(
         self, targets: dict[str, np.ndarray]

@@ -81,10 +81,14 @@ class Objective:
             groups.setdefault(key, []).append(t)
         #: (head, task indices, the labels' columns as a slice when consecutive)
         self.groups = [(self.heads[idx[0]], idx, _columns(idx)) for idx in groups.values()]
+        #: the group that holds every task in order, which can read stacked logits
+        one = len(self.groups) == 1 and self.num_tasks > 1
+        self._whole = 0 if one and self.groups[0][1] == list(range(self.num_tasks)) else None
         order = [t for _, idx, _ in self.groups for t in idx]
         self._restore = None if order == sorted(order) else torch.tensor(order).argsort()
         self._weights: dict[torch.device, torch.Tensor] = {}
         self._normalisers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._coefficient_columns: dict[int, tuple] = {}
 
     @property
     def num_tasks(self) -> int:
@@ -122,17 +126,32 @@ class Objective:
             self._normalisers[key] = result
         return result
 
+    def _group_coefficients(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
+        """Per group, its coefficients shaped to scale its gradient ((T', 1) or ())."""
+        cached = self._coefficient_columns.get(id(coefficients))
+        if cached is not None and cached[0] is coefficients:
+            return cached[1]
+        columns = [
+            coefficients[cols].unsqueeze(1) if len(idx) > 1 else coefficients[cols]
+            for _, idx, cols in self.groups
+        ]
+        self._coefficient_columns = {id(coefficients): (coefficients, columns)}
+        return columns
+
     def combine(self, sums: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         """sum_t weight_t S_t / N_t, from the sums and :meth:`coefficients`."""
         return torch.dot(sums, coefficients)
 
-    def _group_terms(self, logits: dict[str, Any], batch: Batch, idx, columns):
-        """(logits (T', B) or (B, K), targets, row factors or None) of one group."""
-        z = (
-            logits[self.names[idx[0]]]
-            if len(idx) == 1
-            else torch.stack([logits[self.names[t]] for t in idx])
-        )
+    def _group_terms(self, logits: dict[str, Any], batch: Batch, g: int, stacked=None):
+        """(logits (T', B) or (B, K), targets, row factors or None) of group ``g``;
+        ``stacked``: every task's logits as one (T, B) tensor, when the network has it."""
+        _, idx, columns = self.groups[g]
+        if len(idx) == 1:
+            z = logits[self.names[idx[0]]]
+        elif stacked is not None and g == self._whole:
+            z = stacked
+        else:
+            z = torch.stack([logits[self.names[t]] for t in idx])
         y = batch.labels[:, columns]
         factor = None
         if batch.mask is not None:
@@ -151,15 +170,17 @@ class Objective:
         sums = torch.cat(parts) if len(parts) > 1 else parts[0]
         return sums if self._restore is None else sums[self._restore.to(sums.device)]
 
-    def sums(self, logits: dict[str, Any], batch: Batch) -> torch.Tensor:
-        """S_t: per task, the sum of its per-row losses (x factors), (T,); differentiable."""
+    def sums(self, logits: dict[str, Any], batch: Batch, stacked=None) -> torch.Tensor:
+        """S_t: per task, the sum of its per-row losses (x factors), (T,); differentiable.
+        ``stacked``: the task logits as one (T, B) tensor (``Outputs.stacked``)."""
         parts = []
-        for head, idx, columns in self.groups:
-            z, y, factor = self._group_terms(logits, batch, idx, columns)
+        for g, (head, idx, _) in enumerate(self.groups):
+            z, y, factor = self._group_terms(logits, batch, g, stacked)
             loss = head.loss(z, y)  # (T', B) or (B,)
             if factor is not None:
                 loss = loss * factor
-            parts.append(loss.sum(-1).reshape(len(idx)))
+            total = loss.sum(-1)
+            parts.append(total if len(idx) > 1 else total.reshape(1))
         return self._ordered(parts)
 
     def term_loss(
@@ -192,23 +213,34 @@ class Objective:
         return None
 
     def logit_gradients(
-        self, logits: dict[str, torch.Tensor], batch: Batch, coefficients: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """(d loss / d logits per task, the sums S_t (T,)), without autograd."""
-        grads, parts = {}, []
-        for head, idx, columns in self.groups:
-            z, y, factor = self._group_terms(logits, batch, idx, columns)
+        self,
+        logits: dict[str, torch.Tensor],
+        batch: Batch,
+        coefficients: torch.Tensor,
+        stacked: torch.Tensor | None = None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
+        """(d loss / d logits per task, d loss / d ``stacked`` (T, B) when the stacked
+        logits served (the per-task entries are then left out), the sums S_t (T,)),
+        without autograd."""
+        grads, whole, parts = {}, None, []
+        for g, ((head, idx, _), coef) in enumerate(
+            zip(self.groups, self._group_coefficients(coefficients), strict=True)
+        ):
+            z, y, factor = self._group_terms(logits, batch, g, stacked)
             loss, grad = head.loss(z, y), head.gradient(z, y)
             if factor is not None:
                 loss = loss * factor
                 grad = grad.mul_(factor if grad.dim() == factor.dim() else factor.unsqueeze(1))
-            parts.append(loss.sum(-1).reshape(len(idx)))
-            if len(idx) > 1:
-                grad = grad.mul_(coefficients[columns].unsqueeze(1))
-                grads.update(zip((self.names[t] for t in idx), grad.unbind(0), strict=True))
+            total = loss.sum(-1)
+            parts.append(total if len(idx) > 1 else total.reshape(1))
+            grad = grad.mul_(coef)
+            if len(idx) == 1:
+                grads[self.names[idx[0]]] = grad
+            elif z is stacked:
+                whole = grad
             else:
-                grads[self.names[idx[0]]] = grad.mul_(coefficients[columns])
-        return grads, self._ordered(parts)
+                grads.update(zip((self.names[t] for t in idx), grad.unbind(0), strict=True))
+        return grads, whole, self._ordered(parts)
 
     def add_term_gradients(
         self, network: torch.nn.Module, batch: Batch, rows: int, first: bool
