@@ -50,7 +50,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "train", "validation", "test"),
     "features": ("sparse", "dense", "embedding_dim", "scaling"),
     "features.sparse": ("name", "embedding_dim"),
-    "tasks": ("name", "type", "weight"),
+    "tasks": ("name", "type", "weight", "standardize"),
     "training": (
         "epochs",
         "batch_size",
@@ -146,7 +146,9 @@ def _parse_features(section: Any, where: str) -> tuple[list[Feature], str]:
 
 def _parse_tasks(section: Any, where: str) -> list[Task]:
     if not isinstance(section, list):
-        raise ConfigError(f"{where}: expected a list of {{name, type, weight}}, got {section!r}")
+        raise ConfigError(
+            f"{where}: expected a list of {{name, type, weight, standardize}}, got {section!r}"
+        )
     tasks = []
     for item in section:
         if isinstance(item, str):
@@ -155,7 +157,10 @@ def _parse_tasks(section: Any, where: str) -> list[Task]:
         item = _check_keys(item, "tasks", where)
         if "name" not in item:
             raise ConfigError(f"{where}: a task needs a 'name', got {item!r}")
-        tasks.append(Task(item["name"], item.get("type", "binary"), item.get("weight", 1.0)))
+        options = {"standardize": item["standardize"]} if "standardize" in item else {}
+        tasks.append(
+            Task(item["name"], item.get("type", "binary"), item.get("weight", 1.0), **options)
+        )
     return tasks
 
 

@@ -6,7 +6,7 @@ Shape legend: N rows, S sparse columns, D dense columns, T tasks.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -39,23 +39,22 @@ class Batch:
     def device(self) -> torch.device:
         return self.sparse.device
 
-    def _map(self, fn) -> Batch:
-        return Batch(
-            **{
-                f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
-                for f in fields(self)
-            }
-        )
-
     def to(self, device: torch.device | str) -> Batch:
         """The batch on ``device`` (itself when already there)."""
         if self.sparse.device == torch.device(device):
             return self
-        return self._map(lambda t: t.to(device))
+        return Batch(*(None if t is None else t.to(device) for t in self._fields()))
 
     def take(self, index: torch.Tensor | slice) -> Batch:
         """Rows selected by an index tensor or a slice (a slice is a zero-copy view)."""
-        return self._map(lambda t: t[index])
+        if isinstance(index, slice) and index.step in (None, 1):
+            start, stop, _ = index.indices(len(self))
+            rows = max(stop - start, 0)  # narrow: a view, cheaper than slicing per step
+            return Batch(*(None if t is None else t.narrow(0, start, rows) for t in self._fields()))
+        return Batch(*(None if t is None else t[index] for t in self._fields()))
+
+    def _fields(self) -> tuple:
+        return (self.sparse, self.dense, self.labels, self.mask, self.weights)
 
     def without_labels(self) -> Batch:
         return Batch(self.sparse, self.dense)

@@ -10,6 +10,7 @@ middle of a fit when the forward meets an operation without a rule.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -326,6 +327,9 @@ class FastStep:
             objective.add_term_gradients(network, batch, rows, first)
             terms = objective.term_values(network, batch, rows, first)
         return (loss if terms is None else loss + terms), sums
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 def choose_step(

@@ -264,6 +264,7 @@ class BankMLP(nn.Module):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self._group_indices: dict[tuple, torch.Tensor] = {}
+        self._stacks: dict[tuple, Stack] = {}
         sizes = [in_features, *units]
         self.layers = nn.ModuleList(
             BankLinear(members, a, b, shared_input=shared_input and i == 0)
@@ -281,11 +282,16 @@ class BankMLP(nn.Module):
 
     def stack(self, out: BankLinear | None = None) -> Stack:
         """The layers with the activation and dropout after each, then ``out`` (neither)."""
-        names = [self.activation_name] * len(self.layers)
-        rates = [self.dropout] * len(self.layers)
-        if out is None:
-            return self.layers, names, rates
-        return [*self.layers, out], [*names, *OUTPUT[0]], [*rates, *OUTPUT[1]]
+        key = (None if out is None else id(out), self.activation_name, self.dropout)
+        stack = self._stacks.get(key)
+        if stack is None:  # structural: built once
+            layers = list(self.layers)
+            names = [self.activation_name] * len(layers)
+            rates = [self.dropout] * len(layers)
+            if out is not None:
+                layers, names, rates = [*layers, out], [*names, *OUTPUT[0]], [*rates, *OUTPUT[1]]
+            stack = self._stacks[key] = (layers, names, rates)
+        return stack
 
     def fast_path_declines(self) -> str | None:
         """Why this bank has no fast-path rule (None: it has one)."""

@@ -188,6 +188,9 @@ class Tape:
                     grads[key] = grad
                     continue
                 total = grads[key]
+                if total.shape == grad.shape:
+                    total.add_(grad)
+                    continue
                 if total.shape[-1] < grad.shape[-1]:  # a consumer that used grad_width
                     total, grad = grad, total
                 total[..., : grad.shape[-1]] += grad

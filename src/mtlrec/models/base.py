@@ -242,19 +242,24 @@ class MultiTaskNetwork(nn.Module):
         readers = [part.input_readers() for part in parts]
         return None if any(r is None for r in readers) else [r for rs in readers for r in rs]
 
+    def fold_readers(self, rows: int, training: bool = False) -> list[BankLinear] | None:
+        """The readers to fold for ``rows`` rows (None: folding does not pay); decided
+        from shapes once per batch size."""
+        key = (rows, training, self.embedding.sparse_grad)
+        plan = self.__dict__.setdefault("_fold_plans", {})
+        if key not in plan:
+            readers = self.input_readers()
+            pays = FoldedInput.pays(self.embedding, readers, rows, training)
+            plan[key] = readers if pays else None
+        return plan[key]
+
     @contextmanager
     def folded_input(self, rows: int, training: bool = False) -> Iterator[bool]:
         """Within: the forward pass looks the readers' first layers up in tables folded
         from the current weights (layers.folding), where that pays for ``rows`` rows
         (``training``: for a fast training step, whose rules differentiate the tables).
         Yields whether it folds. The tables are built without gradients."""
-        key = (rows, training, self.embedding.sparse_grad)
-        plan = self.__dict__.setdefault("_fold_plans", {})
-        if key not in plan:  # shapes only: decided once per batch size
-            readers = self.input_readers()
-            pays = FoldedInput.pays(self.embedding, readers, rows, training)
-            plan[key] = readers if pays else None
-        readers = plan[key]
+        readers = self.fold_readers(rows, training)
         if readers is None:
             yield False
             return

@@ -152,7 +152,13 @@ class Objective:
             z = stacked
         else:
             z = torch.stack([logits[self.names[t]] for t in idx])
-        y = batch.labels[:, columns]
+        labels = batch.labels
+        if isinstance(columns, int):
+            y = labels.select(1, columns)
+        elif isinstance(columns, slice):
+            y = labels.narrow(1, columns.start, columns.stop - columns.start)
+        else:
+            y = labels[:, columns]
         factor = None
         if batch.mask is not None:
             mask = batch.mask[:, columns]
