@@ -279,7 +279,7 @@ def test_models_lists_architectures_and_defaults(capsys):
         code, out, _ = run(capsys, command)
         assert code == 0
         assert all(f"{name} (" in out for name in mtlrec.list_models())
-        assert "mmoe (MMoE): Multi-gate mixture of experts" in out
+        assert "mmoe (MMoE): MMoE: each task mixes the shared experts" in out
         assert "task types: binary, regression, multiclass, poisson" in out
         assert "num_experts = 8" in out and "num_levels = 2" in out
         assert "tower_units = [64, 32]" in out

@@ -44,8 +44,7 @@ class MoEConfig(NetworkConfig):
 
 @ARCHITECTURES.register("mmoe", rank=30)
 class MMoENet(MultiTaskNetwork):
-    """Multi-gate mixture of experts: each task mixes the shared experts with its own gate
-    (Ma et al., KDD 2018)."""
+    """MMoE: each task mixes the shared experts with its own gate (Ma et al., KDD 2018)."""
 
     config_class = MoEConfig
     facade_name = "MMoE"

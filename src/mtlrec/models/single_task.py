@@ -22,8 +22,9 @@ class SingleTaskConfig(NetworkConfig):
 
 @ARCHITECTURES.register("single_task", rank=0)
 class SingleTaskNet(MultiTaskNetwork):
-    """Single-task baseline: one independent network per task (no sharing), run side by
-    side as one bank."""
+    """Single-task baseline: one independent network per task, sharing nothing.
+
+    The networks run side by side as one bank."""
 
     config_class = SingleTaskConfig
     facade_name = "SingleTask"
