@@ -250,3 +250,62 @@ def test_micro_batches_give_the_whole_batch_gradient(table, l2, fast):
         torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)
     for whole, chunked in zip(*results, strict=True):
         torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_losses_over_a_subset_of_rows_are_exact_across_micro_batches(table, fast):
+    """A label mask and sample weights (room the Batch keeps for partial labels): each
+    task's loss is the weighted mean over its labelled rows, whatever the micro-batches."""
+    from mtlrec.training import build_optimizers
+
+    model = small()
+    model.preprocessor.fit(table)
+    batch = model.preprocessor.transform(table.head(300))
+    g = torch.Generator().manual_seed(0)
+    batch.mask = torch.rand(300, 2, generator=g) < torch.tensor([0.9, 0.2])  # b: 20 % rows
+    batch.mask[:150, 1] = False  # no b label in the first half at all
+    batch.weights = torch.rand(300, generator=g) + 0.5
+    objective = Objective(model.tasks, model.preprocessor.heads)
+    counts = objective.counts(batch)
+    w, m = batch.weights, batch.mask.float()
+    torch.testing.assert_close(counts, (m * w.unsqueeze(1)).sum(0))
+    grads, results = [], []
+    for micro in (None, 64):  # the first parts hold no b label: b contributes 0, not NaN
+        network = model.build()
+        build_optimizers(network, "adam", 1e-3).zero_grad()
+        step = Accumulator(network, objective, micro, fast=fast)
+        results.append(step(batch))
+        assert step.path == ("fast" if fast else "autograd")
+        grads.append([p.grad.clone() for p in network.parameters()])
+    for whole, parts in zip(*grads, strict=True):
+        torch.testing.assert_close(parts, whole, rtol=1e-4, atol=1e-6)
+    network = model.build().eval()
+    logits = network(batch).logits
+    y = batch.labels
+    by_hand = []
+    for t, name in enumerate(["a", "b"]):
+        rows = batch.mask[:, t]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits[name][rows], y[rows, t], reduction="none"
+        )
+        by_hand.append((bce * w[rows]).sum() / w[rows].sum())
+    loss, per_task = results[0]
+    torch.testing.assert_close(per_task, torch.stack(by_hand).detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, sum(by_hand).detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_task_with_no_labelled_row_contributes_nothing(table):
+    model = small()
+    model.preprocessor.fit(table)
+    batch = model.preprocessor.transform(table.head(64))
+    batch.mask = torch.ones(64, 2, dtype=torch.bool)
+    batch.mask[:, 1] = False
+    batch.labels[:, 1] = float("nan")  # whatever a missing label holds
+    objective = Objective(model.tasks, model.preprocessor.heads)
+    network = model.build()
+    out = network(batch)
+    sums = objective.sums(out.logits, batch, out.stacked)
+    counts = objective.counts(batch)
+    assert counts.tolist() == [64.0, 0.0] and sums[1].item() == 0.0
+    loss = objective.combine(sums, objective.coefficients(counts))
+    assert torch.isfinite(loss)
