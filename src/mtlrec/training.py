@@ -260,8 +260,8 @@ class AutogradStep:
 class FastStep:
     """One part of a batch by the blocks' rules: a traced forward, then the rules'
     backward, every gradient added straight into ``.grad`` (equal to autograd's to float
-    rounding; tested over every registered architecture). Build it with :meth:`create`,
-    which says why it does not apply."""
+    rounding; tested over every registered architecture). :meth:`declines` says why it
+    does not apply to a network and objective (see :func:`choose_step`)."""
 
     path = "fast"
 
@@ -300,7 +300,9 @@ class FastStep:
         traced = TracedBatch(
             batch.sparse, batch.dense, batch.labels, batch.mask, batch.weights, tape
         )
-        with torch.no_grad(), network.folded_input(len(batch), training=True):
+        folds = network.fold_readers(len(batch), training=True) is not None
+        folding = network.folded_input(len(batch), training=True) if folds else _NOTHING
+        with torch.no_grad(), folding:
             try:
                 outputs = network(traced)
             except (TypeError, AttributeError) as error:
@@ -308,7 +310,7 @@ class FastStep:
                     f"the forward applied an operation without a rule ({error})"
                 ) from None
             logits = outputs.logits
-            for name in (t.name for t in objective.tasks):
+            for name in objective.names:
                 value = logits.get(name)
                 if not isinstance(value, Traced) or value.tape is not tape:
                     raise Declined(f"output {name!r} was not computed by blocks with rules")

@@ -176,6 +176,7 @@ class MultiTaskNetwork(nn.Module):
     def __init__(self, inputs: InputSpec, tasks: Sequence[Task], config: NetworkConfig) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
+        self._task_names = tuple(t.name for t in self.tasks)
         self.config = config
         self.task_outputs = list(inputs.outputs or [1] * len(self.tasks))
         self.extra_outputs: dict[str, str] = {}
@@ -184,8 +185,8 @@ class MultiTaskNetwork(nn.Module):
         )
 
     @property
-    def task_names(self) -> list[str]:
-        return [t.name for t in self.tasks]
+    def task_names(self) -> tuple[str, ...]:
+        return self._task_names
 
     @property
     def output_names(self) -> tuple[str, ...]:
