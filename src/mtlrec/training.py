@@ -380,14 +380,13 @@ class Accumulator:
         """Accumulate one batch's gradients; (loss, per-task mean losses (T,)), detached."""
         inverse_counts, coefficients = self.objective.normalisers(batch)
         n, size = len(batch), self.micro_batch
-        parts = (
-            [batch]
-            if not size or n <= size
-            else [batch.take(slice(start, start + size)) for start in range(0, n, size)]
-        )
+        if not size or n <= size:
+            loss, sums = self._part(batch, coefficients, n, True)
+            return loss, sums * inverse_counts
         loss_total, sums_total = None, None
-        for i, part in enumerate(parts):
-            loss, sums = self._part(part, coefficients, n, i == 0)
+        for start in range(0, n, size):
+            part = batch.take(slice(start, start + size))
+            loss, sums = self._part(part, coefficients, n, start == 0)
             loss_total = loss if loss_total is None else loss_total + loss
             sums_total = sums if sums_total is None else sums_total + sums
         return loss_total, sums_total * inverse_counts
@@ -438,7 +437,10 @@ def train(
     first_loss: float | None = None
     for epoch in range(1, epochs + 1):
         network.train()
-        kept = copy.deepcopy(network.state_dict())  # the last completed epoch's weights
+        # the weights to put back if the loss diverges: early stopping's best epoch once
+        # there is one, else the last completed epoch's (copied here)
+        has_best = early_stopping is not None and early_stopping.best_state is not None
+        kept = None if has_best else copy.deepcopy(network.state_dict())
         start = time.perf_counter()
         bar = tqdm(
             total=steps,
