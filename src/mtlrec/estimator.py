@@ -8,7 +8,6 @@ registered architecture, named by its ``facade_name``.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -498,14 +497,12 @@ class MultiTaskModel:
         instance of its architecture's class (``MMoE``, ...)."""
         config, preprocessor, weights = read_bundle(path, device)
         architecture = config["architecture"]
-        try:
-            model_class = model_classes()[network_class(architecture).facade_name]
-        except (ConfigError, KeyError):
+        if architecture not in ARCHITECTURES:
             raise BundleError(
                 f"bundle {path}: architecture {architecture!r} is not registered in this "
                 f"mtlrec; it knows {ARCHITECTURES.names()}"
-            ) from None
-        model = model_class(
+            )
+        model = model_class(architecture)(
             list(preprocessor.features),
             list(preprocessor.tasks),
             scaling=preprocessor.scaling,
@@ -547,31 +544,38 @@ def _facade_doc(name: str, network: type[MultiTaskNetwork]) -> str:
     )
 
 
-@functools.cache
-def model_classes() -> dict[str, type[MultiTaskModel]]:
-    """The estimator class of every registered architecture, by its facade name."""
-    classes: dict[str, type[MultiTaskModel]] = {}
-    for name, network in ARCHITECTURES.items():
-        facade = network.facade_name or "".join(p.title() for p in name.split("_"))
-        classes[facade] = type(
+_CLASSES: dict[str, type[MultiTaskModel]] = {}  # architecture name -> its class
+
+
+def model_class(architecture: str) -> type[MultiTaskModel]:
+    """The estimator class of the architecture registered as ``architecture`` (made once,
+    named by the network's ``facade_name``); ConfigError for unknown names."""
+    cls = _CLASSES.get(architecture)
+    if cls is None:
+        network = network_class(architecture)
+        facade = network.facade_name or "".join(p.title() for p in architecture.split("_"))
+        cls = _CLASSES[architecture] = type(
             facade,
             (MultiTaskModel,),
             {
-                "architecture": name,
-                "__doc__": _facade_doc(name, network),
+                "architecture": architecture,
+                "__doc__": _facade_doc(architecture, network),
                 "__module__": "mtlrec",
                 "__qualname__": facade,
             },
         )
-    return classes
+    return cls
+
+
+def model_classes() -> dict[str, type[MultiTaskModel]]:
+    """The estimator class of every registered architecture, by its class name."""
+    return {cls.__name__: cls for cls in map(model_class, ARCHITECTURES.names())}
 
 
 def create_model(architecture: str, features, tasks, **kwargs: Any) -> MultiTaskModel:
     """A model of the architecture registered as ``architecture`` (an instance of its
     class, e.g. ``MMoE`` for ``"mmoe"``)."""
-    facade = network_class(architecture).facade_name
-    model_class = model_classes().get(facade, MultiTaskModel) if facade else MultiTaskModel
-    return model_class(features, tasks, architecture=architecture, **kwargs)
+    return model_class(architecture)(features, tasks, **kwargs)
 
 
 def __getattr__(name: str) -> type[MultiTaskModel]:
