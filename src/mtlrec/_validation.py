@@ -78,6 +78,18 @@ def _refuse_duplicates(names: Iterable[object], table: str) -> None:
         )
 
 
+def column_names(data: object) -> list[str] | None:
+    """The column names of a table as :func:`as_columns` reads it, or None when ``data``
+    is not a table (a DataFrame, pyarrow Table or RecordBatch, or a mapping)."""
+    if isinstance(data, pd.DataFrame):
+        return [str(c) for c in data.columns]
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return list(data.column_names)
+    if isinstance(data, Mapping):
+        return [str(k) for k in data]
+    return None
+
+
 def as_columns(
     data: object, arrow_strings: bool = False, table: str = "the data"
 ) -> dict[str, Column]:

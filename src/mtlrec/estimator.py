@@ -19,7 +19,7 @@ import pyarrow as pa
 import torch
 
 from . import runtime
-from ._validation import as_columns
+from ._validation import as_columns, column_names
 from .bundle import read_bundle, write_bundle
 from .data import Batch, iterate_batches
 from .exceptions import BundleError, ConfigError, DataError, NotFittedError
@@ -244,36 +244,23 @@ class MultiTaskModel:
                 raise ConfigError("fit: pass the validation table once (validation=...)")
             y, validation = None, y
         if isinstance(validation, tuple) and len(validation) == 2:
-            if not self._is_table(validation[0]):
+            if column_names(validation[0]) is None:
                 raise ConfigError("validation: give a table, or a (table, labels) pair")
-            validation = self.with_labels(*validation, table="the validation table")
+            validation = self._with_labels(*validation, table="the validation table")
         if y is not None:
-            train_data = self.with_labels(train_data, y, table="the training data")
+            train_data = self._with_labels(train_data, y, table="the training data")
         return train_data, validation
-
-    def _is_table(self, value: Any) -> bool:
-        return isinstance(value, pd.DataFrame | pa.Table | pa.RecordBatch | Mapping)
 
     def _looks_like_labels(self, value: Any) -> bool:
         """True for labels given apart: a list/tuple, an array or Series, or a table whose
         columns are task names only."""
         if isinstance(value, list | tuple | np.ndarray | pd.Series | torch.Tensor):
             return True
-        names = (
-            [str(c) for c in value.columns]
-            if isinstance(value, pd.DataFrame)
-            else (
-                list(value.column_names)
-                if isinstance(value, pa.Table)
-                else ([str(k) for k in value] if isinstance(value, Mapping) else None)
-            )
-        )
-        tasks = {t.name for t in self.tasks}
-        return (
-            bool(names) and set(names) <= tasks and not set(names) & {f.name for f in self.features}
-        )
+        names = set(column_names(value) or ())
+        features = {f.name for f in self.features}
+        return bool(names) and names <= {t.name for t in self.tasks} and not names & features
 
-    def with_labels(self, data: Any, labels: Any, table: str = "the data") -> dict[str, Any]:
+    def _with_labels(self, data: Any, labels: Any, table: str = "the data") -> dict[str, Any]:
         """The columns of ``data`` plus the labels given apart: a list or tuple in task
         order, a dict (or DataFrame) by task name, an (N, T) array, or for one task an
         (N,) array."""
