@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ._validation import Column, as_columns, missing_mask, numeric_column, require_columns
+from ._validation import Column, as_columns, numeric_column, require_columns
 from .data import Batch
 from .exceptions import BundleError, ConfigError, DataError, NotFittedError
 from .features import (
@@ -53,9 +53,9 @@ _BLOCK_ROWS = 65536
 
 def _encode(column: Column, vocabulary: Vocabulary) -> np.ndarray:
     """int64 ids of one column: 0 missing, 1 unknown, 2.. vocabulary position."""
-    pos = vocabulary.positions(column)
+    pos = vocabulary.positions(column, missing=-2)
     ids = np.where(pos >= 0, pos + _FIRST_ID, UNKNOWN_ID)
-    ids[missing_mask(column)] = MISSING_ID
+    ids[pos == -2] = MISSING_ID
     return ids
 
 

@@ -147,20 +147,26 @@ class Vocabulary:
         """String keys of a numpy column, as this vocabulary compares them."""
         return _legacy_keys(values) if self.legacy else canonical_keys(values)
 
-    def positions(self, column: Column) -> np.ndarray:
-        """Position of each value in the vocabulary; -1 when absent or missing."""
+    def positions(self, column: Column, missing: int = -1) -> np.ndarray:
+        """Position of each value in the vocabulary: -1 when absent, ``missing`` where the
+        value is missing (-1 too by default)."""
         if self.kind == "str" and is_arrow(column):
-            return _arrow_positions(column, self._lookup)
+            pos = _arrow_positions(column, self._lookup)
+            if missing != -1:
+                pos[column.is_null().to_numpy(zero_copy_only=False)] = missing
+            return pos
         array = as_numpy(column)
-        missing = missing_mask(array)
+        absent = missing_mask(array)
         if self.kind == "int":
             keys, valid = _int_keys(array)
-            pos = np.where(valid & ~missing, self._lookup.get_indexer(keys), -1)
+            pos = np.where(valid, self._lookup.get_indexer(keys), -1)
         else:
-            present = array if not missing.any() else array[~missing]
-            found = _arrow_positions(pa.array(self.keys(present), from_pandas=True), self._lookup)
-            pos = found if not missing.any() else _scatter(found, ~missing)
-        return pos.astype(np.int64)
+            present = array if not absent.any() else array[~absent]
+            pos = _arrow_positions(pa.array(self.keys(present), from_pandas=True), self._lookup)
+            pos = pos if not absent.any() else _scatter(pos, ~absent)
+        pos = pos.astype(np.int64, copy=False)
+        pos[absent] = missing
+        return pos
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``legacy`` only when set)."""
@@ -186,4 +192,5 @@ def _arrow_positions(keys: pa.Array | pa.ChunkedArray, vocabulary: pa.Array) -> 
     """Position of each string key in ``vocabulary``; -1 when absent or null."""
     if keys.type != vocabulary.type:
         keys = keys.cast(vocabulary.type)
-    return pc.index_in(keys, value_set=vocabulary).fill_null(-1).to_numpy()
+    positions = pc.index_in(keys, value_set=vocabulary).fill_null(-1)
+    return np.array(positions, dtype=np.int64)  # writable (arrow's own buffer is not)
