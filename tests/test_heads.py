@@ -114,6 +114,8 @@ def test_multiclass_label_errors():
     model = mtlrec.SharedBottom(FEATURES, [Task("size", type="multiclass")])
     with pytest.raises(DataError, match="only the class"):
         model.fit(TABLE.assign(size="small"), epochs=1, verbose=0)
+    with pytest.raises(DataError, match=r"'size': 1 labels in column 'size' are missing"):
+        model.fit(TABLE.assign(size=TABLE["size"].where(TABLE.index != 5)), epochs=1, verbose=0)
     model.fit(TABLE.head(500), epochs=1, verbose=0)
     with pytest.raises(DataError, match=r"classes not seen in training: \['huge'\]"):
         model.evaluate(TEST.assign(size=np.where(TEST["x"] > 2, "huge", TEST["size"])))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from .._validation import Column, missing_mask, numeric_column
+from .._validation import Column, numeric_column
 from ..exceptions import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -99,19 +99,17 @@ class Head:
     def numeric_labels(self, column: Column, fix: str) -> np.ndarray:
         """float64 labels of a numeric label column; DataError when not numeric or missing."""
         y = numeric_column(column, self.name, f"label of task {self.name!r}", fix)
-        missing = np.isnan(y)
+        self.refuse_missing(np.isnan(y))
+        return y
+
+    def refuse_missing(self, missing: np.ndarray) -> None:
+        """DataError naming the column and the first rows where ``missing`` is True."""
         if missing.any():
             rows = np.flatnonzero(missing)[:5].tolist()
             raise DataError(
                 f"task {self.name!r}: {int(missing.sum())} labels in column {self.name!r} "
                 f"are missing (first rows {rows}); drop those rows or fill the labels"
             )
-        return y
-
-    @staticmethod
-    def present(column: Column) -> np.ndarray:
-        """True where a label is given."""
-        return ~missing_mask(column)
 
     # ---------------------------------------------------------------- logits
     def loss_key(self) -> Any:

@@ -47,7 +47,7 @@ class Multiclass(Head):
         return len(self.vocabulary)
 
     def fit(self, column: Column) -> None:
-        self._check_present(column)
+        self.refuse_missing(missing_mask(column))
         self.vocabulary = Vocabulary.fit(column)
         if len(self.vocabulary) < 2:
             raise DataError(
@@ -63,18 +63,9 @@ class Multiclass(Head):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.vocabulary = Vocabulary.from_dict(state["classes"])
 
-    def _check_present(self, column: Column) -> None:
-        missing = missing_mask(column)
-        if missing.any():
-            rows = np.flatnonzero(missing)[:5].tolist()
-            raise DataError(
-                f"task {self.name!r}: {int(missing.sum())} labels in column {self.name!r} "
-                f"are missing (first rows {rows}); drop those rows or fill the labels"
-            )
-
     def encode(self, column: Column) -> np.ndarray:
         assert self.vocabulary is not None, "fit first"
-        self._check_present(column)
+        self.refuse_missing(missing_mask(column))
         positions = self.vocabulary.positions(column)
         unknown = positions < 0
         if unknown.any():
