@@ -325,7 +325,7 @@ class FastStep:
             seeds = {id(logits[n]): g for n, g in grads.items()}
             if whole is not None:
                 seeds[id(stacked)] = whole
-            tape.backward(seeds, [*logits.values(), stacked])
+            tape.backward(seeds)  # the seeded values stay alive in `outputs` meanwhile
             objective.add_term_gradients(network, batch, rows, first)
             terms = objective.term_values(network, batch, rows, first)
         return (loss if terms is None else loss + terms), sums

@@ -231,10 +231,10 @@ def trace_stack(tape: Tape, stack: Stack, x: Traced | ProjectedInput) -> Traced:
     outputs = stack_forward(stack, value)
     out = tape.value(outputs[-1])
 
-    def backward(_, grads):
+    def backward(grads):
         return [stack_backward(stack, outputs, grads[0], keep)]
 
-    tape.record(backward, None, [x], [out])
+    tape.record(backward, [x], [out])
     return out
 
 

@@ -99,11 +99,11 @@ class InputLayer(nn.Module):
             return self.folded(sparse, dense, tape)
         x = tape.value(self.lookup(sparse, dense), grad_width=self.embedding_width)
 
-        def backward(_, grads):
+        def backward(grads):
             self.add_row_gradients(sparse, grads[0][..., : self.embedding_width])
             return [None]
 
-        tape.record(backward, None, [None], [x])
+        tape.record(backward, [None], [x])
         return x
 
     def add_row_gradients(self, sparse: torch.Tensor, grad: torch.Tensor) -> None:

@@ -148,8 +148,7 @@ class FoldedInput:
         projected = ProjectedInput(out, self.starts, tape)
         if tape is not None:
             tape.record(
-                lambda _, grads: [self.backward(projected, sparse, dense)],
-                None,
+                lambda grads: [self.backward(projected, sparse, dense)],
                 [None],
                 [projected],
                 always=True,

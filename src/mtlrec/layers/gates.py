@@ -142,7 +142,7 @@ class GateBank(nn.Module):
             groups.append((own, self.softmax(stack_forward(([out], *OUTPUT), own)[-1])))
         weights = tape.value(self.spread([probs for _, probs in groups]))
 
-        def backward(_, grads):
+        def backward(grads):
             parts = []
             for out, (own, probs), d_probs in zip(
                 self.outs, groups, self.gather(grads[0]), strict=True
@@ -163,7 +163,7 @@ class GateBank(nn.Module):
                 return [d_hidden]
             return [stack_backward(self.mlp.stack(), hidden, d_hidden, keep)]
 
-        tape.record(backward, None, [x], [weights])
+        tape.record(backward, [x], [weights])
         return weights
 
 
@@ -206,7 +206,7 @@ def _traced_mix(tape: Tape, weights: Traced, experts: Traced) -> Traced:
     w, e = input_of(weights)[0], input_of(experts)[0]
     mixed = tape.value(torch.bmm(w.transpose(0, 1), e.transpose(0, 1)).transpose(0, 1))
 
-    def backward(_, grads):
+    def backward(grads):
         d_mixed = grads[0].transpose(0, 1)  # (B, G, H)
         e_t = e.transpose(0, 1)  # (B, E, H)
         if d_mixed.shape[1] <= 2:  # (G, B, E); MKL's batched product is fast for 1-2 rows
@@ -216,5 +216,5 @@ def _traced_mix(tape: Tape, weights: Traced, experts: Traced) -> Traced:
         d_experts = torch.bmm(w.transpose(0, 1).transpose(1, 2), d_mixed)  # (B, E, H)
         return [d_weights, d_experts.transpose(0, 1)]
 
-    tape.record(backward, None, [weights, experts], [mixed])
+    tape.record(backward, [weights, experts], [mixed])
     return mixed

@@ -33,9 +33,9 @@ import torch
 
 from ..data import Batch
 
-#: a rule's backward: (saved state, gradients of its outputs, None where unused) ->
-#: gradients of its traced inputs (None where none flows)
-Backward = Callable[[Any, list[torch.Tensor | None]], Sequence[torch.Tensor | None]]
+#: a rule's backward (a closure over what its forward kept): gradients of its outputs
+#: (None where unused) -> gradients of its traced inputs (None where none flows)
+Backward = Callable[[list[torch.Tensor | None]], Sequence[torch.Tensor | None]]
 
 
 class Declined(Exception):
@@ -94,25 +94,25 @@ class Traced:
         if self.value.shape[dim] != 1:  # nothing to squeeze, as torch does
             return self
         out = self.tape.value(self.value.squeeze(dim), self.grad_width)
-        self.tape.record(lambda _, g: [g[0].unsqueeze(dim)], None, [self], [out])
+        self.tape.record(lambda g: [g[0].unsqueeze(dim)], [self], [out])
         return out
 
     def unsqueeze(self, dim: int) -> Traced:
         out = self.tape.value(self.value.unsqueeze(dim), self.grad_width)
-        self.tape.record(lambda _, g: [g[0].squeeze(dim)], None, [self], [out])
+        self.tape.record(lambda g: [g[0].squeeze(dim)], [self], [out])
         return out
 
     def unbind(self, dim: int = 0) -> tuple[Traced, ...]:
         parts = self.value.unbind(dim)
         outs = [self.tape.value(p) for p in parts]
 
-        def backward(_, grads):
+        def backward(grads):
             full = [
                 torch.zeros_like(p) if g is None else g for p, g in zip(parts, grads, strict=True)
             ]
             return [torch.stack(full, dim)]
 
-        self.tape.record(backward, None, [self], outs)
+        self.tape.record(backward, [self], outs)
         return tuple(outs)
 
     def index_select(self, dim: int, index: torch.Tensor) -> Traced:
@@ -121,11 +121,11 @@ class Traced:
         out = self.tape.value(self.value.index_select(0, index))
         rows = self.value.shape[0]
 
-        def backward(_, grads):
+        def backward(grads):
             (g,) = grads
             return [g.new_zeros(rows, *g.shape[1:]).index_add_(0, index, g)]
 
-        self.tape.record(backward, None, [self], [out])
+        self.tape.record(backward, [self], [out])
         return out
 
     def __getitem__(self, key) -> Traced:
@@ -134,12 +134,12 @@ class Traced:
         out = self.tape.value(self.value[key])
         shape = self.value.shape
 
-        def backward(_, grads):
+        def backward(grads):
             full = grads[0].new_zeros(shape)
             full[key] = grads[0]
             return [full]
 
-        self.tape.record(backward, None, [self], [out])
+        self.tape.record(backward, [self], [out])
         return out
 
 
@@ -147,7 +147,7 @@ class Tape:
     """The rules a traced forward ran, in order, and the reverse pass over them."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[Backward, Any, list, list, bool]] = []
+        self._entries: list[tuple[Backward, list, list, bool]] = []
 
     def value(self, tensor: torch.Tensor, grad_width: int | None = None) -> Traced:
         """A traced value on this tape."""
@@ -156,31 +156,30 @@ class Tape:
     def record(
         self,
         backward: Backward,
-        saved: Any,
         inputs: Sequence[Any],
         outputs: Sequence[Any],
         always: bool = False,
     ) -> None:
-        """Remember a rule: ``backward(saved, output grads)`` returns the inputs' grads.
+        """Remember a rule: ``backward(output grads)`` returns the inputs' grads.
 
         ``inputs`` and ``outputs`` are traced values (None or other objects for inputs
         without a gradient); ``always`` runs the backward even when no output gradient
         reached it (rules whose outputs collect their gradient themselves, like the
         folded input's projection).
         """
-        self._entries.append((backward, saved, list(inputs), list(outputs), always))
+        self._entries.append((backward, list(inputs), list(outputs), always))
 
-    def backward(self, seeds: dict[int, torch.Tensor], values: Sequence[Traced]) -> None:
-        """Run the rules in reverse from the gradients ``seeds`` of ``values``
-        (keyed by ``id(value)``); parameters' gradients accumulate into ``.grad``."""
+    def backward(self, seeds: dict[int, torch.Tensor]) -> None:
+        """Run the rules in reverse from ``seeds``, gradients of traced values keyed by
+        ``id(value)`` (the values live on the tape meanwhile); parameters' gradients
+        accumulate into ``.grad``."""
         grads: dict[int, torch.Tensor] = dict(seeds)
-        del values  # kept alive by the caller while the ids are in use
         while self._entries:
-            backward, saved, inputs, outputs, always = self._entries.pop()
+            backward, inputs, outputs, always = self._entries.pop()
             out_grads = [grads.pop(id(o), None) for o in outputs]
             if not always and all(g is None for g in out_grads):
                 continue
-            for value, grad in zip(inputs, backward(saved, out_grads), strict=True):
+            for value, grad in zip(inputs, backward(out_grads), strict=True):
                 if grad is None or not isinstance(value, Traced):
                     continue
                 key = id(value)

@@ -113,7 +113,7 @@ class Towers(nn.Module):
         one = len(self.mlps) == 1 and stacked is not None
         whole = tape.value(stacked) if one else None  # (T, B): the objective's fast seed
 
-        def backward(_, grads):
+        def backward(grads):
             start, parts = 0, []
             for stack, outputs, keep, _own in saved:
                 n, b, k = outputs[-1].shape
@@ -141,7 +141,7 @@ class Towers(nn.Module):
             return [sum(parts[1:], parts[0])]
 
         outputs = [*traced, whole] if one else traced
-        tape.record(backward, None, x if isinstance(x, list) else [x], outputs)
+        tape.record(backward, x if isinstance(x, list) else [x], outputs)
         return TowerLogits(traced, whole)
 
 
@@ -162,7 +162,7 @@ def _split(tape: Tape, x: Traced, n: int) -> list[Traced]:
     """(n, B, I) -> n traced (1, B, I) slices, one per tower group."""
     parts = [tape.value(x.value[k : k + 1], x.grad_width) for k in range(n)]
 
-    def backward(_, grads):
+    def backward(grads):
         return [
             torch.cat(
                 [
@@ -172,5 +172,5 @@ def _split(tape: Tape, x: Traced, n: int) -> list[Traced]:
             )
         ]
 
-    tape.record(backward, None, [x], parts)
+    tape.record(backward, [x], parts)
     return parts
