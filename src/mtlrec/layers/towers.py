@@ -106,7 +106,7 @@ class Towers(nn.Module):
             value, keep = input_of(own)
             stack = mlp.stack(out)
             outputs = stack_forward(stack, value)
-            saved.append((stack, outputs, keep, own))
+            saved.append((stack, outputs, keep))
             stacked, per_task = self._logits(outputs[-1])
             logits += per_task
         traced = [tape.value(t) for t in logits]
@@ -115,7 +115,7 @@ class Towers(nn.Module):
 
         def backward(grads):
             start, parts = 0, []
-            for stack, outputs, keep, _own in saved:
+            for stack, outputs, keep in saved:
                 n, b, k = outputs[-1].shape
                 given = grads[start : start + n]
                 if one and grads[-1] is not None:  # the stacked logits' gradient
@@ -140,8 +140,8 @@ class Towers(nn.Module):
                 return [parts[0]]
             return [sum(parts[1:], parts[0])]
 
-        outputs = [*traced, whole] if one else traced
-        tape.record(backward, x if isinstance(x, list) else [x], outputs)
+        produced = [*traced, whole] if one else traced
+        tape.record(backward, x if isinstance(x, list) else [x], produced)
         return TowerLogits(traced, whole)
 
 
