@@ -56,9 +56,6 @@ class Batch:
     def _fields(self) -> tuple:
         return (self.sparse, self.dense, self.labels, self.mask, self.weights)
 
-    def without_labels(self) -> Batch:
-        return Batch(self.sparse, self.dense)
-
 
 #: the name mtlrec 0.1.0 gave the batch type (kept: it is public API)
 ColumnBatch = Batch

@@ -205,11 +205,6 @@ def tape_of(*values: Any) -> Tape | None:
     return None
 
 
-def raw(value: Any) -> Any:
-    """The tensor of a traced value (anything else as it is)."""
-    return value.value if isinstance(value, Traced) else value
-
-
 @dataclass
 class TracedBatch(Batch):
     """A batch whose forward pass is traced on ``tape`` (see the module docstring)."""

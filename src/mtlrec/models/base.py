@@ -225,12 +225,6 @@ class MultiTaskNetwork(nn.Module):
         tasks' targets; empty by default."""
         return {}
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """The parameters tasks share (everything but the towers): where gradient-level
-        balancing acts."""
-        towers = {id(p) for m in self.modules() if isinstance(m, Towers) for p in m.parameters()}
-        return [p for p in self.parameters() if id(p) not in towers]
-
     def input_readers(self) -> list[BankLinear] | None:
         """The shared-input linear layers that read the input row, and nothing else does
         (for folding the embeddings into them); None where no such list is declared."""
