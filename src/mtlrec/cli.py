@@ -21,7 +21,7 @@ import yaml
 
 from . import runtime
 from .bundle import existing_bundle
-from .estimator import MultiTaskModel, load_model, model_classes
+from .estimator import MultiTaskModel, load_model, model_class
 from .exceptions import ConfigError, DataError, MtlrecError
 from .experiments.benchmark import (
     DATASETS,
@@ -541,11 +541,10 @@ def _default(field: dataclasses.Field) -> Any:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    classes = {c.architecture: c for c in model_classes().values()}
     for name in list_models():
-        doc = (classes[name].__doc__ or "").strip().splitlines() if name in classes else []
-        facade = f" ({classes[name].__name__})" if name in classes else ""
-        print(f"{name}{facade}: {doc[0] if doc else ''}".rstrip(": "))
+        cls = model_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        print(f"{name} ({cls.__name__}): {doc[0] if doc else ''}".rstrip(": "))
         for field in dataclasses.fields(network_class(name).config_class):
             print(f"    {field.name} = {_default(field)!r}")
     print(f"task types: {', '.join(list_heads())}")
