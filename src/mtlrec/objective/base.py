@@ -79,7 +79,7 @@ class Objective:
         for t, head in enumerate(self.heads):
             key = (type(head), head.loss_key()) if head.num_outputs == 1 else ("alone", t)
             groups.setdefault(key, []).append(t)
-        #: (head, task indices, the labels' columns as a slice when consecutive)
+        #: (head, task indices, how they index the label columns: see _columns)
         self.groups = [(self.heads[idx[0]], idx, _columns(idx)) for idx in groups.values()]
         #: the group that holds every task in order, which can read stacked logits
         one = len(self.groups) == 1 and self.num_tasks > 1
@@ -88,7 +88,7 @@ class Objective:
         self._restore = None if order == sorted(order) else torch.tensor(order).argsort()
         self._weights: dict[torch.device, torch.Tensor] = {}
         self._normalisers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._coefficient_columns: dict[int, tuple] = {}
+        self._coefficient_columns: tuple[torch.Tensor | None, list] = (None, [])
 
     @property
     def num_tasks(self) -> int:
@@ -127,15 +127,16 @@ class Objective:
         return result
 
     def _group_coefficients(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
-        """Per group, its coefficients shaped to scale its gradient ((T', 1) or ())."""
-        cached = self._coefficient_columns.get(id(coefficients))
-        if cached is not None and cached[0] is coefficients:
-            return cached[1]
-        columns = [
-            coefficients[cols].unsqueeze(1) if len(idx) > 1 else coefficients[cols]
-            for _, idx, cols in self.groups
-        ]
-        self._coefficient_columns = {id(coefficients): (coefficients, columns)}
+        """Per group, its coefficients shaped to scale its gradient ((T', 1) or ()); kept
+        for the last coefficients tensor seen (the normalisers' cache hands out the same
+        one batch after batch)."""
+        source, columns = self._coefficient_columns
+        if source is not coefficients:
+            columns = [
+                coefficients[cols].unsqueeze(1) if len(idx) > 1 else coefficients[cols]
+                for _, idx, cols in self.groups
+            ]
+            self._coefficient_columns = (coefficients, columns)
         return columns
 
     def combine(self, sums: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
