@@ -1,0 +1,195 @@
+"""The loss-balancer contract: how a fit weighs its tasks against each other.
+
+A balancer acts at one of two levels.
+
+* Loss level: per-task multipliers m_t of the task losses, so a step follows the
+  gradient of sum_t weight_t m_t L_t (``weight_t``: ``Task.weight``; L_t: task t's mean
+  loss over the rows carrying its label). Multipliers that do not depend on the
+  current batch (:meth:`Balancer.multipliers`) scale the loss coefficients before the
+  step runs, so the fast step still applies; ones computed from the batch's own losses
+  (:meth:`Balancer.batch_multipliers`) need an autograd step.
+* Gradient level (``gradient_level``): an autograd step hands the balancer each task's
+  gradient of some parameters (by default :meth:`MultiTaskNetwork.shared_parameters
+  <mtlrec.models.MultiTaskNetwork.shared_parameters>`), one row per task, and
+  :meth:`Balancer.combine` returns the update direction of those parameters; the others
+  get the ordinary gradient of sum_t weight_t m_t L_t.
+
+The training loop (:func:`mtlrec.training.train`) calls :meth:`~Balancer.start` once,
+then per step :meth:`~Balancer.multipliers` before and :meth:`~Balancer.observe` after
+the optimizer step, and per epoch :meth:`~Balancer.task_weights` (kept in the history
+record as ``task_weights``) and :meth:`~Balancer.end_epoch`. A balancer's own
+parameters (uncertainty's log variances, GradNorm's weights) are updated in closed form
+by :class:`SmallAdam`, at the fit's learning rate unless it says otherwise.
+
+Shape legend: T tasks, P entries of the parameters a gradient-level balancer combines.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..models import MultiTaskNetwork
+
+#: balancer name -> Balancer subclass (equal, uncertainty, dwa, gradnorm, pcgrad, ...)
+BALANCERS: Registry[type[Balancer]] = Registry("balancer", "mtlrec.balancers")
+
+
+class Balancer:
+    """Base of every loss balancer; subclasses register with ``@BALANCERS.register(name)``.
+
+    The base class weighs every task by its ``Task.weight`` alone (what ``"equal"`` is).
+
+    Class attributes:
+        gradient_level: :meth:`combine` needs each task's gradient of
+            :meth:`gradient_parameters` (an autograd step computes them).
+        weighs_batches: :meth:`batch_multipliers` weighs each batch by its own losses
+            (an autograd step: the losses are known only after the forward).
+        looks_after_step: :meth:`observe` also gets the batch's losses after the
+            optimizer step (one more forward, without gradients).
+    """
+
+    registered_name: ClassVar[str]
+    gradient_level: ClassVar[bool] = False
+    weighs_batches: ClassVar[bool] = False
+    looks_after_step: ClassVar[bool] = False
+
+    #: each task's ``Task.weight`` (T,), on the training device (set by :meth:`start`)
+    weights: torch.Tensor
+
+    @property
+    def name(self) -> str:
+        """The registered name (the class name for an unregistered subclass)."""
+        return getattr(type(self), "registered_name", type(self).__name__)
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.weights)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, weights: torch.Tensor, lr: float = 1e-3, seed: int = 0) -> None:
+        """Reset for a new fit: ``weights`` the tasks' ``Task.weight`` (T,) on the
+        training device, ``lr`` the fit's learning rate, ``seed`` the fit's seed (for
+        anything random). Subclasses call ``super().start(...)`` first."""
+        self.weights = weights
+        self._weight_sum: torch.Tensor | None = None
+        self._weight_steps = 0
+
+    def multipliers(self) -> torch.Tensor | None:
+        """The multipliers m_t (T,) of the next step's task losses, when they do not
+        depend on the batch; None for all 1. Return a tensor that is not changed in place
+        afterwards (a new one when the weights change): the step caches its product
+        with the loss coefficients on its identity."""
+        return None
+
+    def batch_multipliers(self, losses: torch.Tensor) -> torch.Tensor | None:
+        """Multipliers (T,) from the batch's own per-task mean losses (detached), used
+        when ``weighs_batches``; None for all 1."""
+        return None
+
+    def gradient_parameters(self, network: MultiTaskNetwork) -> list[torch.nn.Parameter]:
+        """The parameters whose per-task gradients :meth:`combine` receives (when
+        ``gradient_level``): the network's shared parameters."""
+        return network.shared_parameters()
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
+        """The update direction (P,) of :meth:`gradient_parameters` from each task's
+        gradient ``grads`` (T, P) (of weight_t m_t L_t) and the batch's per-task mean
+        losses ``losses`` (T,), detached; None to keep the ordinary gradient (the sum
+        of the rows) after looking at them."""
+        return None
+
+    def observe(self, losses: torch.Tensor, after: torch.Tensor | None = None) -> None:
+        """After the optimizer step: the step's per-task mean losses (T,), detached,
+        and with ``looks_after_step`` the same batch's losses after the step."""
+
+    def end_epoch(self, losses: torch.Tensor) -> None:
+        """After an epoch (and after :meth:`task_weights` was read): the epoch's mean
+        per-task losses (T,). Subclasses call ``super().end_epoch(losses)``."""
+        self._weight_sum, self._weight_steps = None, 0
+
+    # ------------------------------------------------------------------ reporting
+    def current_multipliers(self) -> torch.Tensor | None:
+        """The multipliers to report when no step recorded any (default
+        :meth:`multipliers`)."""
+        return self.multipliers()
+
+    def record(self, multipliers: torch.Tensor) -> None:
+        """Add one step's effective multipliers (T,) of the task losses to the epoch's
+        mean (for balancers whose weights change with every batch); no host sync."""
+        total = self._weight_sum
+        self._weight_sum = multipliers.detach().clone() if total is None else total + multipliers
+        self._weight_steps += 1
+
+    def task_weights(self) -> list[float]:
+        """What multiplies each task's mean loss L_t in the updates: weight_t x m_t, the
+        mean over the epoch's steps for balancers that :meth:`record` them per step,
+        else the current ones."""
+        if self._weight_steps:
+            return (self._weight_sum / self._weight_steps).tolist()
+        current = self.current_multipliers()
+        return (self.weights if current is None else self.weights * current).tolist()
+
+    def autograd_reason(self) -> str | None:
+        """Why this balancer needs an autograd step (None when the fast step can run)."""
+        if self.gradient_level:
+            return f"the balancer {self.name!r} needs each task's gradient of shared parameters"
+        if self.weighs_batches:
+            return f"the balancer {self.name!r} weighs each batch by that batch's own losses"
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class GradientBalancer(Balancer):
+    """A gradient-level balancer whose direction is a combination sum_t a_t g_t of the
+    task gradients g_t (rows of ``grads``) with coefficients a (T,) that depend only
+    on their Gram matrix g_i . g_j and the losses: :meth:`coefficients` computes a
+    on the host in float64 (T is small), the direction is one (T,) x (T, P) product."""
+
+    gradient_level = True
+
+    def coefficients(self, gram: np.ndarray, losses: np.ndarray) -> np.ndarray:
+        """a (T,) from the Gram matrix (T, T) and the per-task mean losses (T,)."""
+        raise NotImplementedError
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        gram = (grads @ grads.t()).double().cpu().numpy()
+        a = self.coefficients(gram, losses.double().cpu().numpy())
+        a = torch.as_tensor(a, dtype=grads.dtype).to(grads.device)
+        self.record(a * self.weights)
+        return a @ grads
+
+
+class SmallAdam:
+    """Adam (Kingma & Ba, ICLR 2015; torch's defaults) on one small tensor, stepped
+    with a gradient given in closed form: a handful of element-wise ops on the
+    tensor's device, no autograd and no host sync."""
+
+    def __init__(
+        self,
+        param: torch.Tensor,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.steps = 0
+
+    def step(self, grad: torch.Tensor) -> None:
+        """param <- param - lr m_hat / (sqrt(v_hat) + eps), in place."""
+        beta1, beta2 = self.betas
+        self.steps += 1
+        self.exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.steps)).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denominator, value=-self.lr / (1 - beta1**self.steps))
