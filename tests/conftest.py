@@ -52,6 +52,15 @@ HEAD_TASKS = [
 ]
 
 
+#: a funnel on make_table's labels: b observed after a (its label is a AND b's)
+FUNNEL_TASKS = (Task("a"), Task("b", after="a"))
+
+
+def funnel_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """make_table with b replaced by a AND b: a valid funnel label (b = 1 only where a = 1)."""
+    return frame.assign(b=frame["a"] * frame["b"])
+
+
 FEATURES = [
     SparseFeature("cat", embedding_dim=4),
     SparseFeature("color", embedding_dim=4),

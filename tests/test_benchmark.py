@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import mtlrec
-from mtlrec.experiments import benchmark
+from mtlrec.experiments import benchmark, plots
 from mtlrec.experiments.benchmark import (
     REFERENCE_CONFIGS,
     BenchmarkData,
@@ -18,17 +18,19 @@ from mtlrec.experiments.benchmark import (
     summarize,
     write_outputs,
 )
-from mtlrec.experiments.plots import plot_benchmark, plot_gates
+from mtlrec.experiments.plots import plot_benchmark, plot_gates, plot_training_curves
 
 BINARY_KEYS = {
     "model",
     "seed",
+    "balancer",
     "task",
     "auc",
     "logloss",
     "fit_seconds",
     "train_samples_per_second",
     "parameters",
+    "loss_curve",
 }
 REGRESSION_KEYS = BINARY_KEYS - {"auc", "logloss"} | {"mae", "rmse"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -135,6 +137,7 @@ def test_one_record_per_model_seed_task_with_documented_keys(records):
         assert r["fit_seconds"] > 0
         assert r["train_samples_per_second"] == pytest.approx(300 * 1 / r["fit_seconds"])
         assert isinstance(r["parameters"], int) and r["parameters"] > 0
+        assert len(r["loss_curve"]) == 1 and r["loss_curve"][0] > 0  # one epoch
     json.dumps(records)  # plain JSON types only
 
 
@@ -198,6 +201,10 @@ def test_validation_split_stops_early_on_the_first_task(monkeypatch):
     assert 1 <= run["best_epoch"] <= run["epochs_run"] <= 8
     # either it ran out of epochs or it stopped exactly `patience` epochs after the best
     assert run["epochs_run"] == 8 or run["epochs_run"] - run["best_epoch"] == 1
+    # per-epoch curves of the run: the best epoch has the best validation AUC
+    assert run["validation_metric"] == "auc"
+    assert len(run["loss_curve"]) == len(run["validation_curve"]) == run["epochs_run"]
+    assert max(run["validation_curve"]) == run["validation_curve"][run["best_epoch"] - 1]
     assert run["train_samples_per_second"] == pytest.approx(
         300 * run["epochs_run"] / run["fit_seconds"]
     )
@@ -266,7 +273,9 @@ def test_write_outputs(tmp_path, records):
     paths = write_outputs(
         records, tmp_path / "out", command="mtlrec benchmark tiny", settings={"epochs": 1}
     )
-    assert set(paths) == {"json", "md", "png"}
+    assert set(paths) == {"json", "md", "png", "curves"}
+    assert paths["curves"] == tmp_path / "out" / "training.png"
+    assert paths["curves"].read_bytes()[:8] == PNG_MAGIC
     assert json.loads(paths["json"].read_text()) == records
     md = paths["md"].read_text()
     assert format_table(records) in md
@@ -283,6 +292,27 @@ def test_write_outputs_without_auc_skips_chart(tmp_path):
 def test_plot_benchmark_needs_auc(tmp_path):
     with pytest.raises(ValueError, match="AUC"):
         plot_benchmark(fake_records(1, tasks=(("spend", "mae"),)), tmp_path / "x.png")
+
+
+def test_plot_training_curves_from_records_and_histories(tmp_path):
+    runs = fake_records(2)
+    for r in runs:  # seed 1 stopped an epoch early
+        r["loss_curve"] = [0.6, 0.5, 0.45][: 3 - r["seed"]]
+        r["validation_metric"], r["validation_curve"] = "auc", [0.7, 0.75, 0.74][: 3 - r["seed"]]
+    path = plot_training_curves(runs, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    history = [
+        {"epoch": e, "loss": 1.0 / e, "validation": {"click": {"auc": 0.7 + 0.01 * e}}}
+        for e in (1, 2, 3)
+    ]
+    path = plot_training_curves({"mmoe": history, "ple": history[:2]}, tmp_path / "h.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ValueError, match="per-epoch training loss"):
+        plot_training_curves(fake_records(1), tmp_path / "none.png")
+
+
+def test_mean_curve_averages_the_seeds_that_ran_each_epoch():
+    assert plots._mean_curve([[1.0, 2.0, 3.0], [3.0, 4.0]]).tolist() == [2.0, 3.0, 3.0]
 
 
 def test_plot_gates_from_a_fitted_model(tmp_path):

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 import mtlrec
-from conftest import FEATURES, TASKS, make_table
-from mtlrec import BundleError
+from conftest import FEATURES, FUNNEL_TASKS, TASKS, funnel_table, make_table
+from mtlrec import BundleError, Task
 
 
 @pytest.mark.parametrize("arch", mtlrec.list_models())
 def test_loaded_bundle_predicts_exactly_what_was_saved(arch, table, tmp_path):
-    model = mtlrec.create_model(arch, FEATURES, TASKS, batch_norm=True)
-    model.fit(table.head(500), epochs=1, verbose=0)
+    tasks = FUNNEL_TASKS if arch == "esmm" else TASKS
+    model = mtlrec.create_model(arch, FEATURES, tasks, batch_norm=True)
+    model.fit(funnel_table(table.head(500)), epochs=1, verbose=0)
     rows = make_table(200, seed=9)
     rows.loc[0, "color"] = "purple"  # unseen category: maps to the unknown id, no error
     before = model.predict(rows)
@@ -88,3 +89,24 @@ def test_weights_that_do_not_fit_are_refused(saved):
 def test_not_a_folder(tmp_path):
     with pytest.raises(BundleError, match="not a folder"):
         mtlrec.load(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [Task("a"), Task("b", after="a", funnel="direct", penalty=0.5, joint="ab")],
+        [Task("a", pos_weight=2.0), Task("b", after="a", ipw=0.3)],
+    ],
+    ids=["direct", "ipw"],
+)
+def test_funnel_tasks_round_trip_through_a_bundle(tasks, table, tmp_path):
+    model = mtlrec.MMoE(FEATURES, tasks, num_experts=2).fit(
+        funnel_table(table.head(300)), epochs=1, verbose=0
+    )
+    model.save(tmp_path / "m")
+    loaded = mtlrec.load(tmp_path / "m")
+    assert loaded.tasks == model.tasks
+    before, after = model.predict(table.head(50)), loaded.predict(table.head(50))
+    assert set(after) == {"a", "b", tasks[1].joint_name}
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])

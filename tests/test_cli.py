@@ -340,6 +340,7 @@ def test_benchmark_command(tmp_path, capsys, monkeypatch):
     assert len(records) == 2 * 2 * 2
     assert "--seeds 2" in (tmp_path / "out" / "results.md").read_text()
     assert (tmp_path / "out" / "results.png").is_file()
+    assert (tmp_path / "out" / "training.png").is_file()  # the training curves
     code, _, err = run(capsys, *argv)
     assert code == 2 and "--overwrite" in err
 

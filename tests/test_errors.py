@@ -46,10 +46,9 @@ def test_binary_label_outside_zero_one(table):
         fit(bad)
 
 
-def test_nan_labels(table):
-    bad = table.assign(b=table["b"].astype(float))
-    bad.loc[3, "b"] = np.nan
-    with pytest.raises(DataError, match="'b' are missing"):
+def test_a_task_without_any_label_is_an_error(table):
+    bad = table.assign(b=np.nan)
+    with pytest.raises(DataError, match="'b' holds no label at all"):
         fit(bad)
 
 

@@ -12,7 +12,16 @@ import pytest
 import torch
 
 import mtlrec
-from conftest import FEATURES, HEAD_TASKS, TASKS, make_heads_table, make_table
+from conftest import (
+    FEATURES,
+    FUNNEL_TASKS,
+    HEAD_TASKS,
+    TASKS,
+    funnel_table,
+    make_heads_table,
+    make_table,
+)
+from mtlrec import Task
 from mtlrec.layers import Declined, Tape, Traced
 from mtlrec.layers.folding import FoldedInput
 from mtlrec.models import MultiTaskNetwork, list_models
@@ -43,15 +52,18 @@ SMALL = {
 TABLE = make_heads_table(1200)
 
 
-def setup(arch: str, params: dict, tasks=None, rows: int = 256):
-    """(model with a fitted preprocessor, a batch, the objective)."""
-    tasks = tasks or (TASKS if arch == "esmm" else HEAD_TASKS)
-    table = TABLE.assign(b=TABLE["a"] * TABLE["b"])  # ESMM: b = click and convert
+def setup(arch: str, params: dict, tasks=None, rows: int = 256, table=None):
+    """(model with a fitted preprocessor, a batch with the labels training reads, the
+    objective)."""
+    tasks = tasks or (FUNNEL_TASKS if arch == "esmm" else HEAD_TASKS)
+    table = funnel_table(TABLE) if table is None else table  # b after a: b = 1 only where a = 1
     model = mtlrec.create_model(arch, FEATURES, tasks, **{**SMALL.get(arch, {}), **params})
     model.preprocessor.fit(table)
-    batch = model.preprocessor.transform(table.head(rows))
     c = model.config
-    objective = Objective(tasks, model.preprocessor.heads, l2_terms(c.l2_embedding, c.l2_dense))
+    objective = Objective(
+        model.tasks, model.preprocessor.heads, l2_terms(c.l2_embedding, c.l2_dense)
+    )
+    batch = objective.training_labels(model.preprocessor.transform(table.head(rows)))
     return model, batch, objective
 
 
@@ -91,6 +103,31 @@ def test_fast_gradients_equal_autograd_or_the_step_declines(arch, params, declin
     assert fast[0].path == "fast", fast[0].reason
     assert_same(fast, slow)
     assert any(g.abs().sum() > 0 for g in fast[3].values())
+
+
+FUNNELS = [
+    {"funnel": "conditional"},
+    {"funnel": "entire_space"},
+    {"funnel": "direct", "penalty": 2.0},
+    {"funnel": "conditional", "ipw": 0.5},
+    {"funnel": "entire_space", "ipw": 1.0, "pos_weight": 3.0},
+]
+
+
+@pytest.mark.parametrize("options", FUNNELS, ids=str)
+@pytest.mark.parametrize("arch", [a for a in list_models() if a != "esmm"])
+def test_funnel_steps_have_fast_gradients_equal_autograd(arch, options):
+    """Every funnel mode and term on every architecture, with a partly missing label."""
+    tasks = [Task("a"), Task("b", after="a", **options), Task("price", type="regression")]
+    table = TABLE.assign(b=TABLE["b"].where(TABLE["a"] == 1))  # no b label where a = 0
+    table.loc[::7, "price"] = None  # and some regression labels missing
+    model, batch, objective = setup(arch, {}, tasks=tasks, rows=300, table=table)
+    assert batch.mask is not None and not batch.mask[:, 2].all()
+    network = model.build()
+    slow = gradients(network, objective, batch, 128, fast=False)
+    fast = gradients(network, objective, batch, 128, fast=True)
+    assert fast[0].path == "fast", fast[0].reason
+    assert_same(fast, slow)
 
 
 WIDE = {

@@ -114,8 +114,13 @@ def test_multiclass_label_errors():
     model = mtlrec.SharedBottom(FEATURES, [Task("size", type="multiclass")])
     with pytest.raises(DataError, match="only the class"):
         model.fit(TABLE.assign(size="small"), epochs=1, verbose=0)
-    with pytest.raises(DataError, match=r"'size': 1 labels in column 'size' are missing"):
-        model.fit(TABLE.assign(size=TABLE["size"].where(TABLE.index != 5)), epochs=1, verbose=0)
+    with pytest.raises(DataError, match=r"'size' holds no label at all"):
+        model.fit(TABLE.assign(size=None), epochs=1, verbose=0)
+    partial = model.preprocessor.fit(TABLE.assign(size=TABLE["size"].where(TABLE.index != 5)))
+    batch = partial.transform(
+        TABLE.head(8).assign(size=TABLE["size"].head(8).where(lambda s: s.index != 5))
+    )
+    assert batch.mask[:, 0].tolist() == [True] * 5 + [False] + [True] * 2  # missing: masked
     model.fit(TABLE.head(500), epochs=1, verbose=0)
     with pytest.raises(DataError, match=r"classes not seen in training: \['huge'\]"):
         model.evaluate(TEST.assign(size=np.where(TEST["x"] > 2, "huge", TEST["size"])))

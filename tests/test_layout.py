@@ -30,6 +30,7 @@ PUBLIC = {
     "__version__",
     "available_cpus",
     "create_model",
+    "list_balancers",
     "list_heads",
     "list_models",
     "load",

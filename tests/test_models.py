@@ -18,7 +18,12 @@ TASKS = (Task("a"), Task("b"))
 WIDTH = 4 + 4 + 8 + 3  # embedding widths + dense columns
 
 
-def build(name: str, tasks=TASKS, seed: int = 0, **params):
+#: ESMM's roles are named: b follows a
+FUNNEL = (Task("a"), Task("b", after="a"))
+
+
+def build(name: str, tasks=None, seed: int = 0, **params):
+    tasks = tasks or (FUNNEL if name == "esmm" else TASKS)
     torch.manual_seed(seed)
     return network_class(name)(SPEC, tasks, make_config(name, params, len(tasks)))
 
@@ -270,12 +275,17 @@ def test_omoe_has_one_gate_and_mmoe_one_per_task():
     assert set(build("mmoe")(inputs()).gates) == {"a", "b"}
 
 
-def test_esmm_ctcvr_is_ctr_times_cvr_and_towers_have_own_biases():
-    net = build("esmm")
+@pytest.mark.parametrize(
+    ("tasks", "params", "names"),
+    [(FUNNEL, {}, ("a", "b", "a_b")), (TASKS, {"positional_roles": True}, ("a", "cvr", "b"))],
+)
+def test_esmm_ctcvr_is_ctr_times_cvr_and_towers_have_own_biases(tasks, params, names):
+    net = build("esmm", tasks, **params)
     with torch.no_grad():
         net.towers.outs[0].bias.copy_(torch.tensor([[[0.3]], [[-1.2]]]))
     out = net(inputs(8)).named()
-    ctr, cvr, ctcvr = (torch.sigmoid(out[k]) for k in ("a", "cvr", "b"))
+    assert set(out) == set(names)
+    ctr, cvr, ctcvr = (torch.sigmoid(out[k]) for k in names)
     torch.testing.assert_close(ctcvr, ctr * cvr)
     biases = net.towers.outs[0].bias.detach().flatten()
     assert biases.shape == (2,) and biases[0] != biases[1]

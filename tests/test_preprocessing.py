@@ -259,8 +259,11 @@ def test_dense_column_infinite_or_all_missing() -> None:
 
 
 def test_bad_labels() -> None:
-    with pytest.raises(DataError, match=r"task 'y'.*1 labels.*missing.*rows \[2\]"):
-        Preprocessor(FEATURES, TASKS).fit(train_frame().assign(y=[0, 1, None, 0, 1]))
+    missing = Preprocessor(FEATURES, TASKS).fit(train_frame().assign(y=[0, 1, None, 0, 1]))
+    batch = missing.transform(train_frame().assign(y=[0, 1, None, 0, np.nan]))
+    assert batch.mask[:, 0].tolist() == [True, True, False, True, False]
+    assert batch.labels[:, 0].tolist() == [0, 1, 0, 0, 0]  # a valid value under the mask
+    assert missing.transform(train_frame()).mask is None  # every label there: no mask
     with pytest.raises(DataError, match=r"task 'y' \(binary\).*outside \{0, 1\}.*\[-1, 2\].*0/1"):
         Preprocessor(FEATURES, TASKS).fit(train_frame().assign(y=[0, 2, 1, -1, 2]))
     with pytest.raises(DataError, match=r"'y' \(label of task 'y'\) is not numeric"):

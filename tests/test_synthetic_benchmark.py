@@ -93,6 +93,9 @@ def test_table_mentions_every_model_and_correlation(records: list[dict]) -> None
     assert "seeds" in table
     assert len(table.splitlines()) == 2 + len(MODELS)
     assert "p = 1" in format_synthetic_table(records, "train_loss")
+    # each column header names its metric
+    assert "| test MSE, p = 1 |" in table
+    assert "| final train MSE, p = 1 |" in format_synthetic_table(records, "train_loss")
 
 
 def test_summary_spreads_over_seeds(records: list[dict]) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mtlrec
-from conftest import FEATURES, TASKS, make_table
+from conftest import FEATURES, FUNNEL_TASKS, TASKS, funnel_table, make_table
 from mtlrec import ConfigError, EarlyStopping, MMoE, NotFittedError, Task
 from mtlrec.data import ColumnBatch
 from mtlrec.objective import Objective, l2_terms
@@ -19,7 +19,8 @@ def small(arch: str = "mmoe", **kw):
         "mmoe": dict(num_experts=3, expert_units=[16], gate_units=[], tower_units=[8]),
         "esmm": dict(tower_units=[16]),
     }.get(arch, {})
-    return mtlrec.create_model(arch, FEATURES, TASKS, **{**params, **kw})
+    tasks = FUNNEL_TASKS if arch == "esmm" else TASKS
+    return mtlrec.create_model(arch, FEATURES, tasks, **{**params, **kw})
 
 
 def test_training_lowers_the_loss_and_lifts_auc_well_above_chance(table):
@@ -33,17 +34,12 @@ def test_training_lowers_the_loss_and_lifts_auc_well_above_chance(table):
     assert set(metrics["a"]) == {"auc", "logloss"}
 
 
-def funnel(frame):
-    """ESMM's tasks: a is the click, b the click-and-convert (a AND b)."""
-    return frame.assign(b=frame["a"] * frame["b"])
-
-
 @pytest.mark.parametrize("arch", mtlrec.list_models())
 def test_every_architecture_learns_every_task(arch, table):
-    model = mtlrec.create_model(arch, FEATURES, TASKS)
+    model = mtlrec.create_model(arch, FEATURES, FUNNEL_TASKS if arch == "esmm" else TASKS)
     train, test = table, make_table(1000, seed=2)
-    if arch == "esmm":  # its second task is the product of the first and a conversion
-        train, test = funnel(train), funnel(test)
+    if arch == "esmm":  # its second task is a conversion after the first
+        train, test = funnel_table(train), funnel_table(test)
     model.fit(train, epochs=3, batch_size=128, lr=3e-3, verbose=0)
     metrics = model.evaluate(test)
     # both tasks well above chance (a and b alone reach about 0.8 on this table)
@@ -131,11 +127,21 @@ def test_predict_before_fit_is_a_clear_error(table):
 
 
 def test_esmm_predicts_ctr_cvr_and_ctcvr_product(table):
-    model = small("esmm").fit(table, epochs=1, verbose=0)
+    model = small("esmm").fit(funnel_table(table), epochs=1, verbose=0)
+    assert model.tasks[1].funnel == "entire_space"  # ESMM's form, whatever was declared
+    out = model.predict(table.head(20))
+    assert set(out) == {"a", "b", "a_b"}
+    np.testing.assert_allclose(out["a_b"], out["a"] * out["b"], rtol=1e-5)
+    assert set(model.evaluate(funnel_table(table))) == {"a", "b", "a_b"}
+
+
+def test_esmm_positional_roles_keep_the_0_1_outputs(table):
+    model = mtlrec.ESMM(FEATURES, TASKS, tower_units=[16], positional_roles=True)
+    model.fit(funnel_table(table), epochs=1, verbose=0)
     out = model.predict(table.head(20))
     assert set(out) == {"a", "b", "cvr"}
     np.testing.assert_allclose(out["b"], out["a"] * out["cvr"], rtol=1e-5)
-    assert "cvr" in model.evaluate(table)
+    assert "cvr" in model.evaluate(funnel_table(table))
 
 
 def test_gate_weights_from_raw_rows(table):

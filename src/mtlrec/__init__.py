@@ -9,6 +9,7 @@ Keras-like ``fit`` / ``evaluate`` / ``predict`` workflow. The named model classe
 from __future__ import annotations
 
 from ._version import __version__
+from .balancers import list_balancers
 from .data import Batch, ColumnBatch
 from .estimator import MultiTaskModel, create_model, load_model, model_classes
 from .exceptions import (
@@ -50,6 +51,7 @@ __all__ = [
     "__version__",
     "available_cpus",
     "create_model",
+    "list_balancers",
     "list_heads",
     "list_models",
     "load",

@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import runtime
+from . import inspection, runtime
+from .balancers import list_balancers
 from .bundle import existing_bundle
 from .estimator import MultiTaskModel, load_model, model_class
 from .exceptions import ConfigError, DataError, MtlrecError
@@ -33,6 +34,7 @@ from .experiments.benchmark import (
     run_benchmark,
     write_outputs,
 )
+from .experiments.funnel import FUNNEL_DEFAULTS, FUNNEL_MODELS
 from .experiments.synthetic import SYNTHETIC_CORRELATIONS, SYNTHETIC_DEFAULTS
 from .features import DenseFeature, Feature, SparseFeature
 from .heads import list_heads
@@ -276,7 +278,8 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     """One line per task: ``task  metric value  metric value``."""
     width = max(len(task) for task in metrics)
     return "\n".join(
-        f"  {task:<{width}}  " + "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+        f"  {task:<{width}}  "
+        + "  ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in values.items())
         for task, values in metrics.items()
     )
 
@@ -312,6 +315,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         features, tasks = config.features, config.tasks
 
     fit_options = dict(config.training)
+    if args.epochs is not None:
+        fit_options["epochs"] = args.epochs
     seed = fit_options.pop("seed", 0)
     device = fit_options.pop("device", "cpu")
     model = MultiTaskModel(
@@ -349,7 +354,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"predictions with; add them to the file, or write predictions without labels "
             f"with: mtlrec predict --model {args.model} --data {args.data} --output FILE"
         )
-    metrics = model.evaluate(table, batch_size=args.batch_size, threads=args.threads)
+    options = {} if args.group is None else {"group": args.group}
+    if args.group is not None and args.group not in table.columns:
+        raise DataError(
+            f"--group {args.group}: {args.data} has no such column; its columns are "
+            f"{list(table.columns)}"
+        )
+    metrics = model.evaluate(table, batch_size=args.batch_size, threads=args.threads, **options)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     return 0
 
@@ -359,13 +370,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _table_format(output)  # fail before any work on a bad suffix
     if output.exists() and not args.overwrite:
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
+    keep = list(dict.fromkeys(args.keep or []))
     model = load_model(args.model)
-    predicted = model.predict(
-        read_table(args.data), batch_size=args.batch_size, threads=args.threads
+    table = read_table(args.data)
+    missing = [c for c in keep if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"--keep {' '.join(missing)}: {args.data} has no such column(s); its columns are "
+            f"{list(table.columns)}"
+        )
+    predicted = _prediction_columns(
+        model, model.predict(table, batch_size=args.batch_size, threads=args.threads)
     )
-    predictions = pd.DataFrame(_prediction_columns(model, predicted))
+    clash = [c for c in keep if c in predicted]
+    if clash:
+        raise ConfigError(
+            f"--keep {' '.join(clash)}: the predictions have a column of that name too; "
+            "keep other columns or rename them in the input"
+        )
+    predictions = pd.DataFrame(
+        {**{c: table[c].to_numpy() for c in keep}, **predicted}, index=range(len(table))
+    )
     write_table(predictions, output, overwrite=args.overwrite)
     print(f"wrote {len(predictions):,} rows ({', '.join(predictions.columns)}) to {output}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .experiments.plots import plot_gates
+
+    output = Path(args.output) if args.output else Path(args.bundle) / "gates.png"
+    if output.suffix.lower() != ".png":
+        raise ConfigError(f"--output {output}: the heatmap is a PNG; give a path ending in .png")
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} already exists; pass --overwrite or another --output")
+    model = load_model(args.bundle)
+    weights = model.gate_weights(
+        read_table(args.data), batch_size=args.batch_size, threads=args.threads
+    )
+    if not weights:
+        raise ConfigError(
+            f"{args.bundle}: a {model.architecture} model has no gates to inspect; "
+            "mixture-of-experts architectures (OMoE, MMoE, CGC, PLE) have them"
+        )
+    summary = inspection.gate_summary(weights)
+    rows = len(next(iter(weights.values())))
+    print(f"mean gate weight per expert ({model.architecture}, {rows:,} rows):")
+    print(summary.to_string(float_format="{:.3f}".format, na_rep="-"))
+    print()
+    print("\n".join(inspection.utilisation_lines(inspection.expert_utilisation(weights))))
+    plot_gates(summary, output)
+    print(f"\nwrote {output}")
     return 0
 
 
@@ -392,6 +447,12 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
     if args.dataset == "synthetic":
         return _synthetic_benchmark(args, argv, out)
+    if args.dataset in ("funnel", "hillstrom"):
+        if args.balancer is not None:
+            raise ConfigError("--balancer is an option of the reference and synthetic benchmarks")
+        return _funnel_benchmark(args, argv, out)
+    if args.quick:
+        raise ConfigError("--quick is an option of the funnel and hillstrom benchmarks only")
     if args.correlations is not None or args.rows is not None:
         raise ConfigError("--correlations and --rows are options of the synthetic benchmark only")
     options: dict[str, Any] = {}
@@ -416,6 +477,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         verbose=0 if args.quiet else 1,
         patience=args.patience,
         threads=args.threads,
+        balancer=args.balancer or "equal",
     )
     print(format_table(records))
     if out is not None:
@@ -429,6 +491,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"(patience {args.patience}, best epoch kept)",
             "batch_size": batch_size,
             "optimizer": f"adam, lr {lr:g}",
+            "balancer": args.balancer or "equal",
         }
         if args.max_rows:
             settings["max_rows"] = args.max_rows
@@ -458,6 +521,7 @@ def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Pat
         "epochs": args.epochs or SYNTHETIC_DEFAULTS["epochs"],
         "batch_size": args.batch_size or SYNTHETIC_DEFAULTS["batch_size"],
         "lr": args.lr or SYNTHETIC_DEFAULTS["lr"],
+        "balancer": args.balancer or "equal",
     }
     records = run_synthetic_benchmark(
         correlations=args.correlations or SYNTHETIC_CORRELATIONS,
@@ -470,6 +534,82 @@ def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Pat
     print(format_synthetic_table(records))
     if out is not None:
         paths = write_synthetic_outputs(records, out, command=" ".join(["mtlrec", *argv]))
+        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def _funnel_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Path | None) -> int:
+    """``mtlrec benchmark funnel`` (simulated funnels with ground truth) and ``hillstrom``
+    (the MineThatData visit -> conversion funnel): CVR models, naive to entire-space."""
+    from .experiments.funnel import (
+        FUNNEL_QUICK,
+        HILLSTROM_DEFAULTS,
+        format_funnel_table,
+        run_funnel_benchmark,
+        run_hillstrom_benchmark,
+        write_funnel_outputs,
+    )
+
+    name = args.dataset
+    if args.group is not None or args.download or args.correlations is not None:
+        raise ConfigError(f"--group, --download and --correlations do not apply to {name}")
+    models = args.models or list(FUNNEL_MODELS)
+    unknown = [m for m in models if m not in FUNNEL_MODELS]
+    if unknown:
+        raise ConfigError(f"{name} runs {list(FUNNEL_MODELS)}, not {unknown}")
+    defaults = FUNNEL_DEFAULTS if name == "funnel" else HILLSTROM_DEFAULTS
+    quick = FUNNEL_QUICK if args.quick else {}
+    fit = {
+        "epochs": args.epochs or quick.get("epochs", defaults["epochs"]),
+        "batch_size": args.batch_size or defaults["batch_size"],
+        "lr": args.lr or defaults["lr"],
+    }
+    common = {"models": models, "seeds": args.seeds, "verbose": 0 if args.quiet else 1}
+    if name == "funnel":
+        if args.data is not None or args.max_rows is not None:
+            raise ConfigError("--data and --max-rows do not apply to funnel (use --rows)")
+        rows = {
+            "n_train": args.rows or quick.get("n_train", defaults["n_train"]),
+            "n_test": quick.get("n_test", defaults["n_test"]),
+        }
+        records = run_funnel_benchmark(**common, **rows, **fit, threads=args.threads)
+        title = "mtlrec funnel benchmark (simulated click -> conversion, ground truth)"
+        settings = {"data": "mtlrec.datasets.synthetic_funnel defaults", **rows}
+    else:
+        if args.data is None:
+            raise ConfigError(
+                "hillstrom needs --data: the hillstrom.csv(.gz) file or the folder holding it"
+            )
+        if args.rows is not None:
+            raise ConfigError("--rows does not apply to hillstrom (use --max-rows)")
+        max_rows = args.max_rows or quick.get("n_train")
+        records = run_hillstrom_benchmark(
+            args.data, **common, **fit, max_rows=max_rows, threads=args.threads
+        )
+        title = "mtlrec Hillstrom benchmark (e-mail visit -> conversion)"
+        settings = {
+            "data": f"{args.data}, shuffled with each run's seed, "
+            f"{1 - defaults['test']:.0%} train / {defaults['test']:.0%} test"
+        }
+        if max_rows:
+            settings["max_rows"] = max_rows
+    print(format_funnel_table(records))
+    if out is not None:
+        settings = {**settings, "seeds": args.seeds, **fit, "optimizer": "adam"}
+        notes = []
+        if name == "hillstrom":
+            notes = [
+                "Hillstrom's funnel: `click` is the site visit, `conversion` a purchase "
+                "after it. Few test conversions: differences within the std are noise."
+            ]
+        paths = write_funnel_outputs(
+            records,
+            out,
+            title,
+            command=" ".join(["mtlrec", *argv]),
+            settings=settings,
+            notes=notes,
+        )
         print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
 
@@ -591,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtlrec",
         description="Multi-task recommender models (Shared-Bottom, OMoE, MMoE, CGC, PLE, "
-        "ESMM): train from a YAML config, evaluate, predict and benchmark.",
+        "ESMM): train from a YAML config, evaluate, predict, inspect the gates and benchmark.",
         epilog="examples:\n"
         "  mtlrec datasets export adult --output data/adult\n"
         "  mtlrec train --config data/adult/config.yaml\n"
@@ -630,6 +770,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a model already saved in the output folder",
     )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        metavar="E",
+        help="training epochs (overrides the config's training.epochs)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
     _add_threads(p)
 
@@ -640,6 +786,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_inference_args(p, "feature and label column")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--group",
+        metavar="COLUMN",
+        help="also report each binary task's group AUC (gauc) over this column, e.g. a "
+        "user id: the AUC within each group averaged with the groups' row counts, over the "
+        "groups holding both classes (gauc_groups used, gauc_skipped one-class groups)",
+    )
 
     p = sub.add_parser(
         "predict",
@@ -655,6 +808,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="predictions file; CSV or Parquet by its suffix",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument(
+        "--keep",
+        action="append",
+        metavar="COLUMN",
+        help="copy this input column (an id, say) into the output, before the predictions; "
+        "repeat for several, in order",
+    )
+
+    p = sub.add_parser(
+        "inspect",
+        help="show how a saved model's gates use their experts",
+        description="Print the mean gate weight per gate and expert of a saved "
+        "mixture-of-experts model (OMoE, MMoE, CGC, PLE) on a data file, each gate's "
+        "normalised entropy and top expert, warnings about collapsed gates and unused "
+        "experts, and write the table as a heatmap PNG.",
+    )
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle folder from 'train'")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every feature column",
+    )
+    p.add_argument(
+        "--output",
+        metavar="PNG",
+        help="heatmap file (default: BUNDLE/gates.png)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing heatmap file")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rows per inference batch (default: sized so activations stay in CPU cache)",
+    )
+    _add_threads(p)
 
     p = sub.add_parser(
         "benchmark",
@@ -663,13 +853,17 @@ def build_parser() -> argparse.ArgumentParser:
         "for each seed on the train split (with early stopping where the dataset has a "
         "validation split, as census-kdd does), test it on the test split and print a "
         "Markdown table. 'synthetic' instead trains Shared-Bottom, OMoE and MMoE on the "
-        "MMoE paper's two regression tasks for each --correlations value.",
+        "MMoE paper's two regression tasks for each --correlations value. 'funnel' and "
+        "'hillstrom' train click -> conversion models (experiments.funnel.FUNNEL_MODELS: "
+        "a naive CVR model on clicked rows, ESMM, MMoE and PLE with each funnel loss) on "
+        "simulated impressions with ground truth, or on the MineThatData e-mail data.",
     )
     p.add_argument(
         "dataset",
-        choices=[*sorted(DATASETS), "synthetic"],
+        choices=[*sorted(DATASETS), "synthetic", "funnel", "hillstrom"],
         help="benchmark dataset; 'synthetic' runs the MMoE paper's task-correlation "
-        "experiment (Shared-Bottom, OMoE, MMoE on two regression tasks)",
+        "experiment (Shared-Bottom, OMoE, MMoE on two regression tasks); 'funnel' and "
+        "'hillstrom' the click -> conversion models",
     )
     p.add_argument(
         "--seeds",
@@ -681,9 +875,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models",
         nargs="+",
-        choices=list(REFERENCE_CONFIGS),
+        choices=list(dict.fromkeys([*REFERENCE_CONFIGS, *FUNNEL_MODELS])),
         metavar="MODEL",
-        help=f"models to run (default: all of {', '.join(REFERENCE_CONFIGS)})",
+        help=f"models to run (default: all of {', '.join(REFERENCE_CONFIGS)}; funnel and "
+        f"hillstrom: all of {', '.join(FUNNEL_MODELS)})",
     )
     p.add_argument(
         "--epochs",
@@ -691,7 +886,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E",
         help="training epochs; the most epochs where early stopping applies (default: "
         + ", ".join(f"{k} {v}" for k, v in BENCHMARK_EPOCHS.items())
-        + f", synthetic {SYNTHETIC_DEFAULTS['epochs']})",
+        + f", synthetic {SYNTHETIC_DEFAULTS['epochs']}, funnel and hillstrom "
+        f"{FUNNEL_DEFAULTS['epochs']})",
     )
     p.add_argument(
         "--batch-size",
@@ -703,7 +899,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr",
         type=float,
         help=f"Adam learning rate (default: {REFERENCE_TRAINING['lr']:g}; synthetic: "
-        f"{SYNTHETIC_DEFAULTS['lr']:g}, chosen on validation rows)",
+        f"{SYNTHETIC_DEFAULTS['lr']:g}, chosen on validation rows; funnel and hillstrom: "
+        f"{FUNNEL_DEFAULTS['lr']:g})",
     )
     p.add_argument(
         "--correlations",
@@ -716,7 +913,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--rows",
         type=int,
         metavar="N",
-        help="synthetic: training rows per run (default: 100,000; 20,000 more for test)",
+        help="synthetic: training rows per run (default: 100,000; 20,000 more for test); "
+        f"funnel: training impressions (default: {FUNNEL_DEFAULTS['n_train']:,}; "
+        f"{FUNNEL_DEFAULTS['n_test']:,} more for test)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="funnel and hillstrom: a small check of the pipeline, not a result (funnel: "
+        "5,000 train and 5,000 test impressions; hillstrom: 5,000 rows of each split; "
+        "1 epoch)",
     )
     p.add_argument(
         "--patience",
@@ -737,7 +943,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         metavar="DIR",
         help="census-kdd: folder with census-income.data(.gz) and census-income.test(.gz) "
-        "(default: $MTLREC_DATA_DIR/census-kdd, else ~/.cache/mtlrec/census-kdd)",
+        "(default: $MTLREC_DATA_DIR/census-kdd, else ~/.cache/mtlrec/census-kdd); "
+        "hillstrom (required): the hillstrom.csv(.gz) file or the folder holding it",
     )
     p.add_argument(
         "--download",
@@ -751,10 +958,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="use only the first N rows of each split (quick checks)",
     )
     p.add_argument(
-        "--output", metavar="DIR", help="also write results.md, results.json and results.png there"
+        "--output",
+        metavar="DIR",
+        help="also write results.md, results.json and results.png there (adult, census-kdd: "
+        "also training.png, the training curves)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace results already written to --output"
+    )
+    p.add_argument(
+        "--balancer",
+        choices=list_balancers(),
+        metavar="NAME",
+        help="loss balancer of every fit, one of: "
+        + ", ".join(list_balancers())
+        + " (default: equal; not for funnel and hillstrom)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines on stderr")
     _add_threads(p)
@@ -803,6 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "predict": cmd_predict,
+        "inspect": cmd_inspect,
         "datasets": cmd_datasets,
         "models": cmd_models,
         "list-models": cmd_models,

@@ -8,6 +8,7 @@ registered architecture, named by its ``facade_name``.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,19 +19,23 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from . import runtime
+from . import inspection, runtime
 from ._validation import as_columns, column_names
+from .balancers import Balancer, make_balancer
 from .bundle import read_bundle, write_bundle
 from .data import Batch, iterate_batches
 from .exceptions import BundleError, ConfigError, DataError, NotFittedError
 from .features import Feature, check_features
 from .heads import HEADS
-from .layers import BankLinear
+from .layers import BankLinear, GateBank
+from .metrics import gauc
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
-from .objective import Objective, l2_terms
+from .objective import Objective, funnel, l2_terms
 from .preprocessing import Preprocessor
 from .tasks import Task, check_tasks
 from .training import EarlyStopping, build_optimizers, train
+
+logger = logging.getLogger(__name__)
 
 #: widest activation of a training micro-batch: twice an inference chunk's, since the
 #: backward pass's matmuls gain more from larger blocks than they lose to cache misses
@@ -84,16 +89,18 @@ class MultiTaskModel:
         architecture = architecture or self.architecture
         if architecture is None:
             raise ConfigError("architecture: give a registered name, e.g. 'mmoe'")
-        network_class(architecture)  # unknown names fail here, listing the valid ones
+        network = network_class(architecture)  # unknown names fail here, listing the valid ones
         self.features = check_features(features)
-        self.tasks = check_tasks(tasks, {f.name for f in self.features})
+        tasks = check_tasks(tasks, {f.name for f in self.features})
         self.architecture = architecture
-        self.config = make_config(architecture, params, len(self.tasks))
+        self.config = make_config(architecture, params, len(tasks))
+        self.tasks = network.prepare_tasks(tasks, self.config)
         self.preprocessor = Preprocessor(self.features, self.tasks, scaling=scaling)
         self.seed = seed
         self.device = torch.device(device)
         self.network_: MultiTaskNetwork | None = None
         self.history_: list[dict] = []
+        self.expert_utilisation_: dict[str, Any] | None = None
         self._compiled: Callable | None = None
 
     # ------------------------------------------------------------------ building
@@ -139,10 +146,12 @@ class MultiTaskModel:
         weight_decay: float = 0.0,
         early_stopping: str | EarlyStopping | None = None,
         patience: int = 2,
+        sample_weight: str | Any = None,
         seed: int | None = None,
         sparse_embeddings: bool | None = None,
         threads: int | None = None,
         fast: bool = True,
+        balancer: str | Balancer | None = None,
         verbose: int = 1,
     ) -> MultiTaskModel:
         """Fit the preprocessor on ``train_data``, build the network and train it.
@@ -160,6 +169,11 @@ class MultiTaskModel:
             early_stopping: ``"task"`` / ``"task/metric"`` or an :class:`EarlyStopping`;
                 needs validation data. Training stops after ``patience`` epochs without
                 improvement and keeps the best epoch's weights.
+            sample_weight: per-row weights of the training loss: a column of
+                ``train_data`` (not a feature) or an array of one non-negative number
+                per row. A task's loss is then sum_i w_i loss_i / sum_i w_i over its
+                labelled rows. A column name also weighs the validation metrics when
+                the validation table has that column.
             seed: overrides the constructor's seed for this fit.
             sparse_embeddings: update only the embedding rows a batch uses (SparseAdam for
                 Adam). Default: on when the tables hold >= 100,000 rows, so an epoch costs
@@ -169,10 +183,21 @@ class MultiTaskModel:
                 fewer threads are faster (docs/benchmarks.md).
             fast: train with the blocks' hand-derived rules where they apply (the same
                 gradients as autograd; ``history_[i]["step"]`` says which ran).
+            balancer: how the task losses are weighed against each other
+                (:mod:`mtlrec.balancers`): a registered name (``list_balancers()``:
+                ``"equal"``, the default, each task's ``Task.weight``; ``"uncertainty"``,
+                ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"mgda"``, ``"cagrad"``,
+                ``"famo"``) or a :class:`~mtlrec.balancers.Balancer` with its own
+                options. Equal, uncertainty and DWA keep the fast step; the others need
+                each task's gradient or the batch's losses and train with autograd.
+                ``history_[i]["task_weights"]`` holds what multiplied each task's loss.
             verbose: 0 silent, 1 progress bar and one line per epoch (on stderr).
 
         Returns:
-            self, with ``history_`` holding one record per epoch.
+            self, with ``history_`` holding one record per epoch and, for models with
+            gates, ``expert_utilisation_`` (:func:`mtlrec.inspection.expert_utilisation`
+            on the first 4096 training rows; collapsed gates and unused experts are
+            logged as warnings).
 
         Raises:
             TrainingDivergedError: the loss exploded; the best weights so far are kept.
@@ -182,6 +207,7 @@ class MultiTaskModel:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
             raise ConfigError(f"lr must be a positive number, got {lr!r}")
+        balancer = make_balancer(balancer)  # unknown names fail here, listing the valid ones
         train_data, validation = self._split_labels(train_data, y, validation)
         stopper = None
         if early_stopping is not None:
@@ -193,6 +219,7 @@ class MultiTaskModel:
             self.seed = seed
         with runtime.threads(threads):
             data = self.preprocessor.fit_transform(train_data, table="the training data")
+            data.weights = sample_weights(train_data, sample_weight, len(data), "the training data")
             data = data.to(self.device)
             val = None
             if validation is not None:
@@ -201,6 +228,12 @@ class MultiTaskModel:
                     table="the validation table",
                     label_fix="the validation table needs every task's label column",
                 )
+                if isinstance(sample_weight, str) and sample_weight in (
+                    column_names(validation) or ()
+                ):
+                    val.weights = sample_weights(
+                        validation, sample_weight, len(val), "the validation table"
+                    )
             network = self.build()
             opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
             objective = Objective(
@@ -228,12 +261,18 @@ class MultiTaskModel:
                         if self.config.batch_norm
                         else inference_rows(network, TRAINING_CACHE_BYTES),
                         fast=fast,
+                        balancer=balancer,
                     )
             except Exception as error:
                 self.history_ = getattr(error, "history", [])
                 raise
             finally:
                 runtime.release_freed_memory()
+            self.expert_utilisation_ = None  # the gates on the first training rows
+            if self._has_gates():
+                rows = data.take(slice(0, inspection.UTILISATION_ROWS))
+                weights = self._gate_weights(rows, None)
+                self.expert_utilisation_ = inspection.check_utilisation(weights, verbose)
         return self
 
     def _split_labels(self, train_data: Any, y: Any, validation: Any) -> tuple[Any, Any]:
@@ -413,14 +452,34 @@ class MultiTaskModel:
         return {n: self.preprocessor.heads[n].labels(probabilities[n]) for n in names}
 
     def evaluate(
-        self, data: Any, batch_size: int | None = None, threads: int | None = None
+        self,
+        data: Any,
+        batch_size: int | None = None,
+        threads: int | None = None,
+        *,
+        sample_weight: str | Any = None,
+        group: str | None = None,
     ) -> dict[str, dict[str, float]]:
-        """Per-task metrics on labelled rows (each task's head's metrics: AUC and log loss
-        for binary, MAE and RMSE for regression, ...), plus extra outputs judged on
-        their own rows (ESMM's CVR on clicked rows)."""
+        """Per-output metrics on the rows that carry its label (each head's metrics: AUC
+        and log loss for binary, MAE and RMSE for regression, ...). A funnel step
+        (``Task(..., after=...)``) is judged on the rows where the task it follows is 1,
+        its joint output over every row where the joint is known.
+
+        Args:
+            sample_weight: a column of ``data`` or an array (one weight per row): the
+                metrics are weighted means (AUC: the weighted share of ordered pairs).
+            group: a column of ``data`` (a user id, say): adds ``gauc`` to every
+                binary output, the AUC within each group averaged with the groups'
+                row counts (total weights) over the groups holding both classes, with
+                ``gauc_groups`` (groups used) and ``gauc_skipped`` (one-class groups).
+        """
         self.network  # noqa: B018 - raises NotFittedError before any work
         with runtime.threads(threads):
-            return self._metrics(self._as_batch(data, with_labels=True), batch_size)
+            batch = self._as_batch(data, with_labels=True)
+            if sample_weight is not None:
+                batch.weights = sample_weights(data, sample_weight, len(batch), "the data")
+            groups = None if group is None else _group_codes(data, group, len(batch))
+            return self._metrics(batch, batch_size, groups)
 
     def _as_batch(self, data: Any, with_labels: bool) -> Batch:
         """Raw rows through the fitted preprocessor; a Batch is taken as it is."""
@@ -437,16 +496,39 @@ class MultiTaskModel:
             else None,
         )
 
-    def _metrics(self, data: Batch, batch_size: int | None = None) -> dict[str, dict[str, float]]:
+    def _metrics(
+        self, data: Batch, batch_size: int | None = None, groups: np.ndarray | None = None
+    ) -> dict[str, dict[str, float]]:
         outputs = self._outputs(data, batch_size)
-        targets = {t.name: data.labels[:, i].cpu().numpy() for i, t in enumerate(self.tasks)}
+        network = self.network
+        labels = data.labels.cpu().numpy()
+        mask = np.ones(labels.shape, bool) if data.mask is None else data.mask.cpu().numpy()
+        weights = None if data.weights is None else data.weights.cpu().numpy()
+        if network.funnel_steps:
+            funnel.check_labels(data.labels, data.mask, network.funnel_steps, "the data")
+        judged = {t.name: (mask[:, i], labels[:, i]) for i, t in enumerate(self.tasks)}
+        for step in network.funnel_steps:
+            judged.update(funnel.evaluation_targets(labels, mask, step))
+        targets = {t.name: labels[:, i] for i, t in enumerate(self.tasks)}
+        judged.update(network.evaluation_targets(targets))
         heads = self._heads()
-        result = {
-            t.name: heads[t.name].evaluate(targets[t.name], outputs[t.name].numpy())
-            for t in self.tasks
-        }
-        for name, (rows, y) in self.network.evaluation_targets(targets).items():
-            result[name] = heads[name].evaluate(y, outputs[name].numpy()[rows])
+        result = {}
+        for name, (rows, y) in judged.items():
+            if not rows.any():
+                logger.warning("evaluate: no row carries a label of %r; it is left out", name)
+                continue
+            every = rows.all()
+            y, p = (y, outputs[name].numpy()) if every else (y[rows], outputs[name].numpy()[rows])
+            w = None if weights is None else (weights if every else weights[rows])
+            head = heads[name]
+            result[name] = head.evaluate(y, p) if w is None else head.evaluate(y, p, w)
+            if groups is not None and head.grouped_auc:
+                scores = gauc(y, p, groups if every else groups[rows], sample_weight=w)
+                result[name].update(
+                    gauc=scores.value,
+                    gauc_groups=scores.groups_used,
+                    gauc_skipped=scores.groups_skipped,
+                )
         return result
 
     @torch.inference_mode()
@@ -455,15 +537,36 @@ class MultiTaskModel:
     ) -> dict[str, np.ndarray]:
         """Gate weights for raw rows (or a Batch): {gate: array (N, experts)}; empty
         without gates."""
+        self.network  # noqa: B018 - raises NotFittedError before any work
+        with runtime.threads(threads):
+            return self._gate_weights(self._as_batch(data, with_labels=False), batch_size)
+
+    @torch.inference_mode()
+    def _gate_weights(self, batch: Batch, batch_size: int | None) -> dict[str, np.ndarray]:
         network = self.network
         network.eval()
         parts: dict[str, list[torch.Tensor]] = {}
-        with runtime.threads(threads):
-            batch = self._as_batch(data, with_labels=False)
-            for chunk in iterate_batches(batch, batch_size or inference_rows(network)):
-                for name, w in network(chunk.to(self.device)).gates.items():
-                    parts.setdefault(name, []).append(w.float().cpu())
+        for chunk in iterate_batches(batch, batch_size or inference_rows(network)):
+            for name, w in network(chunk.to(self.device)).gates.items():
+                parts.setdefault(name, []).append(w.float().cpu())
         return {name: torch.cat(ws).numpy() for name, ws in parts.items()}
+
+    def _has_gates(self) -> bool:
+        return any(isinstance(m, GateBank) for m in self.network.modules())
+
+    def gate_summary(
+        self, data: Any, batch_size: int | None = None, threads: int | None = None
+    ) -> pd.DataFrame:
+        """Mean gate weight per gate (rows) and expert (columns ``expert_0``, ...) on
+        ``data``, NaN where a gate does not reach an expert (PLE: each row's experts are
+        those of its level); see :func:`mtlrec.inspection.gate_summary`. ConfigError for
+        architectures without gates."""
+        if not self._has_gates():
+            raise ConfigError(
+                f"gate_summary: {type(self).__name__} ({self.architecture!r}) has no gates; "
+                "mixture-of-experts architectures (OMoE, MMoE, CGC, PLE) have them"
+            )
+        return inspection.gate_summary(self.gate_weights(data, batch_size, threads))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
@@ -489,13 +592,16 @@ class MultiTaskModel:
                 f"bundle {path}: architecture {architecture!r} is not registered in this "
                 f"mtlrec; it knows {ARCHITECTURES.names()}"
             )
+        hyperparameters = network_class(architecture).config_class.upgrade(
+            config["hyperparameters"], preprocessor.tasks
+        )
         model = model_class(architecture)(
             list(preprocessor.features),
             list(preprocessor.tasks),
             scaling=preprocessor.scaling,
             seed=config.get("seed", 0),
             device=device,
-            **config["hyperparameters"],
+            **hyperparameters,
         )
         model.preprocessor = preprocessor
         network = model.build()
@@ -514,6 +620,62 @@ class MultiTaskModel:
             f"{type(self).__name__}(architecture={self.architecture!r}, "
             f"tasks={[t.name for t in self.tasks]}, {state})"
         )
+
+
+def sample_weights(data: Any, sample_weight: Any, rows: int, table: str) -> torch.Tensor | None:
+    """(rows,) float32 weights from a column name of ``data`` or an array; DataError for
+    a missing column, a wrong length, negative or non-finite weights, or all zeros."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, str):
+        columns = as_columns(data, table=table)
+        if sample_weight not in columns:
+            raise DataError(
+                f"sample_weight: {table} has no column {sample_weight!r}; name a column of "
+                "it or pass an array of one weight per row"
+            )
+        values, where = columns[sample_weight], f"column {sample_weight!r} of {table}"
+    else:
+        values, where = sample_weight, "the sample_weight array"
+    if isinstance(values, torch.Tensor):
+        values = values.cpu().numpy()
+    try:
+        w = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"sample_weight: {where} is not numeric; give numbers >= 0") from None
+    if len(w) != rows:
+        raise DataError(f"sample_weight: {where} has {len(w)} values for {rows} rows of {table}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise DataError(
+            f"sample_weight: {where} has {int(bad.sum())} missing, infinite or negative "
+            f"weights (first rows {np.flatnonzero(bad)[:5].tolist()}); weights are numbers >= 0"
+        )
+    if not w.any():
+        raise DataError(f"sample_weight: every weight in {where} is 0")
+    return torch.from_numpy(w.astype(np.float32))
+
+
+def _group_codes(data: Any, group: str, rows: int) -> np.ndarray:
+    """Integer codes of the group column ``group`` of ``data`` (missing: a group of its
+    own); DataError naming the column when absent."""
+    if isinstance(data, Batch):
+        raise DataError("evaluate(group=...) needs the raw table (a column of it), not a Batch")
+    columns = as_columns(data, table="the data")
+    if group not in columns:
+        raise DataError(
+            f"evaluate: group column {group!r} is not in the data; its columns are "
+            f"{sorted(columns)[:20]}"
+        )
+    values = columns[group]
+    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
+        values = (
+            values.to_numpy(zero_copy_only=False)
+            if isinstance(values, pa.ChunkedArray | pa.Array)
+            else values.to_numpy()
+        )
+    codes, _ = pd.factorize(np.asarray(values), use_na_sentinel=False)
+    return codes
 
 
 def load_model(path: str | Path, device: str = "cpu") -> MultiTaskModel:

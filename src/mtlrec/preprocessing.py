@@ -223,7 +223,7 @@ class Preprocessor:
             x = self._dense(columns, feature.name)
             x[np.isnan(x)] = mean
             dense.append((x - offset) / scale)
-        labels = None
+        labels = mask = None
         if with_labels:
             require_columns(
                 columns,
@@ -233,12 +233,19 @@ class Preprocessor:
                 or "add the label column, or call transform(data, with_labels=False) to predict",
                 table=table,
             )
-            y = [self.heads[t.name].encode(columns[t.name]) for t in self._tasks]
-            labels = torch.from_numpy(_stack_columns(y, n, np.float32))
+            y = _stack_columns(
+                [self.heads[t.name].encode(columns[t.name]) for t in self._tasks], n, np.float32
+            )
+            missing = np.isnan(y)
+            if missing.any():  # rows without a task's label: masked, any valid value
+                mask = torch.from_numpy(~missing)
+                y[missing] = 0.0
+            labels = torch.from_numpy(y)
         return Batch(
             torch.from_numpy(_stack_columns(sparse, n, np.int64)),
             torch.from_numpy(_stack_columns(dense, n, np.float32)),
             labels,
+            mask,
         )
 
     def fit_transform(

@@ -5,7 +5,9 @@ on a traced batch and its backward from the blocks' rules (:mod:`mtlrec.layers.t
 :class:`AutogradStep` runs the same forward under autograd. The fast step is used when
 every part of the network, the objective and the set-up has an exact rule, and it
 declines otherwise (the reason is logged and kept in the fit history), also in the
-middle of a fit when the forward meets an operation without a rule.
+middle of a fit when the forward meets an operation without a rule. A loss balancer
+(:mod:`mtlrec.balancers`) scales the task losses of either step, or, when it needs each
+task's gradient or the batch's losses first, trains with :class:`BalancedStep`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._flat import FlatParameters, can_flatten
+from .balancers import Balancer, make_balancer
 from .data import Batch, iterate_batches
 from .exceptions import ConfigError, TrainingDivergedError
 from .layers.tape import Declined, Tape, Traced, TracedBatch
@@ -248,9 +251,10 @@ class AutogradStep:
         ``coefficients``, and its ``rows``); returns its (loss, per-task loss sums),
         detached."""
         outputs = self.network(batch)
-        sums = self.objective.sums(outputs.logits, batch, outputs.stacked)
+        named = outputs.named()
+        sums = self.objective.sums(named, batch, outputs.stacked)
         loss = self.objective.combine(sums, coefficients)
-        terms = self.objective.term_loss(self.network, batch, rows, first)
+        terms = self.objective.term_loss(self.network, batch, rows, first, named)
         if terms is not None:
             loss = loss + terms
         loss.backward()
@@ -309,20 +313,26 @@ class FastStep:
                 raise Declined(
                     f"the forward applied an operation without a rule ({error})"
                 ) from None
-            logits = outputs.logits
-            for name in objective.names:
+            logits = outputs.named()
+            for name in objective.read_outputs:
                 value = logits.get(name)
                 if not isinstance(value, Traced) or value.tape is not tape:
                     raise Declined(f"output {name!r} was not computed by blocks with rules")
             stacked = outputs.stacked if isinstance(outputs.stacked, Traced) else None
-            grads, whole, sums = objective.logit_gradients(
+            grads, whole, sums, extra = objective.logit_gradients(
                 {n: v.value for n, v in logits.items()},
                 batch,
                 coefficients,
                 None if stacked is None else stacked.value,
+                rows,
             )
             loss = objective.combine(sums, coefficients)
-            seeds = {id(logits[n]): g for n, g in grads.items()}
+            if extra is not None:
+                loss = loss + extra
+            seeds: dict[int, torch.Tensor] = {}
+            for name, grad in grads.items():  # one value may serve two outputs
+                key = id(logits[name])
+                seeds[key] = grad if key not in seeds else seeds[key] + grad
             if whole is not None:
                 seeds[id(stacked)] = whole
             tape.backward(seeds)  # the seeded values stay alive in `outputs` meanwhile
@@ -334,10 +344,134 @@ class FastStep:
 _NOTHING = contextlib.nullcontext()
 
 
+class BalancedStep:
+    """A whole batch through autograd for a loss balancer (:mod:`mtlrec.balancers`)
+    that needs more than the loss's gradient: each task's gradient of some parameters
+    (gradient-level balancers, GradNorm's norms) or the batch's losses before they are
+    weighed (FAMO).
+
+    With L_t = S_t / N_t and the step's multipliers m_t (the balancer's, times its
+    batch multipliers), row t of G (T, P) is the gradient of weight_t m_t L_t with
+    respect to the balancer's parameters (one backward per task, the graph kept);
+    :meth:`~mtlrec.balancers.Balancer.combine` turns G into their update direction,
+    added to their ``.grad``. Every other parameter gets the ordinary gradient of
+    sum_t weight_t m_t L_t; the objective's extra terms add theirs to every parameter,
+    unbalanced. Micro-batches do not apply (the gradients are the whole batch's).
+    """
+
+    path = "autograd"
+
+    def __init__(self, network: MultiTaskNetwork, objective: Objective, balancer: Balancer):
+        self.network, self.objective, self.balancer = network, objective, balancer
+        self.params: list[nn.Parameter] = []
+        if balancer.gradient_level:
+            self.params = [p for p in balancer.gradient_parameters(network) if p.requires_grad]
+            if not self.params:
+                raise ConfigError(
+                    f"balancer {balancer.name!r}: the network declares no shared parameters "
+                    "to balance (MultiTaskNetwork.shared_parameters)"
+                )
+        chosen = {id(p) for p in self.params}
+        self.rest = [p for p in network.parameters() if p.requires_grad and id(p) not in chosen]
+
+    def __call__(
+        self, batch: Batch, coefficients: torch.Tensor, rows: int, first: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`AutogradStep.__call__`, for a whole batch."""
+        network, objective, balancer = self.network, self.objective, self.balancer
+        outputs = network(batch)
+        named = outputs.named()
+        sums = objective.sums(named, batch, outputs.stacked)
+        losses = sums.detach() * objective.normalisers(batch)[0]  # L_t (T,)
+        if balancer.weighs_batches:
+            scale = balancer.batch_multipliers(losses)
+            if scale is not None:
+                coefficients = coefficients * scale
+        task_loss = objective.combine(sums, coefficients)
+        terms = objective.term_loss(network, batch, rows, first, named)
+        direction = None
+        if self.params:
+            grads = TaskGradients(sums * coefficients, self.params)
+            direction = balancer.combine(grads.matrix, losses)
+        if direction is None:  # the ordinary gradient everywhere
+            (task_loss if terms is None else task_loss + terms).backward()
+        else:
+            if self.rest:
+                task_loss.backward(inputs=self.rest, retain_graph=terms is not None)
+            grads.add_to_grad(direction)
+            if terms is not None:
+                terms.backward()
+        loss = task_loss if terms is None else task_loss + terms
+        return loss.detach(), sums.detach()
+
+
+class TaskGradients:
+    """Each task's gradient of ``params`` as one matrix (T, P), and the way back into
+    their ``.grad``. A sparse gradient (an embedding table with ``sparse_grad``)
+    contributes the rows the batch looked up (the same for every task)."""
+
+    def __init__(self, task_losses: torch.Tensor, params: Sequence[nn.Parameter]) -> None:
+        self.params = list(params)
+        per_task = [
+            torch.autograd.grad(loss, self.params, retain_graph=True, allow_unused=True)
+            for loss in task_losses.unbind(0)
+        ]
+        columns, self.layouts = [], []
+        for k, p in enumerate(self.params):
+            column, layout = _task_columns(p, [grads[k] for grads in per_task])
+            columns.append(column)
+            self.layouts.append(layout)
+        #: row t: task t's gradient, flattened (T, P)
+        self.matrix = torch.cat(columns, dim=1) if len(columns) > 1 else columns[0]
+
+    def add_to_grad(self, direction: torch.Tensor) -> None:
+        """Add a direction (P,) laid out like a row of :attr:`matrix` to the ``.grad``."""
+        start = 0
+        for p, (kind, rows, shape) in zip(self.params, self.layouts, strict=True):
+            size = math.prod(shape)
+            piece = direction[start : start + size].view(shape)
+            start += size
+            if kind == "rows":
+                piece = torch.sparse_coo_tensor(rows, piece, p.shape)
+            elif kind == "sparse":
+                piece = piece.to_sparse(1)
+            if p.grad is None:
+                p.grad = piece.clone()
+            elif p.grad.is_sparse or piece.is_sparse:
+                p.grad = p.grad + piece
+            else:
+                p.grad.add_(piece)  # in place: the flat optimizer reads these views
+
+
+def _task_columns(p: nn.Parameter, grads: list[torch.Tensor | None]):
+    """(the tasks' gradients of ``p`` flattened (T, n), its layout (kind, rows, shape)):
+    ``"dense"``; ``"rows"``, the values of the sparse rows ``rows``; ``"sparse"``, a
+    sparse gradient whose tasks used different rows, made dense."""
+    if not any(g is not None and g.is_sparse for g in grads):
+        dense = [torch.zeros_like(p) if g is None else g for g in grads]
+        return torch.stack([g.reshape(-1) for g in dense]), ("dense", None, tuple(p.shape))
+    grads = [None if g is None else g.coalesce() for g in grads]
+    first = next(g for g in grads if g is not None)
+    rows = first.indices()
+    if all(g is None or torch.equal(g.indices(), rows) for g in grads):
+        values = [torch.zeros_like(first.values()) if g is None else g.values() for g in grads]
+        layout = ("rows", rows, tuple(first.values().shape))
+        return torch.stack([v.reshape(-1) for v in values]), layout
+    dense = [torch.zeros_like(p) if g is None else g.to_dense() for g in grads]
+    return torch.stack([g.reshape(-1) for g in dense]), ("sparse", None, tuple(p.shape))
+
+
 def choose_step(
-    network: MultiTaskNetwork, objective: Objective, fast: bool = True
-) -> tuple[AutogradStep | FastStep, str | None]:
-    """The step to train with and, for autograd, why (None when fast)."""
+    network: MultiTaskNetwork,
+    objective: Objective,
+    fast: bool = True,
+    balancer: Balancer | None = None,
+) -> tuple[AutogradStep | FastStep | BalancedStep, str | None]:
+    """The step to train with and, for autograd, why (None when fast). A balancer that
+    needs each task's gradient or the batch's losses gets a :class:`BalancedStep`."""
+    needs = None if balancer is None else balancer.autograd_reason()
+    if needs is not None:
+        return BalancedStep(network, objective, balancer), needs
     reason = "fast=False" if not fast else FastStep.declines(network, objective)
     if reason is None:
         return FastStep(network, objective), None
@@ -354,7 +488,8 @@ DIVERGED_RATIO = 1e4
 
 
 class Accumulator:
-    """Accumulates whole batches' gradients with the chosen step, in micro-batches."""
+    """Accumulates whole batches' gradients with the chosen step, in micro-batches,
+    the task losses scaled by the balancer's multipliers (default: ``"equal"``)."""
 
     def __init__(
         self,
@@ -362,10 +497,14 @@ class Accumulator:
         objective: Objective,
         micro_batch: int | None = None,
         fast: bool = True,
+        balancer: Balancer | str | None = None,
     ) -> None:
         self.network, self.objective = network, objective
-        self.micro_batch = micro_batch
-        self.step, self.reason = choose_step(network, objective, fast)
+        self.balancer = make_balancer(balancer)
+        self.step, self.reason = choose_step(network, objective, fast, self.balancer)
+        # a balanced step needs each whole batch's gradients at once
+        self.micro_batch = None if isinstance(self.step, BalancedStep) else micro_batch
+        self._scaled: tuple = (None, None, None)  # coefficients, multipliers, product
         if self.reason is None:
             logger.info("training step: fast (the blocks' rules, no autograd graph)")
         else:
@@ -379,6 +518,9 @@ class Accumulator:
     def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Accumulate one batch's gradients; (loss, per-task mean losses (T,)), detached."""
         inverse_counts, coefficients = self.objective.normalisers(batch)
+        multipliers = self.balancer.multipliers()
+        if multipliers is not None:
+            coefficients = self._scale(coefficients, multipliers)
         n, size = len(batch), self.micro_batch
         if not size or n <= size:
             loss, sums = self._part(batch, coefficients, n, True)
@@ -391,6 +533,33 @@ class Accumulator:
             sums_total = sums if sums_total is None else sums_total + sums
         return loss_total, sums_total * inverse_counts
 
+    def _scale(self, coefficients: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
+        """coefficients x multipliers (a new tensor: the normalisers' is cached), kept
+        while both are the same tensors (a balancer's weights constant over an epoch)."""
+        source, by, product = self._scaled
+        if source is not coefficients or by is not multipliers:
+            product = coefficients * multipliers
+            self._scaled = (coefficients, multipliers, product)
+        return product
+
+    def observe(self, batch: Batch, losses: torch.Tensor) -> None:
+        """After the optimizer step: the balancer gets the step's per-task mean losses
+        and, when it asks, the same batch's losses after the step."""
+        balancer = self.balancer
+        if balancer.looks_after_step:
+            balancer.observe(losses, self.losses(batch))
+        else:
+            balancer.observe(losses)
+
+    @torch.no_grad()
+    def losses(self, batch: Batch) -> torch.Tensor:
+        """The batch's per-task mean losses (T,) under the current weights, in training
+        mode (dropout as in a step), batch-norm running statistics left unchanged."""
+        with _batch_norm_kept(self.network):
+            outputs = self.network(batch)
+            sums = self.objective.sums(outputs.named(), batch, outputs.stacked)
+        return sums * self.objective.normalisers(batch)[0]
+
     def _part(self, part: Batch, coefficients, rows: int, first: bool):
         try:
             return self.step(part, coefficients, rows, first)
@@ -399,6 +568,24 @@ class Accumulator:
             logger.info("training step: switching to autograd (%s)", self.reason)
             self.step = AutogradStep(self.network, self.objective)
             return self.step(part, coefficients, rows, first)
+
+
+@contextlib.contextmanager
+def _batch_norm_kept(network: nn.Module):
+    """Within: a forward in training mode; batch norms' running statistics are put
+    back afterwards."""
+    norms = [
+        m
+        for m in network.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    saved = [[b.clone() for b in m.buffers(recurse=False)] for m in norms]
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, saved, strict=True):
+            for b, kept in zip(m.buffers(recurse=False), buffers, strict=True):
+                b.copy_(kept)
 
 
 def train(
@@ -415,6 +602,7 @@ def train(
     verbose: int = 1,
     micro_batch: int | None = None,
     fast: bool = True,
+    balancer: Balancer | str | None = None,
 ) -> list[dict]:
     """Run the training loop; returns one history record per epoch.
 
@@ -422,9 +610,13 @@ def train(
     gradients add up to the whole batch's exactly (every part is normalised by the whole
     batch's label counts), so activations stay in cache; the step is the same. Not for
     batch norm, whose statistics depend on the rows seen together. ``fast``: use the
-    fast step where it applies.
+    fast step where it applies. ``balancer``: how the task losses are weighed
+    (:mod:`mtlrec.balancers`; a name or a Balancer, default ``"equal"``), started with
+    the tasks' weights, the optimizer's learning rate and the generator's seed.
 
     Each record holds the epoch, its seconds, the mean loss and per-task loss, the
+    balancer's ``task_weights`` (what multiplied each task's mean loss, see
+    :meth:`Balancer.task_weights <mtlrec.balancers.Balancer.task_weights>`), the
     validation metrics (with ``validate``), and ``step``: ``"fast"`` or ``"autograd"``
     (then ``step_reason`` says why). A diverging loss (not finite, or 10^4 times the
     first step's) stops training with :class:`TrainingDivergedError`, after putting back
@@ -432,7 +624,13 @@ def train(
     """
     history: list[dict] = []
     steps = math.ceil(len(data) / batch_size)
-    trainer = Accumulator(network, objective, micro_batch, fast)
+    data = objective.training_labels(data)
+    trainer = Accumulator(network, objective, micro_batch, fast, balancer)
+    trainer.balancer.start(
+        torch.tensor(objective.task_weights, device=data.device),
+        lr=float(optimizer.dense.param_groups[0]["lr"]),
+        seed=generator.initial_seed(),
+    )
     names = [t.name for t in network.tasks]
     first_loss: float | None = None
     for epoch in range(1, epochs + 1):
@@ -457,6 +655,7 @@ def train(
             optimizer.zero_grad()
             loss, losses = trainer(batch)
             optimizer.step()
+            trainer.observe(batch, losses)
             running.add_(losses)  # stays on the device: no host sync per step
             total.add_(loss)
             window.add_(loss)
@@ -489,8 +688,10 @@ def train(
             "seconds": time.perf_counter() - start,
             "loss": float(total) / steps,
             "task_loss": dict(zip(names, (running / steps).tolist(), strict=True)),
+            "task_weights": dict(zip(names, trainer.balancer.task_weights(), strict=True)),
             "step": trainer.step.path,
         }
+        trainer.balancer.end_epoch(running / steps)
         if trainer.reason is not None:
             record["step_reason"] = trainer.reason
         if validate is not None:
@@ -501,24 +702,27 @@ def train(
         if early_stopping is not None and early_stopping.update(
             epoch, record["validation"], network
         ):
-            logger.info(
-                "early stopping after epoch %d: %s/%s did not improve for %d epochs",
-                epoch,
-                early_stopping.task,
-                early_stopping.metric,
-                early_stopping.patience,
+            _say(
+                f"early stopping after epoch {epoch}: {early_stopping.task}/"
+                f"{early_stopping.metric} did not improve for {early_stopping.patience} epochs",
+                verbose,
             )
             break
     if early_stopping is not None and early_stopping.best_state is not None:
         network.load_state_dict(early_stopping.best_state)
-        logger.info(
-            "kept the weights of epoch %d (best %s/%s %.4f)",
-            early_stopping.best_epoch,
-            early_stopping.task,
-            early_stopping.metric,
-            early_stopping.best,
+        _say(
+            f"kept the weights of epoch {early_stopping.best_epoch} (best "
+            f"{early_stopping.task}/{early_stopping.metric} {early_stopping.best:.4f})",
+            verbose,
         )
     return history
+
+
+def _say(message: str, verbose: int) -> None:
+    """Log ``message`` (info) and, with ``verbose >= 1``, write it on stderr."""
+    logger.info(message)
+    if verbose >= 1:
+        tqdm.write(message, file=sys.stderr)
 
 
 def _diverged(network, epoch, step, steps, mean, first, lr, early_stopping, kept, history):

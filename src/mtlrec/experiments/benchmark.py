@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from ..balancers import BALANCERS
 from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
 from ..features import Feature
 from ..heads import HEADS
 from ..tasks import Task
 from ..training import EarlyStopping
-from .plots import plot_benchmark
+from .plots import plot_benchmark, plot_training_curves
 from .records import mean_std, provenance_lines, write_records
 
 
@@ -109,7 +110,7 @@ REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
     "mmoe": dict(_MOE),
     "cgc": dict(_CGC),
     "ple": {**_CGC, "num_levels": 2},
-    "esmm": {"tower_units": [64, 64]},
+    "esmm": {"tower_units": [64, 64], "positional_roles": True},  # Adult's tasks are no funnel
 }
 
 
@@ -167,6 +168,7 @@ def run_benchmark(
     warmup: bool = True,
     patience: int = 2,
     threads: int | None = None,
+    balancer: str = "equal",
 ) -> list[dict[str, Any]]:
     """Train and test every model for seeds ``0 .. seeds-1``.
 
@@ -183,13 +185,17 @@ def run_benchmark(
             (thread pools, lazy initialisation) do not land in the first model's time.
         patience: epochs without validation improvement before stopping early.
         threads: torch threads for every fit and evaluation (default: available CPUs).
+        balancer: the loss balancer of every fit (a name in
+            :func:`mtlrec.balancers.list_balancers`).
 
     Returns:
-        One record per model, seed and task: ``model``, ``seed``, ``task``, the task's
+        One record per model, seed and task: ``model``, ``seed``, ``balancer``, ``task``, the task's
         test metrics (``auc`` and ``logloss`` for binary, ``mae`` and ``rmse`` for
         regression), ``fit_seconds`` (the whole ``fit`` call, preprocessing included),
         ``train_samples_per_second`` (rows x epochs run / fit_seconds), ``parameters``,
-        and with a validation split ``epochs_run`` and ``best_epoch``.
+        ``loss_curve`` (the run's training loss per epoch), and with a validation split
+        ``epochs_run``, ``best_epoch``, ``validation_metric`` and ``validation_curve``
+        (the task's validation value of that metric per epoch).
     """
     models = list(REFERENCE_CONFIGS) if models is None else list(models)
     unknown = [m for m in models if m not in REFERENCE_CONFIGS]
@@ -199,6 +205,7 @@ def run_benchmark(
         )
     if not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be a positive integer, got {seeds!r}")
+    BALANCERS.get(balancer)  # unknown names fail before any data is read
     if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
         raise ConfigError(f"max_rows must be a positive integer, got {max_rows!r}")
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
@@ -217,6 +224,7 @@ def run_benchmark(
             batch_size=batch_size,
             verbose=0,
             threads=threads,
+            balancer=balancer,
         )
 
     records: list[dict[str, Any]] = []
@@ -240,6 +248,7 @@ def run_benchmark(
                 early_stopping=stopper,
                 verbose=int(verbose >= 2),
                 threads=threads,
+                balancer=balancer,
             )
             seconds = time.perf_counter() - start
             metrics = model.evaluate(test, threads=threads)
@@ -251,12 +260,14 @@ def run_benchmark(
                 {
                     "model": name,
                     "seed": seed,
+                    "balancer": balancer,
                     "task": task.name,
                     **metrics[task.name],
                     "fit_seconds": seconds,
                     "train_samples_per_second": len(train) * epochs_run / seconds,
                     "parameters": model.num_parameters(),
                     **extra,
+                    **_curves(model.history_, task),
                 }
                 for task in model.tasks
             ]
@@ -266,6 +277,18 @@ def run_benchmark(
                 stop = "" if stopper is None else f", best epoch {stopper.best_epoch}/{epochs_run}"
                 print(f"{name} seed {seed}: {scores} - fit {seconds:.1f}s{stop}", file=sys.stderr)
     return records
+
+
+def _curves(history: Sequence[dict[str, Any]], task: Task) -> dict[str, Any]:
+    """Per-epoch curves of one run for a task's record: ``loss_curve`` (the training
+    loss) and, with validation, ``validation_curve`` (the task's first metric) and
+    ``validation_metric`` (its name)."""
+    curves: dict[str, Any] = {"loss_curve": [float(h["loss"]) for h in history]}
+    if history and "validation" in history[0]:
+        metric = task.metrics[0]
+        curves["validation_metric"] = metric
+        curves["validation_curve"] = [float(h["validation"][task.name][metric]) for h in history]
+    return curves
 
 
 def _primary(record: dict[str, Any]) -> str:
@@ -365,9 +388,10 @@ def write_outputs(
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``results.json`` (the records), ``results.md`` (table, command, date, machine,
-    settings) and ``results.png`` (AUC chart, when a task has AUC) into ``out_dir``.
+    settings), ``results.png`` (AUC chart, when a task has AUC) and ``training.png``
+    (training curves, when the records have them) into ``out_dir``.
 
-    Returns the written paths by kind (``json``, ``md``, ``png``).
+    Returns the written paths by kind (``json``, ``md``, ``png``, ``curves``).
     """
     out = write_records(records, out_dir)
     paths = {"json": out / "results.json", "md": out / "results.md"}
@@ -387,4 +411,6 @@ def write_outputs(
 
     if any("auc" in r for r in records):
         paths["png"] = plot_benchmark(summarize(records), out / "results.png")
+    if any(r.get("loss_curve") for r in records):
+        paths["curves"] = plot_training_curves(records, out / "training.png")
     return paths

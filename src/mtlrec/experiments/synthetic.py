@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..balancers import BALANCERS
 from ..datasets.synthetic import synthetic_correlated, synthetic_features, synthetic_tasks
 from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
@@ -60,7 +61,7 @@ SYNTHETIC_DEFAULTS: dict[str, Any] = {
 #: the task correlations of the paper's figure 4
 SYNTHETIC_CORRELATIONS = (0.5, 0.9, 1.0)
 
-_SETTINGS = ("n_train", "n_test", "epochs", "batch_size", "lr", "dim")
+_SETTINGS = ("n_train", "n_test", "epochs", "batch_size", "lr", "dim", "balancer")
 
 
 def run_synthetic_benchmark(
@@ -75,6 +76,7 @@ def run_synthetic_benchmark(
     verbose: int = 1,
     warmup: bool = True,
     threads: int | None = None,
+    balancer: str = "equal",
 ) -> list[dict[str, Any]]:
     """Train every model on fresh synthetic data for each correlation and seed
     (``threads``: torch threads for every fit, default the available CPUs).
@@ -88,13 +90,16 @@ def run_synthetic_benchmark(
         verbose: 0 silent, 1 one line per run on stderr, 2 also per-epoch progress.
         warmup: first train one untimed epoch on a few rows, so start-up costs do not
             land in the first run's ``fit_seconds``.
+        balancer: the loss balancer of every fit (a name in
+            :func:`mtlrec.balancers.list_balancers`).
 
     Returns:
         One record per model, correlation and seed: ``model``, ``correlation``, ``seed``,
         ``parameters``, ``train_loss`` (per epoch: summed MSE of the two tasks over the
         epoch's batches), ``train_task_loss`` ({task: per-epoch MSE}), ``test_loss``
         (summed test MSE), ``test_task_loss`` ({task: test MSE}), ``fit_seconds`` and the
-        settings ``n_train``, ``n_test``, ``epochs``, ``batch_size``, ``lr``, ``dim``.
+        settings ``n_train``, ``n_test``, ``epochs``, ``batch_size``, ``lr``, ``dim``,
+        ``balancer``.
     """
     models = list(SYNTHETIC_CONFIGS) if models is None else list(models)
     unknown = [m for m in models if m not in SYNTHETIC_CONFIGS]
@@ -114,6 +119,7 @@ def run_synthetic_benchmark(
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
         raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    BALANCERS.get(balancer)  # unknown names fail before any run
 
     features, tasks = synthetic_features(), synthetic_tasks()
     settings = {
@@ -123,11 +129,18 @@ def run_synthetic_benchmark(
         "batch_size": batch_size,
         "lr": lr,
         "dim": len(features),
+        "balancer": balancer,
     }
     if warmup:
         rows = synthetic_correlated(min(n_train, 4 * batch_size), correlations[0], seed=0)
         _model(models[0], features, tasks, 0).fit(
-            rows, epochs=1, batch_size=batch_size, lr=lr, verbose=0, threads=threads
+            rows,
+            epochs=1,
+            batch_size=batch_size,
+            lr=lr,
+            verbose=0,
+            threads=threads,
+            balancer=balancer,
         )
 
     records: list[dict[str, Any]] = []
@@ -145,6 +158,7 @@ def run_synthetic_benchmark(
                     lr=lr,
                     verbose=int(verbose >= 2),
                     threads=threads,
+                    balancer=balancer,
                 )
                 seconds = time.perf_counter() - start
                 record = _record(model, test, p, seed, seconds, settings)
@@ -241,16 +255,22 @@ def summarize_synthetic(
     return rows
 
 
+#: how table headers name the metrics (both: MSE of y1 plus MSE of y2)
+_METRIC_LABELS = {"test_loss": "test MSE", "train_loss": "final train MSE"}
+
+
 def format_synthetic_table(records: Sequence[dict[str, Any]], metric: str = "test_loss") -> str:
     """Markdown table, one row per model and one column per correlation: mean ± std over
-    seeds of ``metric`` (``test_loss`` or the final ``train_loss``), with the seed count."""
+    seeds of ``metric`` (``test_loss`` or the final ``train_loss``), named in each column
+    header, with the seed count."""
     rows = summarize_synthetic(records, metric)
     models = list(dict.fromkeys(r["model"] for r in rows))
     correlations = sorted({r["correlation"] for r in rows}, reverse=True)
     cells = {(r["model"], r["correlation"]): r for r in rows}
     counts = sorted({r["seeds"] for r in rows})
     uniform = len(counts) == 1
-    header = ["model", "params", *(f"p = {p:g}" for p in correlations)]
+    label = _METRIC_LABELS.get(metric, metric)
+    header = ["model", "params", *(f"{label}, p = {p:g}" for p in correlations)]
     if uniform:
         header.append("seeds")
     lines = [

@@ -26,6 +26,7 @@ class Head:
         metrics: what ``evaluate`` reports, the first being the default monitor.
         maximised: the metrics where larger is better (the others are minimised).
         options: the ``Task`` options this head accepts besides name, type and weight.
+        grouped_auc: ``evaluate(group=...)`` reports GAUC for it (one probability per row).
 
     An instance serves one task: ``fit`` learns label statistics from the training
     labels (kept in the preprocessor's JSON through ``state_dict``), ``encode`` checks
@@ -36,6 +37,8 @@ class Head:
     metrics: ClassVar[tuple[str, ...]] = ()
     maximised: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[frozenset[str]] = frozenset()
+    #: per-group AUC (GAUC, ``evaluate(group=...)``) applies to its predictions
+    grouped_auc: ClassVar[bool] = False
 
     def __init__(self, task: Task | None = None) -> None:
         self.task = task
@@ -67,8 +70,9 @@ class Head:
 
     # ---------------------------------------------------------------- labels
     def fit(self, column: Column) -> None:
-        """Learn label statistics from the training labels (checked as by encode)."""
-        self.encode(column)
+        """Learn label statistics from the training labels (checked as by encode; missing
+        labels are left out)."""
+        self.require_labelled(self.encode(column))
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready label statistics (empty when the head keeps none)."""
@@ -78,8 +82,9 @@ class Head:
         """Restore what :meth:`state_dict` returned."""
 
     def encode(self, column: Column) -> np.ndarray:
-        """Targets (float64, one per row) of a label column; DataError naming the column
-        for labels this head cannot take."""
+        """Targets (float64, one per row) of a label column, NaN where the label is
+        missing (None, NaN, pandas NA: that row carries no label of this task); DataError
+        naming the column for labels this head cannot take."""
         raise NotImplementedError
 
     def decode(self, targets: np.ndarray) -> np.ndarray:
@@ -97,19 +102,19 @@ class Head:
         raise TypeError(f"a {self.registered_name!r} task predicts no classes")
 
     def numeric_labels(self, column: Column, fix: str) -> np.ndarray:
-        """float64 labels of a numeric label column; DataError when not numeric or missing."""
-        y = numeric_column(column, self.name, f"label of task {self.name!r}", fix)
-        self.refuse_missing(np.isnan(y))
-        return y
+        """float64 labels of a numeric label column, NaN where missing; DataError when
+        not numeric."""
+        return numeric_column(column, self.name, f"label of task {self.name!r}", fix)
 
-    def refuse_missing(self, missing: np.ndarray) -> None:
-        """DataError naming the column and the first rows where ``missing`` is True."""
-        if missing.any():
-            rows = np.flatnonzero(missing)[:5].tolist()
+    def require_labelled(self, targets: np.ndarray) -> np.ndarray:
+        """The labelled targets of the training labels; DataError when no row has one."""
+        labelled = targets[~np.isnan(targets)]
+        if labelled.size == 0:
             raise DataError(
-                f"task {self.name!r}: {int(missing.sum())} labels in column {self.name!r} "
-                f"are missing (first rows {rows}); drop those rows or fill the labels"
+                f"task {self.name!r}: column {self.name!r} holds no label at all (every "
+                "value is missing) in the training data; give labels or remove the task"
             )
+        return labelled
 
     # ---------------------------------------------------------------- logits
     def loss_key(self) -> Any:
@@ -132,8 +137,11 @@ class Head:
         """Predictions in the labels' units from logits: probabilities, values, means."""
         raise NotImplementedError
 
-    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-        """The :attr:`metrics` of predictions (from :meth:`activate`) against targets."""
+    def evaluate(
+        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """The :attr:`metrics` of predictions (from :meth:`activate`) against targets,
+        weighted means with ``weights`` (N,)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -1,4 +1,9 @@
-"""Binary task: one logit, sigmoid probability, log loss; AUC and log loss."""
+"""Binary task: one logit, sigmoid probability, log loss; AUC and log loss.
+
+``Task(name, pos_weight=w)`` weighs the positive rows' loss by w (for rare positives),
+as ``torch.nn.BCEWithLogitsLoss(pos_weight=w)``:
+loss = w y softplus(-z) + (1 - y) softplus(z), d loss / dz = sigmoid(z) (1 + (w - 1) y) - w y.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,19 @@ class Binary(Head):
 
     metrics = ("auc", "logloss")
     maximised = frozenset({"auc"})
+    options = frozenset({"pos_weight"})
+    grouped_auc = True
+
+    @property
+    def pos_weight(self) -> float:
+        return 1.0 if self.task is None else float(self.task.pos_weight)
+
+    def loss_key(self) -> float:
+        return self.pos_weight
 
     def encode(self, column: Column) -> np.ndarray:
         y = self.numeric_labels(column, "map the labels to numbers (0/1 for a binary task)")
-        bad = (y != 0) & (y != 1)
+        bad = (y != 0) & (y != 1) & ~np.isnan(y)
         if bad.any():
             raise DataError(
                 f"task {self.name!r} (binary) has labels outside {{0, 1}} in column "
@@ -32,13 +46,24 @@ class Binary(Head):
         return y
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        w = self.pos_weight
+        if w == 1.0:
+            return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        return F.binary_cross_entropy_with_logits(
+            logits, targets, reduction="none", pos_weight=logits.new_tensor(w)
+        )
 
     def gradient(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits).sub_(targets)
+        w = self.pos_weight
+        if w == 1.0:
+            return torch.sigmoid(logits).sub_(targets)
+        return torch.sigmoid(logits).mul_(targets * (w - 1.0) + 1.0).sub_(targets * w)
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
 
-    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-        return {"auc": roc_auc(targets, predictions), "logloss": log_loss(targets, predictions)}
+    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
+        return {
+            "auc": roc_auc(targets, predictions, weights),
+            "logloss": log_loss(targets, predictions, sample_weight=weights),
+        }

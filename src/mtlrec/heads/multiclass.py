@@ -47,7 +47,8 @@ class Multiclass(Head):
         return len(self.vocabulary)
 
     def fit(self, column: Column) -> None:
-        self.refuse_missing(missing_mask(column))
+        if missing_mask(column).all():
+            self.require_labelled(np.full(len(column), np.nan))
         self.vocabulary = Vocabulary.fit(column)
         if len(self.vocabulary) < 2:
             raise DataError(
@@ -65,9 +66,8 @@ class Multiclass(Head):
 
     def encode(self, column: Column) -> np.ndarray:
         assert self.vocabulary is not None, "fit first"
-        self.refuse_missing(missing_mask(column))
-        positions = self.vocabulary.positions(column)
-        unknown = positions < 0
+        positions = self.vocabulary.positions(column, missing=-2)
+        unknown = positions == -1
         if unknown.any():
             values = (
                 column.to_numpy(zero_copy_only=False)
@@ -80,7 +80,9 @@ class Multiclass(Head):
                 f"seen in training: {shown}; the model knows "
                 f"{[str(c) for c in self.vocabulary.values[:10]]}; drop those rows"
             )
-        return positions.astype(np.float64)
+        targets = positions.astype(np.float64)
+        targets[positions == -2] = np.nan  # missing: no label on this row
+        return targets
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         """The most probable class of each row of (N, K) probabilities, as labels."""
@@ -99,10 +101,10 @@ class Multiclass(Head):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
 
-    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
         classes = np.asarray(targets).astype(np.int64)
         return {
-            "accuracy": accuracy(classes, predictions),
-            "logloss": multiclass_log_loss(classes, predictions),
-            "auc": macro_auc(classes, predictions),
+            "accuracy": accuracy(classes, predictions, weights),
+            "logloss": multiclass_log_loss(classes, predictions, sample_weight=weights),
+            "auc": macro_auc(classes, predictions, weights),
         }

@@ -25,7 +25,7 @@ class Poisson(Head):
 
     def encode(self, column: Column) -> np.ndarray:
         y = self.numeric_labels(column, "give counts as non-negative numbers")
-        bad = ~np.isfinite(y) | (y < 0)
+        bad = np.isinf(y) | (y < 0)
         if bad.any():
             raise DataError(
                 f"task {self.name!r} (poisson) needs non-negative finite counts in column "
@@ -43,9 +43,9 @@ class Poisson(Head):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.exp()
 
-    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
         return {
-            "deviance": poisson_deviance(targets, predictions),
-            "mae": mae(targets, predictions),
-            "rmse": rmse(targets, predictions),
+            "deviance": poisson_deviance(targets, predictions, weights),
+            "mae": mae(targets, predictions, weights),
+            "rmse": rmse(targets, predictions, weights),
         }

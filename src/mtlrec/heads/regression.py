@@ -33,7 +33,7 @@ class Regression(Head):
 
     def fit(self, column: Column) -> None:
         self.mean, self.std = 0.0, 1.0
-        y = self.encode(column)
+        y = self.require_labelled(self.encode(column))
         if self.task is None or self.task.standardize:
             std = float(y.std())
             self.mean, self.std = float(y.mean()), std if std > 0 else 1.0
@@ -46,7 +46,7 @@ class Regression(Head):
 
     def encode(self, column: Column) -> np.ndarray:
         y = self.numeric_labels(column, "map the labels to numbers")
-        if not np.isfinite(y).all():
+        if np.isinf(y).any():
             raise DataError(
                 f"task {self.name!r} (regression) has infinite labels in column "
                 f"{self.name!r}; drop or clip those rows"
@@ -67,6 +67,6 @@ class Regression(Head):
             return logits
         return logits.double() * self.std + self.mean
 
-    def evaluate(self, targets: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
         y = self.decode(targets)
-        return {"mae": mae(y, predictions), "rmse": rmse(y, predictions)}
+        return {"mae": mae(y, predictions, weights), "rmse": rmse(y, predictions, weights)}

@@ -7,7 +7,7 @@ without autograd and its backward by hand (:mod:`mtlrec.layers.tape`).
 from .banks import BankLinear, BankMLP, activation
 from .embedding import InputLayer
 from .gates import GateBank, mix
-from .product import product_logit
+from .product import product_logit, ratio_logit
 from .tape import Declined, Tape, Traced, TracedBatch
 from .towers import Towers
 
@@ -24,4 +24,5 @@ __all__ = [
     "activation",
     "mix",
     "product_logit",
+    "ratio_logit",
 ]

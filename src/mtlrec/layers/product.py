@@ -7,6 +7,8 @@ exactly and without overflow, with a fast-path rule (:mod:`mtlrec.layers.tape`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .tape import Tape, Traced, tape_of
@@ -41,6 +43,40 @@ def _traced(tape: Tape, a: Traced, b: Traced) -> Traced:
     def backward(grads):
         (g,) = grads
         return [g * (w[0] + w[2]), g * (w[1] + w[2])]
+
+    tape.record(backward, [a, b], [result])
+    return result
+
+
+#: the largest ratio :func:`ratio_logit` returns (its logit stays finite)
+RATIO_CAP = 1.0 - 1e-6
+
+
+def ratio_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """logit(min(sigmoid(a) / sigmoid(b), RATIO_CAP)): the conditional P(A | B) of a
+    joint P(A and B) = sigmoid(a) and a marginal P(B) = sigmoid(b), capped below 1 where
+    the joint is not below the marginal.
+
+    With d = log sigmoid(a) - log sigmoid(b) (capped) and r = e^d: logit(r) =
+    d - log(1 - e^d), d logit / d d = 1 / (1 - r), d d / d a = 1 - sigmoid(a),
+    d d / d b = -(1 - sigmoid(b)); no gradient where capped.
+    """
+    tape = tape_of(a, b)
+    if tape is None:
+        d = (torch.nn.functional.logsigmoid(a) - torch.nn.functional.logsigmoid(b)).clamp(
+            max=math.log(RATIO_CAP)
+        )
+        return d - torch.log1p(-d.exp())
+    av, bv = a.value, b.value
+    raw = torch.nn.functional.logsigmoid(av) - torch.nn.functional.logsigmoid(bv)
+    d = raw.clamp(max=math.log(RATIO_CAP))
+    r = d.exp()
+    result = tape.value(d - torch.log1p(-r))
+
+    def backward(grads):
+        (g,) = grads
+        inner = torch.where(raw < math.log(RATIO_CAP), g / (1.0 - r), torch.zeros_like(g))
+        return [inner * torch.sigmoid(-av), -inner * torch.sigmoid(-bv)]
 
     tape.record(backward, [a, b], [result])
     return result

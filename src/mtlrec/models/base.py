@@ -24,6 +24,7 @@ from ..exceptions import ConfigError
 from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activation
 from ..layers.folding import FoldedInput
 from ..layers.towers import TowerLogits
+from ..objective import funnel
 from ..registry import Registry
 from ..tasks import Task
 
@@ -131,6 +132,12 @@ class NetworkConfig:
                 raise ConfigError(f"{name}: hidden units must be positive ints, got {list(u)}")
         return per_task
 
+    @classmethod
+    def upgrade(cls, hyperparameters: dict[str, Any], tasks: Sequence[Task]) -> dict[str, Any]:
+        """Hyperparameters saved by an earlier mtlrec, in today's form (unchanged by
+        default; an architecture whose options changed meaning maps them here)."""
+        return hyperparameters
+
     def to_dict(self) -> dict:
         """JSON-ready hyperparameters (tuples become lists)."""
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
@@ -179,7 +186,9 @@ class MultiTaskNetwork(nn.Module):
         self._task_names = tuple(t.name for t in self.tasks)
         self.config = config
         self.task_outputs = list(inputs.outputs or [1] * len(self.tasks))
-        self.extra_outputs: dict[str, str] = {}
+        #: funnel steps (Task(..., after=...)): each adds its joint output
+        self.funnel_steps = funnel.steps_of(self.tasks)
+        self.extra_outputs: dict[str, str] = {s.joint: "binary" for s in self.funnel_steps}
         self.embedding = InputLayer(
             inputs.vocabulary_sizes, inputs.embedding_dims, inputs.num_dense, copies=self.copies
         )
@@ -212,17 +221,26 @@ class MultiTaskNetwork(nn.Module):
 
     def outputs(self, logits: Sequence[Any], gates: dict[str, Any] | None = None) -> Outputs:
         """Outputs from per-task logits in task order (the towers' output keeps its
-        stacked form)."""
+        stacked form), with the funnel steps' joint outputs (objective.funnel)."""
         named = dict(zip(self.task_names, logits, strict=True))
+        extras: dict[str, Any] = {}
+        if self.funnel_steps:
+            funnel.add_joint_outputs(named, extras, self.funnel_steps)
         return Outputs(
-            named, gates or {}, towers=logits if isinstance(logits, TowerLogits) else None
+            named, gates or {}, extras, towers=logits if isinstance(logits, TowerLogits) else None
         )
+
+    @classmethod
+    def prepare_tasks(cls, tasks: tuple[Task, ...], config: NetworkConfig) -> tuple[Task, ...]:
+        """The tasks as this architecture trains them (checked); unchanged by default."""
+        return tasks
 
     def evaluation_targets(
         self, targets: dict[str, np.ndarray]
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Extra outputs judged on some rows: {extra name: (row mask, targets)}, from the
-        tasks' targets; empty by default."""
+        """Extra outputs judged on some rows: {extra name: (row mask (N,), targets (N,))},
+        from the tasks' targets (N,) by name; empty by default (funnel steps' outputs are
+        judged by :func:`mtlrec.objective.funnel.evaluation_targets`)."""
         return {}
 
     def input_readers(self) -> list[BankLinear] | None:
@@ -270,3 +288,14 @@ class MultiTaskNetwork(nn.Module):
         return [
             p for name, p in self.named_parameters() if name.endswith("weight") and p.dim() == 3
         ]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters the tasks share, where gradient-level loss balancers
+        (:mod:`mtlrec.balancers`) combine the tasks' gradients: by default every
+        trainable parameter outside ``self.towers`` (every one for a network without
+        towers), in registration order. A bank tensor that also holds task-specific
+        members (MMoE's per-task gates, PLE's task experts) counts as shared; an
+        architecture may override this to declare its own split."""
+        towers = getattr(self, "towers", None)
+        own = {id(p) for p in towers.parameters()} if isinstance(towers, nn.Module) else set()
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in own]

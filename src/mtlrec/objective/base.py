@@ -29,30 +29,11 @@ import torch
 from ..data import Batch
 from ..heads import Head
 from ..tasks import Task
+from . import funnel
+from .terms import OutputTerm, Term
 
 #: a count below this is empty: its task's sum (then 0) is divided by 1 instead
 _EMPTY = 1e-12
-
-
-class Term:
-    """An addend of the training loss beyond the task losses (e.g. an L2 penalty).
-
-    ``per_row`` terms return a sum over the batch's rows, divided by the whole batch's
-    rows; the others are added once per step. A term may give the fast step its
-    gradient through :meth:`add_gradients`; one that returns False makes it decline.
-    """
-
-    name = "term"
-    per_row = True
-
-    def value(self, network: torch.nn.Module, batch: Batch) -> torch.Tensor:
-        """The term's value for ``batch`` (a sum over rows when ``per_row``), through autograd."""
-        raise NotImplementedError
-
-    def add_gradients(self, network: torch.nn.Module, batch: Batch, scale: float) -> bool:
-        """Add ``scale`` x the gradient of :meth:`value` to the parameters' ``.grad``;
-        False when the term has no such rule."""
-        return False
 
 
 class Objective:
@@ -60,6 +41,11 @@ class Objective:
 
     Tasks whose heads compute the same per-row loss on one logit (several binary tasks,
     say) are computed together, as one (T', B) loss: one call per group, not per task.
+
+    A funnel step's loss reads the output its ``funnel`` mode names (the joint for
+    ``entire_space`` and ``direct``) against the labels :meth:`training_labels` forms;
+    its penalty and inverse-propensity terms are :class:`OutputTerm` s
+    (:mod:`mtlrec.objective.funnel`).
 
     Args:
         tasks: the tasks, in output order.
@@ -71,7 +57,15 @@ class Objective:
         self, tasks: Sequence[Task], heads: dict[str, Head], terms: Sequence[Term] = ()
     ) -> None:
         self.tasks = tuple(tasks)
-        self.names = [t.name for t in self.tasks]
+        self.steps = funnel.steps_of(self.tasks)
+        loss_outputs = {s.name: s.loss_output for s in self.steps}
+        #: the output each task's loss reads, in task order
+        self.names = [loss_outputs.get(t.name, t.name) for t in self.tasks]
+        self.output_terms: list[OutputTerm] = funnel.output_terms(self.steps)
+        #: every output the loss reads (the tasks' and the output terms')
+        self.read_outputs = list(
+            dict.fromkeys(self.names + [n for t in self.output_terms for n in t.reads])
+        )
         self.heads = [heads[t.name] for t in self.tasks]
         self.task_weights = [float(t.weight) for t in self.tasks]
         self.terms = list(terms)
@@ -82,7 +76,7 @@ class Objective:
         #: (head, task indices, how they index the label columns: see _columns)
         self.groups = [(self.heads[idx[0]], idx, _columns(idx)) for idx in groups.values()]
         #: the group that holds every task in order, which can read stacked logits
-        one = len(self.groups) == 1 and self.num_tasks > 1
+        one = len(self.groups) == 1 and self.num_tasks > 1 and not self.steps
         self._whole = 0 if one and self.groups[0][1] == list(range(self.num_tasks)) else None
         order = [t for _, idx, _ in self.groups for t in idx]
         self._restore = None if order == sorted(order) else torch.tensor(order).argsort()
@@ -95,6 +89,12 @@ class Objective:
         return len(self.tasks)
 
     # ------------------------------------------------------------------ pieces
+    def training_labels(self, batch: Batch, table: str = "the training data") -> Batch:
+        """The batch with funnel steps' labels and masks as their losses read them
+        (:func:`funnel.training_labels`); the batch itself without funnel steps. Called
+        once per fit on the whole training data."""
+        return funnel.training_labels(batch, self.steps, table)
+
     def counts(self, batch: Batch) -> torch.Tensor:
         """N_t: per task, the rows carrying its label (their total weight), (T,)."""
         assert batch.labels is not None, "training needs labels"
@@ -191,11 +191,20 @@ class Objective:
         return self._ordered(parts)
 
     def term_loss(
-        self, network: torch.nn.Module, batch: Batch, rows: int, first: bool
+        self,
+        network: torch.nn.Module,
+        batch: Batch,
+        rows: int,
+        first: bool,
+        logits: dict[str, Any] | None = None,
     ) -> torch.Tensor | None:
         """The extra terms for a part of a batch of ``rows`` rows (``first``: the part
-        that carries the once-per-step terms); None without terms."""
+        that carries the once-per-step terms), the output terms from ``logits`` (every
+        output by name); None without terms."""
         total = None
+        for term in self.output_terms if logits is not None else ():
+            value = term.value(logits, batch) / rows
+            total = value if total is None else total + value
         for term in self.terms:
             if term.per_row:
                 value = term.value(network, batch) / rows
@@ -225,10 +234,12 @@ class Objective:
         batch: Batch,
         coefficients: torch.Tensor,
         stacked: torch.Tensor | None = None,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor]:
-        """(d loss / d logits per task, d loss / d ``stacked`` (T, B) when the stacked
-        logits served (the per-task entries are then left out), the sums S_t (T,)),
-        without autograd."""
+        rows: int | None = None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """(d loss / d logits per output, d loss / d ``stacked`` (T, B) when the stacked
+        logits served (the per-task entries are then left out), the sums S_t (T,), the
+        output terms' value (None without)), without autograd; ``logits``: every output
+        by name; ``rows``: the whole batch's rows (for the output terms)."""
         grads, whole, parts = {}, None, []
         for g, ((head, idx, _), coef) in enumerate(
             zip(self.groups, self._group_coefficients(coefficients), strict=True)
@@ -247,7 +258,14 @@ class Objective:
                 whole = grad
             else:
                 grads.update(zip((self.names[t] for t in idx), grad.unbind(0), strict=True))
-        return grads, whole, self._ordered(parts)
+        extra = None
+        for term in self.output_terms:
+            term_grads, value = term.gradients(logits, batch, 1.0 / (rows or len(batch)))
+            for name, grad in term_grads.items():
+                grads[name] = grad if name not in grads else grads[name] + grad
+            value = value / (rows or len(batch))
+            extra = value if extra is None else extra + value
+        return grads, whole, self._ordered(parts), extra
 
     def add_term_gradients(
         self, network: torch.nn.Module, batch: Batch, rows: int, first: bool

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data import Batch
-from .base import Term
+from .terms import Term
 
 
 class L2Embedding(Term):

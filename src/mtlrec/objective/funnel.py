@@ -1,0 +1,241 @@
+"""Funnels: a task observed only after another one (a conversion after a click).
+
+A funnel step is a binary task declared ``Task("conversion", after="click")``. Its label
+is the post-click outcome: on rows whose click label is 0 it carries no label of its
+own, whatever the column holds there (NaN, 0, or the click-and-conversion label are all
+fine); a row with conversion = 1 and click = 0 is an error. For every row the network
+predicts P(click) (the click task's logit c), P(conversion | click) (the step's logit v)
+and the joint P(click and conversion) (the output ``Task.joint_name``). How the step is
+trained (``Task.funnel``):
+
+* ``conditional`` (default): v's loss on the rows with click = 1; the joint is
+  sigmoid(c) sigmoid(v).
+* ``entire_space`` (ESMM; Ma et al., SIGIR 2018): the joint sigmoid(c) sigmoid(v)
+  (:func:`~mtlrec.layers.product_logit`) against click AND conversion over every row
+  with a click label; v is learned through the product only, over the entire space.
+* ``direct``: the step's tower predicts the joint j itself over every row, v is its
+  ratio to P(click) (:func:`~mtlrec.layers.ratio_logit`, capped below 1), and
+  ``penalty`` lambda adds lambda / B sum relu(sigmoid(j) - sigmoid(c)): the soft
+  constraint P(click) >= P(click and conversion).
+
+``ipw`` lambda adds ESCM^2's counterfactual post-click loss (Wang et al., SIGIR 2022):
+lambda / B sum over the rows with click = 1 of v's loss divided by the propensity
+sigmoid(c) (clipped at 0.05, no gradient through it).
+
+Everything here works on whole label tensors: :func:`training_labels` rewrites a funnel
+step's label and mask once per fit into what its loss reads, so the objective treats it
+as any binary task. Shape legend: N rows, T tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import Batch
+from ..exceptions import DataError
+from ..layers.product import product_logit, ratio_logit
+from ..tasks import Task
+from .terms import OutputTerm
+
+#: smallest propensity P(click) an inverse-propensity weight divides by
+MIN_PROPENSITY = 0.05
+
+
+@dataclass(frozen=True)
+class Step:
+    """One funnel step: task ``name`` (index ``task``) after ``parent`` (index)."""
+
+    task: int
+    parent: int
+    name: str
+    parent_name: str
+    joint: str
+    mode: str
+    penalty: float
+    ipw: float
+
+    @property
+    def loss_output(self) -> str:
+        """The output the step's loss reads: its own logit, or the joint."""
+        return self.name if self.mode == "conditional" else self.joint
+
+
+def steps_of(tasks: Sequence[Task]) -> list[Step]:
+    """The funnel steps among ``tasks`` (checked by ``tasks.check_tasks``)."""
+    index = {t.name: i for i, t in enumerate(tasks)}
+    return [
+        Step(
+            index[t.name],
+            index[t.after],
+            t.name,
+            t.after,
+            t.joint_name,
+            t.funnel,
+            float(t.penalty),
+            float(t.ipw),
+        )
+        for t in tasks
+        if t.after is not None
+    ]
+
+
+def _mask_column(labels: torch.Tensor, mask: torch.Tensor | None, t: int) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(labels.shape[0], dtype=torch.bool, device=labels.device)
+    return mask[:, t]
+
+
+def check_labels(
+    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step], table: str
+) -> None:
+    """DataError naming the rows where a step's label is 1 but its parent's is 0."""
+    for s in steps:
+        bad = (
+            (labels[:, s.task] == 1)
+            & (labels[:, s.parent] == 0)
+            & _mask_column(labels, mask, s.task)
+            & _mask_column(labels, mask, s.parent)
+        )
+        if bad.any():
+            rows = torch.nonzero(bad).flatten()
+            raise DataError(
+                f"{table}: {len(rows)} rows have {s.name!r} = 1 but {s.parent_name!r} = 0 "
+                f"(first rows {rows[:5].tolist()}); task {s.name!r} follows "
+                f"{s.parent_name!r} (after={s.parent_name!r}), so it can only be 1 where "
+                f"{s.parent_name!r} is 1: fix those labels, or check that the two tasks "
+                "are not swapped"
+            )
+
+
+def training_labels(batch: Batch, steps: Sequence[Step], table: str = "the training data") -> Batch:
+    """The batch with each step's label and mask replaced by what its loss reads:
+    conditional: its label on the rows where the parent's is 1; entire_space and direct:
+    parent AND step over the rows where that is known. Unchanged without steps."""
+    if not steps or batch.labels is None:
+        return batch
+    labels, mask = batch.labels, batch.mask
+    check_labels(labels, mask, steps, table)
+    labels = labels.clone()
+    mask = torch.ones_like(labels, dtype=torch.bool) if mask is None else mask.clone()
+    for s in steps:
+        parent, own = labels[:, s.parent], labels[:, s.task]
+        clicked = mask[:, s.parent] & (parent == 1)
+        if s.mode == "conditional":
+            mask[:, s.task] &= clicked
+        else:  # the joint: 0 where the parent is 0, the step's label where it is 1
+            known = mask[:, s.parent] & ((parent == 0) | mask[:, s.task])
+            labels[:, s.task] = torch.where(clicked, own, torch.zeros_like(own))
+            mask[:, s.task] = known
+    return Batch(batch.sparse, batch.dense, labels, None if mask.all() else mask, batch.weights)
+
+
+def evaluation_targets(
+    labels: np.ndarray, mask: np.ndarray, step: Step
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{output: (rows, targets)} a step is judged on: P(step | parent) on the rows with
+    parent = 1 and a step label, the joint against parent AND step where known."""
+    parent, own = labels[:, step.parent], labels[:, step.task]
+    known_parent = mask[:, step.parent]
+    clicked = known_parent & (parent == 1)
+    joint_rows = known_parent & ((parent == 0) | mask[:, step.task])
+    return {
+        step.name: (clicked & mask[:, step.task], own),
+        step.joint: (joint_rows, np.where(clicked, own, 0.0)),
+    }
+
+
+def add_joint_outputs(logits: dict[str, Any], extras: dict[str, Any], steps: Sequence[Step]):
+    """Fill the joint outputs into ``extras`` (and, for ``direct`` steps, the step's
+    conditional logit into ``logits``) from the towers' logits."""
+    for s in steps:
+        parent, own = logits[s.parent_name], logits[s.name]
+        if s.mode == "direct":  # the tower predicts the joint
+            extras[s.joint] = own
+            logits[s.name] = ratio_logit(own, parent)
+        else:
+            extras[s.joint] = product_logit(parent, own)
+
+
+def output_terms(steps: Sequence[Step]) -> list[OutputTerm]:
+    """The funnels' penalty and inverse-propensity terms."""
+    terms: list[OutputTerm] = []
+    for s in steps:
+        if s.penalty > 0:
+            terms.append(JointPenalty(s))
+        if s.ipw > 0:
+            terms.append(InversePropensityLoss(s))
+    return terms
+
+
+class JointPenalty(OutputTerm):
+    """penalty x sum over rows of relu(sigmoid(j) - sigmoid(c)): a joint predicted above
+    its parent's probability (``funnel="direct"``)."""
+
+    name = "funnel_penalty"
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+        self.reads = (step.joint, step.parent_name)
+
+    def _parts(self, logits, batch):
+        j, c = logits[self.step.joint], logits[self.step.parent_name]
+        weights = batch.weights
+        return j, c, weights
+
+    def value(self, logits, batch) -> torch.Tensor:
+        j, c, weights = self._parts(logits, batch)
+        excess = torch.relu(torch.sigmoid(j) - torch.sigmoid(c))
+        if weights is not None:
+            excess = excess * weights
+        return self.step.penalty * excess.sum()
+
+    def gradients(self, logits, batch, scale):
+        j, c, weights = self._parts(logits, batch)
+        pj, pc = torch.sigmoid(j), torch.sigmoid(c)
+        excess = pj - pc
+        active = (excess > 0).to(j.dtype) * (self.step.penalty * scale)
+        if weights is not None:
+            active = active * weights
+        value = (torch.relu(excess) * active).sum() / scale
+        return {
+            self.step.joint: active * pj * (1 - pj),
+            self.step.parent_name: -active * pc * (1 - pc),
+        }, value
+
+
+class InversePropensityLoss(OutputTerm):
+    """ipw x sum over the rows with parent = 1 (and a step label) of the step's log loss
+    on its conditional logit divided by the propensity max(sigmoid(c), 0.05) (ESCM^2)."""
+
+    name = "funnel_ipw"
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+        self.reads = (step.name, step.parent_name)
+
+    def _parts(self, logits, batch):
+        s = self.step
+        labels, mask = batch.labels, batch.mask
+        rows = (labels[:, s.parent] == 1) & _mask_column(labels, mask, s.parent)
+        rows = rows & _mask_column(labels, mask, s.task)
+        factor = rows.to(labels.dtype)
+        if batch.weights is not None:
+            factor = factor * batch.weights
+        c = logits[s.parent_name].detach()
+        factor = factor / torch.sigmoid(c).clamp_min(MIN_PROPENSITY)
+        return logits[s.name], labels[:, s.task], factor * s.ipw
+
+    def value(self, logits, batch) -> torch.Tensor:
+        v, y, factor = self._parts(logits, batch)
+        return (F.binary_cross_entropy_with_logits(v, y, reduction="none") * factor).sum()
+
+    def gradients(self, logits, batch, scale):
+        v, y, factor = self._parts(logits, batch)
+        loss = F.binary_cross_entropy_with_logits(v, y, reduction="none")
+        return {self.step.name: (torch.sigmoid(v) - y) * factor * scale}, (loss * factor).sum()
