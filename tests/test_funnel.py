@@ -96,7 +96,7 @@ def test_pos_weight_weighs_the_positive_rows_loss():
     torch.testing.assert_close(head.gradient(z, y), zg.grad)
     with pytest.raises(ConfigError, match="pos_weight must be a positive number"):
         Task("a", pos_weight=0)
-    with pytest.raises(ConfigError, match="pos_weight=2.0 does not apply to a 'regression'"):
+    with pytest.raises(ConfigError, match=r"pos_weight=2\.0 does not apply to a 'regression'"):
         Task("a", type="regression", pos_weight=2.0)
 
 
@@ -152,7 +152,7 @@ def test_entire_space_loss_is_the_products_log_loss():
     tasks = [Task("click"), Task("conv", after="click", funnel="entire_space")]
     obj = objective(tasks)
     b = obj.training_labels(funnel_batch())
-    c, v = torch.tensor(Z_A + [0.2]), torch.tensor(Z_B + [0.1])
+    c, v = torch.tensor([*Z_A, 0.2]), torch.tensor([*Z_B, 0.1])
     joint = torch.logit(torch.sigmoid(c) * torch.sigmoid(v))
     logits = {"click": c, "conv": v, "click_conv": joint}
     click = np.mean([bce(float(z), y) for z, y in zip(c, CLICK, strict=True)])
