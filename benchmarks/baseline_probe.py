@@ -53,7 +53,12 @@ def make(package, name: str, seed: int = 0):
         for f in adult_features()
     ]
     tasks = [package.Task(t.name) for t in adult_tasks()]
-    return package.create_model(name, features, tasks, seed=seed, **REFERENCE_CONFIGS[name])
+    params = dict(REFERENCE_CONFIGS[name])
+    accepted = package.models.network_class(name).config_class.__dataclass_fields__
+    for option in set(params) - set(accepted):  # options newer than the baseline
+        if params.pop(option) not in (False, None):
+            print(f"{name}: the baseline has no option {option!r}", file=sys.stderr)
+    return package.create_model(name, features, tasks, seed=seed, **params)
 
 
 def paired(work: dict, rounds: int) -> dict[str, list[float]]:

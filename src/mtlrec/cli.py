@@ -703,6 +703,11 @@ def _add_inference_args(p: argparse.ArgumentParser, columns: str) -> None:
         metavar="FILE",
         help=f"CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file with every {columns}",
     )
+    _add_batch_size(p)
+    _add_threads(p)
+
+
+def _add_batch_size(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
@@ -710,7 +715,6 @@ def _add_inference_args(p: argparse.ArgumentParser, columns: str) -> None:
         metavar="N",
         help="rows per inference batch (default: sized so activations stay in CPU cache)",
     )
-    _add_threads(p)
 
 
 def _add_threads(p: argparse.ArgumentParser) -> None:
@@ -837,13 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="heatmap file (default: BUNDLE/gates.png)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing heatmap file")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="rows per inference batch (default: sized so activations stay in CPU cache)",
-    )
+    _add_batch_size(p)
     _add_threads(p)
 
     p = sub.add_parser(

@@ -45,17 +45,7 @@ def plot_benchmark(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
         stds = np.array([mine[m]["auc_std"] for m in names])
         y = np.arange(len(names))[::-1]  # first model on top
         for yi, name, mean, std in zip(y, names, means, stds, strict=True):
-            color = colors[models.index(name)]
-            ax.errorbar(mean, yi, xerr=std if std > 0 else None, fmt="o", capsize=3, color=color)
-            text = f"{mean:.4f}" + (f" ± {std:.4f}" if mine[name]["seeds"] > 1 else "")
-            ax.annotate(
-                text,
-                (mean + std, yi),
-                xytext=(6, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=7,
-            )
+            _dot(ax, mean, std, yi, colors[models.index(name)], mine[name]["seeds"] > 1)
         low, high = float((means - stds).min()), float((means + stds).max())
         span = max(high - low, 2e-3)
         ax.set_xlim(low - 0.15 * span, high + 0.9 * span)  # room for the values
@@ -322,23 +312,13 @@ def plot_funnel(
         means = np.array([r[f"{key}_mean"] for _, r in have])
         stds = np.array([r[f"{key}_std"] for _, r in have])
         ys = y[[i for i, _ in have]]
-        for (i, _), yi, mean, std in zip(have, ys, means, stds, strict=True):
-            ax.errorbar(mean, yi, xerr=std or None, fmt="o", capsize=3, color=colors[i])
+        for (i, r), yi, mean, std in zip(have, ys, means, stds, strict=True):
+            _dot(ax, mean, std, yi, colors[i], r["seeds"] > 1)
         low, high = float((means - stds).min()), float((means + stds).max())
         if reference is not None:
             ax.axvline(reference, color="grey", lw=0.8, ls="--")
             low, high = min(low, reference), max(high, reference)
         span = max(high - low, 1e-3)
-        for (_, r), yi, mean, std in zip(have, ys, means, stds, strict=True):
-            text = f"{mean:.4f}" + (f" ± {std:.4f}" if r["seeds"] > 1 else "")
-            ax.annotate(
-                text,
-                (mean + std, yi),
-                xytext=(5, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=7,
-            )
         ax.set_xlim(low - 0.1 * span, high + 0.9 * span)  # whole bars, room for the values
         ax.set_yticks(y, models, fontsize=8)
         ax.set_ylim(-0.6, len(models) - 0.4)
@@ -347,6 +327,15 @@ def plot_funnel(
     seeds = max(r["seeds"] for r in summary)
     fig.suptitle(title + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else " (one seed)"))
     return _save(fig, path)
+
+
+def _dot(ax, mean: float, std: float, y: float, color, spread: bool) -> None:
+    """One dot with its ± std bar (none for a single seed) and the value printed."""
+    ax.errorbar(mean, y, xerr=std if std > 0 else None, fmt="o", capsize=3, color=color)
+    text = f"{mean:.4f}" + (f" ± {std:.4f}" if spread else "")
+    ax.annotate(
+        text, (mean + std, y), xytext=(5, 0), textcoords="offset points", va="center", fontsize=7
+    )
 
 
 def _figure(width: float, height: float):
