@@ -41,6 +41,10 @@ from mtlrec.experiments.benchmark import REFERENCE_CONFIGS
 def load_baseline(src: Path, folder: Path):
     """The baseline's package, imported as ``mtlrec_baseline``."""
     shutil.copytree(src / "mtlrec", folder / "mtlrec_baseline")
+    for path in (folder / "mtlrec_baseline").rglob("*.py"):  # registries name their package
+        text = path.read_text()
+        if '"mtlrec.' in text:
+            path.write_text(text.replace('"mtlrec.', '"mtlrec_baseline.'))
     sys.path.insert(0, str(folder))
     return importlib.import_module("mtlrec_baseline")
 

@@ -140,7 +140,7 @@ def test_model_gate_summary_and_fit_utilisation(ple) -> None:
     assert "level1/expert_4" in u["experts"]
 
 
-def test_fit_warns_about_a_collapsed_gate_on_at_most_4096_rows(monkeypatch, caplog, capsys):
+def test_fit_warns_about_a_collapsed_gate_on_the_first_rows_only(monkeypatch, caplog, capsys):
     seen = []
 
     def collapsed(self, data, batch_size):

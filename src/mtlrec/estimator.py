@@ -196,7 +196,7 @@ class MultiTaskModel:
         Returns:
             self, with ``history_`` holding one record per epoch and, for models with
             gates, ``expert_utilisation_`` (:func:`mtlrec.inspection.expert_utilisation`
-            on the first 4096 training rows; collapsed gates and unused experts are
+            on the first 1024 training rows; collapsed gates and unused experts are
             logged as warnings).
 
         Raises:

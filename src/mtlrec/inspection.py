@@ -37,7 +37,7 @@ COLLAPSED_WEIGHT = 0.95
 #: an expert whose mean share is below this fraction of the uniform share is unused
 RARE_SHARE = 0.1
 #: training rows that fit inspects the gates on (the first ones): cheap next to training
-UTILISATION_ROWS = 4096
+UTILISATION_ROWS = 1024
 
 
 def _level(gate: str) -> str:

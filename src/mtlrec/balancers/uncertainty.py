@@ -33,17 +33,18 @@ class Uncertainty(Balancer):
         self.log_variance = torch.zeros_like(weights)
         self._optimizer = SmallAdam(self.log_variance, self.lr or lr)
         self._current = torch.ones_like(weights)
+        self._one = torch.ones_like(weights)
 
     def multipliers(self) -> torch.Tensor:
         return self._current
 
     def gradient(self, losses: torch.Tensor) -> torch.Tensor:
         """d/ds of sum_t exp(-s_t) weight_t L_t + s_t at the per-task mean losses (T,)."""
-        return 1.0 - self._current * self.weights * losses
+        return torch.addcmul(self._one, self._current * self.weights, losses, value=-1.0)
 
     def observe(self, losses: torch.Tensor, after: torch.Tensor | None = None) -> None:
         self._optimizer.step(self.gradient(losses))
-        self._current = torch.exp(-self.log_variance)  # a new tensor: see multipliers()
+        self._current = self.log_variance.neg().exp_()  # a new tensor: see multipliers()
 
     def __repr__(self) -> str:
         return f"Uncertainty(lr={self.lr!r})"

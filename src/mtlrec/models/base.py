@@ -163,7 +163,7 @@ def check_positive(name: str, value: int, minimum: int = 1) -> None:
 
 
 #: architecture name -> network class (its ``config_class`` holds the hyperparameters)
-ARCHITECTURES: Registry[type[MultiTaskNetwork]] = Registry("architecture", "mtlrec.models")
+ARCHITECTURES: Registry[type[MultiTaskNetwork]] = Registry("architecture", __package__)
 
 
 class MultiTaskNetwork(nn.Module):
