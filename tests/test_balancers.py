@@ -22,6 +22,7 @@ from mtlrec.balancers.mgda import MGDA, min_norm_of_two, min_norm_weights
 from mtlrec.balancers.pcgrad import PCGrad
 from mtlrec.balancers.uncertainty import Uncertainty
 from mtlrec.exceptions import ConfigError
+from mtlrec.layers import GateBank, Towers
 from mtlrec.models import list_models
 from mtlrec.objective import Objective, l2_terms
 from mtlrec.training import Accumulator, build_optimizers
@@ -369,14 +370,20 @@ def test_balanced_step_with_the_plain_sum_equals_autograd(arch, sparse):
 
 
 @pytest.mark.parametrize("arch", list_models())
-def test_shared_parameters_exclude_the_towers(arch):
+def test_shared_parameters_exclude_the_towers_and_gates(arch):
     model = mtlrec.create_model(arch, FEATURES, FUNNEL_TASKS if arch == "esmm" else TASKS)
     model.preprocessor.fit(TABLE)
     network = model.build()
     shared = {id(p) for p in network.shared_parameters()}
-    towers = {id(p) for p in network.towers.parameters()}
-    assert shared and towers and not shared & towers
-    assert shared | towers == {id(p) for p in network.parameters()}
+    own = {
+        id(p) for m in network.modules() if isinstance(m, Towers | GateBank) for p in m.parameters()
+    }
+    assert shared and own and not shared & own
+    assert shared | own == {id(p) for p in network.parameters()}
+    assert {id(p) for p in network.embedding.parameters()} <= shared
+    weight = BALANCERS.get("gradnorm")().gradient_parameters(network)
+    names = [n for n, p in network.named_parameters() if p is weight[0]]
+    assert names[0].endswith("weight")  # GradNorm's W: the last shared weight, not a bias
 
 
 # ---------------------------------------------------------------------------- training

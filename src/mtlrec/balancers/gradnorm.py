@@ -12,9 +12,9 @@ with the target mean_j(G_j) r_t^alpha held constant, so dL_grad/dw_t =
 sign(G_t - target_t) G_t / w_t; then they are renormalised to sum to T (and kept above
 a small floor so none vanishes). The network's step uses the weights from before this
 update. W defaults to the last weight matrix (a parameter of two or more dimensions)
-among the network's shared parameters, in registration order; for a mixture of experts
-that is the gates' output layer, so pass ``layer`` to pick another (a parameter name,
-e.g. ``"experts.layers.1.weight"``). It needs each task's gradient of W: an autograd
+among the network's shared parameters, in registration order (the experts' or the
+shared bottom's last layer: gates and towers are per-task); pass ``layer`` to pick
+another (a parameter name, e.g. ``"experts.layers.0.weight"``). It needs each task's gradient of W: an autograd
 step with one backward per task through the shared part.
 """
 
@@ -65,7 +65,7 @@ class GradNorm(Balancer):
                     f"network; choose one of {[n for n, _ in named]}"
                 )
             return chosen
-        matrices = [p for _, p in named if p.dim() >= 2]
+        matrices = [p for n, p in named if n.endswith("weight") and p.dim() >= 2]
         if not matrices:
             raise ConfigError("gradnorm: the network has no shared weight matrix")
         return matrices[-1:]

@@ -292,10 +292,14 @@ class MultiTaskNetwork(nn.Module):
     def shared_parameters(self) -> list[nn.Parameter]:
         """The parameters the tasks share, where gradient-level loss balancers
         (:mod:`mtlrec.balancers`) combine the tasks' gradients: by default every
-        trainable parameter outside ``self.towers`` (every one for a network without
-        towers), in registration order. A bank tensor that also holds task-specific
-        members (MMoE's per-task gates, PLE's task experts) counts as shared; an
-        architecture may override this to declare its own split."""
-        towers = getattr(self, "towers", None)
-        own = {id(p) for p in towers.parameters()} if isinstance(towers, nn.Module) else set()
+        trainable parameter outside the towers and the gates (per-task blocks), in
+        registration order. A bank tensor that also holds task-specific members (PLE's
+        task experts) counts as shared; an architecture may override this to declare
+        its own split."""
+        own = {
+            id(p)
+            for m in self.modules()
+            if isinstance(m, Towers | GateBank)
+            for p in m.parameters()
+        }
         return [p for p in self.parameters() if p.requires_grad and id(p) not in own]
