@@ -3,10 +3,15 @@
 
     python benchmarks/balancers.py --dataset adult --models mmoe shared_bottom --seeds 3 \
         --output docs/results/balancers
+    python benchmarks/balancers.py --dataset synthetic --correlation 0.5 --rows 50000 \
+        --epochs 5 --models mmoe shared_bottom --seeds 2 --output docs/results/balancers-synthetic
 
 Runs ``experiments.benchmark.run_benchmark`` once per balancer (the single-task baseline
-once, with ``equal``), in one process and one after the other, so the times compare.
-Writes ``balancers.json`` (every record) and ``balancers.md`` (the table).
+once, with ``equal``), one after the other; ``synthetic`` runs the MMoE paper's two
+regression tasks (``run_synthetic_benchmark``, test MSE; no single-task model there, so
+the change is against ``equal`` of the same model). The times drift between sequential
+runs on a shared machine: ``balancer_cost_probe.py`` pairs them. Writes
+``balancers.json`` (every record) and ``balancers.md`` (the table).
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from pathlib import Path
 from mtlrec.balancers import list_balancers
 from mtlrec.experiments.benchmark import primary_metric, run_benchmark
 from mtlrec.experiments.records import json_default, mean_std, provenance_lines
+from mtlrec.experiments.synthetic import run_synthetic_benchmark
 
 
 def table(records: list[dict], epochs: int) -> str:
     """Markdown: one row per balancer and model, per task mean +- std, delta vs single task."""
     tasks = list(dict.fromkeys(r["task"] for r in records))
-    metric = {r["task"]: primary_metric("binary" if "auc" in r else "regression") for r in records}
+    metric = {
+        r["task"]: "mse" if "mse" in r else primary_metric("binary" if "auc" in r else "regression")
+        for r in records
+    }
 
     def values(balancer, model, task):
         return [
@@ -42,10 +51,14 @@ def table(records: list[dict], epochs: int) -> str:
         }
         return statistics.median(runs.values())
 
-    base = {t: mean_std(values("equal", "single_task", t))[0] for t in tasks}
+    single = any(r["model"] == "single_task" for r in records)
+
+    def base(model, task):
+        return mean_std(values("equal", "single_task" if single else model, task))[0]
+
     header = ["balancer", "model"]
     for t in tasks:
-        header += [f"{t} {metric[t]}", f"{t} Δ vs single"]
+        header += [f"{t} {metric[t]}", f"{t} Δ vs {'single' if single else 'equal'}"]
     header += ["s/epoch", "× equal"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     pairs = list(dict.fromkeys((r["balancer"], r["model"]) for r in records))
@@ -53,12 +66,37 @@ def table(records: list[dict], epochs: int) -> str:
         cells = [balancer, model]
         for t in tasks:
             mean, std = mean_std(values(balancer, model, t))
-            cells += [f"{mean:.4f} ± {std:.4f}", f"{mean - base[t]:+.4f}"]
+            cells += [f"{mean:.4f} ± {std:.4f}", f"{mean - base(model, t):+.4f}"]
         seconds = epoch_seconds(balancer, model)
         reference = epoch_seconds("equal", model)
         cells += [f"{seconds:.2f}", f"{seconds / reference:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def synthetic_records(args: argparse.Namespace, balancer: str) -> list[dict]:
+    """One record per model, seed and task of the synthetic benchmark (test MSE)."""
+    runs = run_synthetic_benchmark(
+        [args.correlation],
+        args.seeds,
+        n_train=args.rows,
+        epochs=args.epochs,
+        models=args.models,
+        balancer=balancer,
+    )
+    return [
+        {
+            "model": run["model"],
+            "seed": run["seed"],
+            "balancer": balancer,
+            "task": task,
+            "mse": mse,
+            "fit_seconds": run["fit_seconds"],
+            "epochs_run": len(run["train_loss"]),
+        }
+        for run in runs
+        for task, mse in run["test_task_loss"].items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,18 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--balancers", nargs="+", default=list_balancers())
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--correlation", type=float, default=0.5, help="synthetic only")
+    parser.add_argument("--rows", type=int, default=100_000, help="synthetic: training rows")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
-    records = run_benchmark(args.dataset, ["single_task"], args.seeds, epochs=args.epochs)
-    for balancer in args.balancers:
-        print(f"balancer {balancer}", file=sys.stderr)
-        records += run_benchmark(
-            args.dataset, args.models, args.seeds, epochs=args.epochs, balancer=balancer
-        )
+    if args.dataset == "synthetic":
+        records = []
+        for balancer in args.balancers:
+            print(f"balancer {balancer}", file=sys.stderr)
+            records += synthetic_records(args, balancer)
+    else:
+        records = run_benchmark(args.dataset, ["single_task"], args.seeds, epochs=args.epochs)
+        for balancer in args.balancers:
+            print(f"balancer {balancer}", file=sys.stderr)
+            records += run_benchmark(
+                args.dataset, args.models, args.seeds, epochs=args.epochs, balancer=balancer
+            )
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "balancers.json").write_text(
-        json.dumps(records, indent=1, default=json_default)
-    )
+    (args.output / "balancers.json").write_text(json.dumps(records, indent=1, default=json_default))
     command = "python benchmarks/balancers.py " + " ".join(argv or sys.argv[1:])
     text = "\n".join(
         [
