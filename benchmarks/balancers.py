@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             table(records, args.epochs),
             "",
             f"Mean ± sample std over {args.seeds} seeds on the test split; Δ against the "
-            "single-task baseline's mean; s/epoch: median over seeds of fit seconds / epochs; "
+            + (
+                "equal balancer's mean of the same model (no single-task model here)"
+                if args.dataset == "synthetic"
+                else "single-task baseline's mean"
+            )
+            + "; s/epoch: median over seeds of fit seconds / epochs; "
             "× equal: against the same model with the equal balancer, in the same process.",
             "",
             *provenance_lines(command, {"epochs": args.epochs, "seeds": args.seeds}),

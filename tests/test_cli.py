@@ -468,3 +468,25 @@ def test_multiclass_predictions_get_a_column_per_class(workdir, capsys):
     probabilities = written[["kind:hi", "kind:lo", "kind:mid"]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
     assert (written["kind"] == np.array(["hi", "lo", "mid"])[probabilities.argmax(1)]).all()
+
+
+def test_train_config_with_a_funnel_a_balancer_and_sample_weights(workdir, capsys):
+    frame = tiny_frame(300, 0).assign(w=np.linspace(0.5, 2.0, 300))
+    frame.to_csv(workdir / "train.csv", index=False)
+    tasks = [
+        {"name": "click"},
+        {"name": "buy", "after": "click", "funnel": "entire_space", "ipw": 0.5},
+    ]
+    training = {"epochs": 1, "batch_size": 64, "balancer": "dwa", "sample_weight": "w"}
+    write_config(workdir, tiny_config(tasks=tasks, training=training))
+    code, out, err = run(capsys, "train", "--config", workdir / "config.yaml")
+    assert code == 0, err
+    assert "click_buy" in out  # the joint output is evaluated on the test file
+    model = mtlrec.load(workdir / "model")
+    assert model.tasks[1].after == "click" and model.tasks[1].ipw == 0.5
+
+
+def test_config_task_keys_are_checked(workdir, capsys):
+    write_config(workdir, tiny_config(tasks=[{"name": "click", "afterr": "x"}]))
+    code, _, err = run(capsys, "train", "--config", workdir / "config.yaml")
+    assert code != 0 and "unknown key 'afterr'" in err and "did you mean 'after'" in err

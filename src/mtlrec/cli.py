@@ -39,7 +39,7 @@ from .experiments.synthetic import SYNTHETIC_CORRELATIONS, SYNTHETIC_DEFAULTS
 from .features import DenseFeature, Feature, SparseFeature
 from .heads import list_heads
 from .models import list_models, make_config, network_class
-from .tasks import Task
+from .tasks import Task, task_to_dict
 
 # ---------------------------------------------------------------------------- config
 
@@ -52,7 +52,18 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "train", "validation", "test"),
     "features": ("sparse", "dense", "embedding_dim", "scaling"),
     "features.sparse": ("name", "embedding_dim"),
-    "tasks": ("name", "type", "weight", "standardize"),
+    "tasks": (
+        "name",
+        "type",
+        "weight",
+        "standardize",
+        "pos_weight",
+        "after",
+        "funnel",
+        "penalty",
+        "ipw",
+        "joint",
+    ),
     "training": (
         "epochs",
         "batch_size",
@@ -63,6 +74,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "early_stopping",
         "patience",
         "device",
+        "balancer",
+        "sample_weight",
     ),
 }
 
@@ -77,6 +90,8 @@ _TRAINING_TYPES: dict[str, type] = {
     "early_stopping": str,
     "patience": int,
     "device": str,
+    "balancer": str,
+    "sample_weight": str,
 }
 
 
@@ -149,7 +164,8 @@ def _parse_features(section: Any, where: str) -> tuple[list[Feature], str]:
 def _parse_tasks(section: Any, where: str) -> list[Task]:
     if not isinstance(section, list):
         raise ConfigError(
-            f"{where}: expected a list of {{name, type, weight, standardize}}, got {section!r}"
+            f"{where}: expected a list of {{name, type, weight, ...}} (keys: "
+            f"{', '.join(SECTIONS['tasks'])}), got {section!r}"
         )
     tasks = []
     for item in section:
@@ -159,10 +175,7 @@ def _parse_tasks(section: Any, where: str) -> list[Task]:
         item = _check_keys(item, "tasks", where)
         if "name" not in item:
             raise ConfigError(f"{where}: a task needs a 'name', got {item!r}")
-        options = {"standardize": item["standardize"]} if "standardize" in item else {}
-        tasks.append(
-            Task(item["name"], item.get("type", "binary"), item.get("weight", 1.0), **options)
-        )
+        tasks.append(Task(**item))
     return tasks
 
 
@@ -619,7 +632,7 @@ def config_template(name: str, features: Sequence[Feature], tasks: Sequence[Task
     return {
         "data": {"train": "train.csv", "test": "test.csv"},
         "features": _features_section(features),
-        "tasks": [{"name": t.name, "type": t.type, "weight": float(t.weight)} for t in tasks],
+        "tasks": [task_to_dict(t) for t in tasks],
         "model": {"architecture": "mmoe", **REFERENCE_CONFIGS["mmoe"]},
         "training": {
             **{k: REFERENCE_TRAINING[k] for k in ("epochs", "batch_size", "lr", "optimizer")},

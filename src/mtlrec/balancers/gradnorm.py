@@ -14,8 +14,8 @@ a small floor so none vanishes). The network's step uses the weights from before
 update. W defaults to the last weight matrix (a parameter of two or more dimensions)
 among the network's shared parameters, in registration order (the experts' or the
 shared bottom's last layer: gates and towers are per-task); pass ``layer`` to pick
-another (a parameter name, e.g. ``"experts.layers.0.weight"``). It needs each task's gradient of W: an autograd
-step with one backward per task through the shared part.
+another (a parameter name, e.g. ``"experts.layers.0.weight"``). It needs each task's
+gradient of W: an autograd step with one backward per task through the shared part.
 """
 
 from __future__ import annotations
