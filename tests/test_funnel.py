@@ -320,3 +320,11 @@ def test_joint_bce_helper_matches_torch():
     assert bce(0.3, 1) == pytest.approx(
         float(F.binary_cross_entropy_with_logits(torch.tensor(0.3), torch.tensor(1.0)))
     )
+
+
+def test_a_bad_funnel_label_in_the_validation_table_is_named():
+    table = funnel_table(make_table(400))
+    valid = make_table(200, seed=8)  # b = 1 where a = 0 in some rows
+    model = mtlrec.MMoE(FEATURES, [Task("a"), Task("b", after="a")], num_experts=2)
+    with pytest.raises(DataError, match=r"the validation table: .* rows have 'b' = 1 but 'a' = 0"):
+        model.fit(table, validation=valid, epochs=1, verbose=0)

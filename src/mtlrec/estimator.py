@@ -255,7 +255,9 @@ class MultiTaskModel:
                         generator=generator,
                         early_stopping=stopper,
                         verbose=verbose,
-                        validate=None if val is None else (lambda: self._metrics(val)),
+                        validate=None
+                        if val is None
+                        else (lambda: self._metrics(val, table="the validation table")),
                         # activations kept for backward: micro-batches sized like a chunk
                         micro_batch=None
                         if self.config.batch_norm
@@ -497,7 +499,11 @@ class MultiTaskModel:
         )
 
     def _metrics(
-        self, data: Batch, batch_size: int | None = None, groups: np.ndarray | None = None
+        self,
+        data: Batch,
+        batch_size: int | None = None,
+        groups: np.ndarray | None = None,
+        table: str = "the data",
     ) -> dict[str, dict[str, float]]:
         outputs = self._outputs(data, batch_size)
         network = self.network
@@ -505,7 +511,7 @@ class MultiTaskModel:
         mask = np.ones(labels.shape, bool) if data.mask is None else data.mask.cpu().numpy()
         weights = None if data.weights is None else data.weights.cpu().numpy()
         if network.funnel_steps:
-            funnel.check_labels(data.labels, data.mask, network.funnel_steps, "the data")
+            funnel.check_labels(data.labels, data.mask, network.funnel_steps, table)
         judged = {t.name: (mask[:, i], labels[:, i]) for i, t in enumerate(self.tasks)}
         for step in network.funnel_steps:
             judged.update(funnel.evaluation_targets(labels, mask, step))

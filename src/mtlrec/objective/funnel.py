@@ -183,29 +183,25 @@ class JointPenalty(OutputTerm):
         self.step = step
         self.reads = (step.joint, step.parent_name)
 
-    def _parts(self, logits, batch):
-        j, c = logits[self.step.joint], logits[self.step.parent_name]
-        weights = batch.weights
-        return j, c, weights
-
     def value(self, logits, batch) -> torch.Tensor:
-        j, c, weights = self._parts(logits, batch)
+        j, c = logits[self.step.joint], logits[self.step.parent_name]
         excess = torch.relu(torch.sigmoid(j) - torch.sigmoid(c))
-        if weights is not None:
-            excess = excess * weights
+        if batch.weights is not None:
+            excess = excess * batch.weights
         return self.step.penalty * excess.sum()
 
     def gradients(self, logits, batch, scale):
-        j, c, weights = self._parts(logits, batch)
+        j, c = logits[self.step.joint], logits[self.step.parent_name]
         pj, pc = torch.sigmoid(j), torch.sigmoid(c)
         excess = pj - pc
-        active = (excess > 0).to(j.dtype) * (self.step.penalty * scale)
-        if weights is not None:
-            active = active * weights
-        value = (torch.relu(excess) * active).sum() / scale
+        factor = (excess > 0).to(j.dtype) * self.step.penalty  # rows above the parent
+        if batch.weights is not None:
+            factor = factor * batch.weights
+        value = (excess.clamp_min(0) * factor).sum()
+        factor = factor * scale
         return {
-            self.step.joint: active * pj * (1 - pj),
-            self.step.parent_name: -active * pc * (1 - pc),
+            self.step.joint: factor * pj * (1 - pj),
+            self.step.parent_name: -factor * pc * (1 - pc),
         }, value
 
 
