@@ -328,3 +328,13 @@ def test_a_bad_funnel_label_in_the_validation_table_is_named():
     model = mtlrec.MMoE(FEATURES, [Task("a"), Task("b", after="a")], num_experts=2)
     with pytest.raises(DataError, match=r"the validation table: .* rows have 'b' = 1 but 'a' = 0"):
         model.fit(table, validation=valid, epochs=1, verbose=0)
+
+
+def test_early_stopping_on_a_task_without_validation_labels_is_a_clear_error():
+    table = make_table(400).astype({"b": float})
+    valid = make_table(200, seed=9).assign(b=np.nan)
+    model = mtlrec.SharedBottom(FEATURES, TASKS)
+    with pytest.raises(
+        DataError, match="no row of the validation table carries a label of task 'b'"
+    ):
+        model.fit(table, validation=valid, early_stopping="b", epochs=2, verbose=0)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ._flat import FlatParameters, can_flatten
 from .balancers import Balancer, make_balancer
 from .data import Batch, iterate_batches
-from .exceptions import ConfigError, TrainingDivergedError
+from .exceptions import ConfigError, DataError, TrainingDivergedError
 from .layers.tape import Declined, Tape, Traced, TracedBatch
 from .models import MultiTaskNetwork
 from .objective import Objective
@@ -222,6 +222,12 @@ class EarlyStopping:
 
     def update(self, epoch: int, metrics: dict, network: torch.nn.Module) -> bool:
         """Record an epoch's validation metrics; True when training should stop."""
+        if self.task not in metrics:
+            raise DataError(
+                f"early_stopping monitors {self.task}/{self.metric}, but no row of the "
+                f"validation table carries a label of task {self.task!r}; give validation "
+                "rows with that label, or monitor another task"
+            )
         value = metrics[self.task][self.metric]
         sign = 1.0 if getattr(self, "_maximise", self.metric == "auc") else -1.0
         if self.best is None or sign * (value - self.best) > self.min_delta:

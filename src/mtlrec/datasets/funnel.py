@@ -52,7 +52,7 @@ import pandas as pd
 
 from ..exceptions import ConfigError, DataError
 from ..features import DenseFeature, Feature, SparseFeature
-from .synthetic import _check_int, _check_real
+from .synthetic import check_int, check_real
 
 #: label columns: click on every impression, conversion after a click
 FUNNEL_TASKS = ("click", "conversion")
@@ -189,14 +189,14 @@ def synthetic_funnel(
         float64 ``conversion`` (0/1 on clicked rows, NaN elsewhere); float64 ``true_ctr``
         and ``true_cvr`` (P(conversion | click, x)); int64 ``potential_conversion``.
     """
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
+    n = check_int("n", n, 1)
+    seed = check_int("seed", seed, 0)
     ctr = _check_rate("click_rate", click_rate)
     cvr = _check_rate("conversion_rate", conversion_rate)
-    bias = _check_real("selection_bias", selection_bias, 0.0)
-    segments = _check_int("num_segments", num_segments, 2)
-    categories = _check_int("num_categories", num_categories, 2)
-    positions = _check_int("num_positions", num_positions, 1)
+    bias = check_real("selection_bias", selection_bias, 0.0)
+    segments = check_int("num_segments", num_segments, 2)
+    categories = check_int("num_categories", num_categories, 2)
+    positions = check_int("num_positions", num_positions, 1)
 
     rngs = _streams(seed)
     world = _World(rngs["world"], segments, categories)
@@ -226,7 +226,7 @@ def synthetic_funnel(
 
 
 def _check_rate(name: str, value: object) -> float:
-    rate = _check_real(name, value, 0.0, 1.0)
+    rate = check_real(name, value, 0.0, 1.0)
     if not 0.0 < rate < 1.0:
         raise ConfigError(f"{name} must lie strictly between 0 and 1, got {value!r}")
     return rate

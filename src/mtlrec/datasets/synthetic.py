@@ -47,13 +47,13 @@ def _streams(seed: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
+def check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-def _check_real(name: str, value: object, low: float = -math.inf, high: float = math.inf) -> float:
+def check_real(name: str, value: object, low: float = -math.inf, high: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     value = float(value)
@@ -70,10 +70,10 @@ def synthetic_weights(
 
     Both have norm ``scale``; ``u1, u2`` depend on ``seed`` and ``dim`` only.
     """
-    p = _check_real("correlation", correlation, -1.0, 1.0)
-    seed = _check_int("seed", seed, 0)
-    dim = _check_int("dim", dim, 2)
-    c = _check_real("scale", scale)
+    p = check_real("correlation", correlation, -1.0, 1.0)
+    seed = check_int("seed", seed, 0)
+    dim = check_int("dim", dim, 2)
+    c = check_real("scale", scale)
     if c == 0:
         raise ConfigError("scale must be non-zero (the tasks would be pure sine constants)")
     draw = _streams(seed)[_WEIGHTS].standard_normal((2, dim))
@@ -111,9 +111,9 @@ def synthetic_correlated(
     Returns:
         A frame with float32 inputs ``x0 .. x{dim-1}`` and float32 labels ``y1``, ``y2``.
     """
-    n = _check_int("n", n, 1)
-    m = _check_int("num_sines", num_sines, 0)
-    noise = _check_real("noise_std", noise_std, 0.0)
+    n = check_int("n", n, 1)
+    m = check_int("num_sines", num_sines, 0)
+    noise = check_real("noise_std", noise_std, 0.0)
     alpha, beta = _coefficients(m, alphas, betas)
     w1, w2 = synthetic_weights(correlation, seed, dim, scale)
     streams = _streams(seed)
@@ -143,10 +143,10 @@ def synthetic_label_correlation(
     moment is closed-form: ``E cos(u + phi) = cos(phi) exp(-Var(u) / 2)`` for Gaussian
     ``u``, and Stein's lemma ``E[z_j g(z_k)] = Cov(z_j, z_k) E[g'(z_k)]``.
     """
-    p = _check_real("correlation", correlation, -1.0, 1.0)
-    s2 = _check_real("scale", scale) ** 2
-    m = _check_int("num_sines", num_sines, 0)
-    noise = _check_real("noise_std", noise_std, 0.0)
+    p = check_real("correlation", correlation, -1.0, 1.0)
+    s2 = check_real("scale", scale) ** 2
+    m = check_int("num_sines", num_sines, 0)
+    noise = check_real("noise_std", noise_std, 0.0)
     a, b = _coefficients(m, alphas, betas)
     mean_sin = np.sin(b) * np.exp(-a * a * s2 / 2)  # E sin(a_i z + b_i), (m,)
     ai, al = a[:, None], a[None, :]  # (m, 1), (1, m): sine i of one task, sine l of other
@@ -195,7 +195,7 @@ def _numeric(values: object) -> bool:
 
 def synthetic_features(dim: int = 100) -> list[Feature]:
     """Dense feature specs ``x0 .. x{dim-1}``."""
-    dim = _check_int("dim", dim, 2)
+    dim = check_int("dim", dim, 2)
     return [DenseFeature(f"x{i}") for i in range(dim)]
 
 

@@ -329,7 +329,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _format(mean: float, std: float, seeds: int, digits: int, thousands: bool = False) -> str:
+def format_mean_std(
+    mean: float, std: float, seeds: int, digits: int, thousands: bool = False
+) -> str:
     text = f"{mean:,.{digits}f}" if thousands else f"{mean:.{digits}f}"
     if seeds > 1:
         text += f" ± {std:,.{digits}f}" if thousands else f" ± {std:.{digits}f}"
@@ -363,13 +365,15 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             r = mine.get(task)
             ok = r is not None and f"{metric}_mean" in r
             cells.append(
-                _format(r[f"{metric}_mean"], r[f"{metric}_std"], r["seeds"], 4) if ok else "–"
+                format_mean_std(r[f"{metric}_mean"], r[f"{metric}_std"], r["seeds"], 4)
+                if ok
+                else "–"
             )
         cells.append(
-            _format(first["fit_seconds_mean"], first["fit_seconds_std"], first["seeds"], 1)
+            format_mean_std(first["fit_seconds_mean"], first["fit_seconds_std"], first["seeds"], 1)
         )
         cells.append(
-            _format(
+            format_mean_std(
                 first["train_samples_per_second_mean"],
                 first["train_samples_per_second_std"],
                 first["seeds"],

@@ -47,7 +47,7 @@ from ..exceptions import ConfigError, DataError
 from ..features import Feature
 from ..metrics import log_loss, roc_auc
 from ..tasks import Task
-from .benchmark import _format, summarize
+from .benchmark import format_mean_std, summarize
 from .plots import plot_funnel
 from .records import provenance_lines, write_records
 
@@ -447,7 +447,9 @@ def format_funnel_table(records: Sequence[dict[str, Any]]) -> str:
             r = cells.get((model, task))
             ok = r is not None and f"{key}_mean" in r
             line.append(
-                _format(r[f"{key}_mean"], r[f"{key}_std"], r["seeds"], digits) if ok else "–"
+                format_mean_std(r[f"{key}_mean"], r[f"{key}_std"], r["seeds"], digits)
+                if ok
+                else "–"
             )
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
