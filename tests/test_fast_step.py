@@ -114,6 +114,23 @@ FUNNELS = [
 ]
 
 
+def test_a_funnel_chain_has_fast_gradients_equal_autograd():
+    table = TABLE.assign(b=TABLE["b"].where(TABLE["a"] == 1))
+    table["visits"] = ((table["b"] == 1) & (table["visits"] > 1)).astype(float)
+    table.loc[table["b"] != 1, "visits"] = None
+    tasks = [
+        Task("a"),
+        Task("b", after="a", funnel="entire_space", ipw=0.5),
+        Task("visits", after="b", funnel="direct", penalty=1.0),
+    ]
+    model, batch, objective = setup("mmoe", {}, tasks=tasks, rows=300, table=table)
+    network = model.build()
+    slow = gradients(network, objective, batch, 128, fast=False)
+    fast = gradients(network, objective, batch, 128, fast=True)
+    assert fast[0].path == "fast", fast[0].reason
+    assert_same(fast, slow)
+
+
 @pytest.mark.parametrize("options", FUNNELS, ids=str)
 @pytest.mark.parametrize("arch", [a for a in list_models() if a != "esmm"])
 def test_funnel_steps_have_fast_gradients_equal_autograd(arch, options):

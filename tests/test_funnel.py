@@ -138,9 +138,9 @@ def test_a_conversion_without_a_click_is_an_error_naming_the_rows():
 
 
 def test_evaluation_rows_of_a_funnel_step():
-    (step,) = steps_of([Task("click"), Task("conv", after="click", funnel="entire_space")])
+    steps = steps_of([Task("click"), Task("conv", after="click", funnel="entire_space")])
     b = funnel_batch()
-    judged = evaluation_targets(b.labels.numpy(), b.mask.numpy(), step)
+    judged = evaluation_targets(b.labels, b.mask, steps)
     rows, _ = judged["conv"]
     assert rows.tolist() == [True, True, False, False, False]  # clicked, labelled
     rows, joint = judged["click_conv"]
@@ -209,9 +209,9 @@ def test_funnel_declaration_errors(kwargs, message):
         mtlrec.MMoE(FEATURES, [Task("b"), Task("a", **kwargs)])
 
 
-def test_funnel_chains_and_non_binary_parents_are_refused():
-    with pytest.raises(ConfigError, match="not supported yet"):
-        mtlrec.MMoE(FEATURES, [Task("a"), Task("b", after="a"), Task("c", after="b")])
+def test_funnel_cycles_and_non_binary_parents_are_refused():
+    with pytest.raises(ConfigError, match="form a cycle"):
+        mtlrec.MMoE(FEATURES, [Task("a", after="c"), Task("b", after="a"), Task("c", after="b")])
     with pytest.raises(ConfigError, match="must be binary"):
         mtlrec.MMoE(FEATURES, [Task("r", type="regression"), Task("b", after="r")])
 
@@ -338,3 +338,63 @@ def test_early_stopping_on_a_task_without_validation_labels_is_a_clear_error():
         DataError, match="no row of the validation table carries a label of task 'b'"
     ):
         model.fit(table, validation=valid, early_stopping="b", epochs=2, verbose=0)
+
+
+# ------------------------------------------------------------------------ chains
+CHAIN = [Task("click"), Task("cart", after="click"), Task("buy", after="cart")]
+#        click cart buy: row 0 all; 1 click+cart; 2 click only; 3 nothing; 4 cart unknown
+CHAIN_LABELS = [[1, 1, 1], [1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0]]
+CHAIN_MASK = [
+    [True] * 3,
+    [True] * 3,
+    [True, True, False],
+    [True, False, False],
+    [True, False, True],
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "labels", "mask"),
+    [
+        ("conditional", [1, 0, 0, 0, 0], [True, True, False, False, False]),  # carted rows
+        ("entire_space", [1, 0, 0, 0, 0], [True, True, True, True, False]),  # row 4 unknown
+    ],
+)
+def test_a_three_step_chain_reads_the_joint_of_the_steps_before(mode, labels, mask):
+    tasks = [Task("click"), Task("cart", after="click"), Task("buy", after="cart", funnel=mode)]
+    steps = steps_of(tasks)
+    assert [s.name for s in steps] == ["cart", "buy"]
+    assert steps[1].parent_output == "click_cart"  # buy is reached through click and cart
+    out = training_labels(batch(CHAIN_LABELS, mask=CHAIN_MASK), steps)
+    assert out.labels[:, 2].tolist() == labels
+    assert out.mask[:, 2].tolist() == mask
+    judged = evaluation_targets(
+        torch.tensor(CHAIN_LABELS, dtype=torch.float32), torch.tensor(CHAIN_MASK), steps
+    )
+    rows, joint = judged["cart_buy"]
+    assert rows.tolist() == [True, True, True, True, False]
+    assert joint.tolist()[:4] == [1, 0, 0, 0]
+    assert judged["buy"][0].tolist() == [True, True, False, False, False]
+
+
+def test_a_chain_label_without_the_steps_before_is_an_error():
+    labels = [[0, 0, 1], [1, 1, 1]]  # row 0 bought without a click (cart unknown)
+    mask = [[True, False, True], [True, True, True]]
+    with pytest.raises(
+        DataError, match=r"'buy' = 1 but 'cart' or a step before it is 0 \(first rows \[0\]"
+    ):
+        training_labels(batch(labels, mask=mask), steps_of(CHAIN))
+
+
+def test_a_chain_trains_on_every_architecture_and_predicts_products():
+    table = make_table(900, seed=11)
+    table["cart"] = (table["a"] * (table["x"] > -0.5)).where(table["a"] == 1)
+    table["buy"] = (table["cart"] * table["b"]).where(table["cart"] == 1)
+    tasks = [Task("a"), Task("cart", after="a", funnel="entire_space"), Task("buy", after="cart")]
+    model = mtlrec.PLE(FEATURES, tasks, num_specific_experts=1, num_shared_experts=1)
+    model.fit(table, epochs=1, verbose=0)
+    out = model.predict(table.head(30))
+    assert set(out) == {"a", "cart", "buy", "a_cart", "cart_buy"}
+    np.testing.assert_allclose(out["a_cart"], out["a"] * out["cart"], rtol=1e-4)
+    np.testing.assert_allclose(out["cart_buy"], out["a_cart"] * out["buy"], rtol=1e-4)
+    assert set(model.evaluate(table)) == set(out)

@@ -513,8 +513,7 @@ class MultiTaskModel:
         if network.funnel_steps:
             funnel.check_labels(data.labels, data.mask, network.funnel_steps, table)
         judged = {t.name: (mask[:, i], labels[:, i]) for i, t in enumerate(self.tasks)}
-        for step in network.funnel_steps:
-            judged.update(funnel.evaluation_targets(labels, mask, step))
+        judged.update(funnel.evaluation_targets(data.labels, data.mask, network.funnel_steps))
         targets = {t.name: labels[:, i] for i, t in enumerate(self.tasks)}
         judged.update(network.evaluation_targets(targets))
         heads = self._heads()

@@ -29,7 +29,10 @@ class Task:
             ``Task("conversion", after="click")``: the label is the post-click outcome,
             and rows whose ``after`` label is 0 carry no label of this task of their
             own. The task's prediction is P(task | after), and the model also predicts
-            the joint P(after and task) as the output ``joint``.
+            the joint P(after and task) as the output ``joint``. Steps chain
+            (click -> cart -> purchase: ``Task("purchase", after="cart")`` with
+            ``Task("cart", after="click")``); each step is then conditioned on every
+            step before it, and its joint is the product along the chain.
         funnel: how a funnel step is trained (:mod:`mtlrec.objective.funnel`):
             ``"conditional"`` (the default): the loss on the rows where ``after`` = 1;
             ``"entire_space"``: ESMM's form (Ma et al., SIGIR 2018), the joint
@@ -212,11 +215,17 @@ def check_tasks(tasks: list[Task] | tuple[Task, ...], feature_names: set[str]) -
                 f"task {task.name!r} follows {parent.name!r}, which must be binary, not "
                 f"{parent.type!r}"
             )
-        if parent.after is not None:
-            raise ConfigError(
-                f"task {task.name!r} follows {parent.name!r}, itself a funnel step; funnels "
-                "of more than two steps are not supported yet"
-            )
+        chain, step = [task.name], parent
+        while step.after is not None:  # a chain (click -> cart -> purchase), not a cycle
+            if step.name in chain:
+                raise ConfigError(
+                    f"task {task.name!r}: the funnel steps (after=...) form a cycle through "
+                    f"{chain}; a funnel starts at a task without after="
+                )
+            chain.append(step.name)
+            if step.after not in by_name:  # reported when that task is checked
+                break
+            step = by_name[step.after]
         if task.joint_name in outputs or task.joint_name in feature_names:
             raise ConfigError(
                 f"task {task.name!r}: its joint output {task.joint_name!r} clashes with a "

@@ -22,6 +22,10 @@ trained (``Task.funnel``):
 lambda / B sum over the rows with click = 1 of v's loss divided by the propensity
 sigmoid(c) (clipped at 0.05, no gradient through it).
 
+Steps chain (click -> cart -> purchase): a step's "click" is then the joint of every
+step before it (``Step.parent_output``), its rows with click = 1 those where all of them
+are 1, and its joint the product along the chain.
+
 Everything here works on whole label tensors: :func:`training_labels` rewrites a funnel
 step's label and mask once per fit into what its loss reads, so the objective treats it
 as any binary task. Shape legend: N rows, T tasks.
@@ -49,12 +53,15 @@ MIN_PROPENSITY = 0.05
 
 @dataclass(frozen=True)
 class Step:
-    """One funnel step: task ``name`` (index ``task``) after ``parent`` (index)."""
+    """One funnel step: task ``name`` (index ``task``) after ``parent`` (index), whose
+    probability of being reached is the output ``parent_output`` (the parent itself, or
+    the parent's joint when the parent is a step too: click -> cart -> purchase)."""
 
     task: int
     parent: int
     name: str
     parent_name: str
+    parent_output: str
     joint: str
     mode: str
     penalty: float
@@ -67,21 +74,28 @@ class Step:
 
 
 def steps_of(tasks: Sequence[Task]) -> list[Step]:
-    """The funnel steps among ``tasks`` (checked by ``tasks.check_tasks``)."""
+    """The funnel steps among ``tasks``, each after the step it follows (checked by
+    ``tasks.check_tasks``: no cycles, binary parents)."""
+    by_name = {t.name: t for t in tasks}
     index = {t.name: i for i, t in enumerate(tasks)}
+
+    def depth(task: Task) -> int:
+        return 0 if task.after is None else 1 + depth(by_name[task.after])
+
+    steps = sorted((t for t in tasks if t.after is not None), key=depth)
     return [
         Step(
             index[t.name],
             index[t.after],
             t.name,
             t.after,
+            by_name[t.after].joint_name or t.after,
             t.joint_name,
             t.funnel,
             float(t.penalty),
             float(t.ipw),
         )
-        for t in tasks
-        if t.after is not None
+        for t in steps
     ]
 
 
@@ -91,21 +105,51 @@ def _mask_column(labels: torch.Tensor, mask: torch.Tensor | None, t: int) -> tor
     return mask[:, t]
 
 
+@dataclass
+class _Chain:
+    """Per row, for one step: ``joint`` (the step and every one before it are 1),
+    ``known`` (where that is determined), ``reached`` (every step before it is 1) and
+    ``labelled`` (the step's own label is there)."""
+
+    joint: torch.Tensor
+    known: torch.Tensor
+    reached: torch.Tensor
+    labelled: torch.Tensor
+
+
+def _chains(labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step]):
+    """{task index: _Chain} of every step, parents first, from the raw labels."""
+    chains: dict[int, _Chain] = {}
+    for s in steps:
+        if s.parent in chains:
+            before, known_before = chains[s.parent].joint, chains[s.parent].known
+        else:
+            before, known_before = labels[:, s.parent], _mask_column(labels, mask, s.parent)
+        own, labelled = labels[:, s.task], _mask_column(labels, mask, s.task)
+        reached = known_before & (before == 1)
+        joint = torch.where(reached & labelled, own, torch.zeros_like(own))
+        known = known_before & ((before == 0) | labelled)
+        chains[s.task] = _Chain(joint, known, reached, labelled)
+    return chains
+
+
 def check_labels(
     labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step], table: str
 ) -> None:
-    """DataError naming the rows where a step's label is 1 but its parent's is 0."""
+    """DataError naming the rows where a step's label is 1 but the step before is 0."""
+    chains = _chains(labels, mask, steps)
     for s in steps:
-        bad = (
-            (labels[:, s.task] == 1)
-            & (labels[:, s.parent] == 0)
-            & _mask_column(labels, mask, s.task)
-            & _mask_column(labels, mask, s.parent)
-        )
+        chain = chains[s.task]
+        bad = chain.labelled & (labels[:, s.task] == 1) & chain.known & ~chain.reached
         if bad.any():
             rows = torch.nonzero(bad).flatten()
+            before = (
+                f"{s.parent_name!r} = 0"
+                if s.parent not in chains
+                else f"{s.parent_name!r} or a step before it is 0"
+            )
             raise DataError(
-                f"{table}: {len(rows)} rows have {s.name!r} = 1 but {s.parent_name!r} = 0 "
+                f"{table}: {len(rows)} rows have {s.name!r} = 1 but {before} "
                 f"(first rows {rows[:5].tolist()}); task {s.name!r} follows "
                 f"{s.parent_name!r} (after={s.parent_name!r}), so it can only be 1 where "
                 f"{s.parent_name!r} is 1: fix those labels, or check that the two tasks "
@@ -115,51 +159,53 @@ def check_labels(
 
 def training_labels(batch: Batch, steps: Sequence[Step], table: str = "the training data") -> Batch:
     """The batch with each step's label and mask replaced by what its loss reads:
-    conditional: its label on the rows where the parent's is 1; entire_space and direct:
-    parent AND step over the rows where that is known. Unchanged without steps."""
+    conditional: its label on the rows where every step before it is 1; entire_space
+    and direct: the joint (it and every step before it) over the rows where that is
+    known. Unchanged without steps."""
     if not steps or batch.labels is None:
         return batch
-    labels, mask = batch.labels, batch.mask
-    check_labels(labels, mask, steps, table)
-    labels = labels.clone()
-    mask = torch.ones_like(labels, dtype=torch.bool) if mask is None else mask.clone()
+    check_labels(batch.labels, batch.mask, steps, table)
+    chains = _chains(batch.labels, batch.mask, steps)
+    labels = batch.labels.clone()
+    mask = torch.ones_like(labels, dtype=torch.bool) if batch.mask is None else batch.mask.clone()
     for s in steps:
-        parent, own = labels[:, s.parent], labels[:, s.task]
-        clicked = mask[:, s.parent] & (parent == 1)
+        chain = chains[s.task]
         if s.mode == "conditional":
-            mask[:, s.task] &= clicked
-        else:  # the joint: 0 where the parent is 0, the step's label where it is 1
-            known = mask[:, s.parent] & ((parent == 0) | mask[:, s.task])
-            labels[:, s.task] = torch.where(clicked, own, torch.zeros_like(own))
-            mask[:, s.task] = known
+            mask[:, s.task] = chain.reached & chain.labelled
+        else:
+            labels[:, s.task] = chain.joint
+            mask[:, s.task] = chain.known
     return Batch(batch.sparse, batch.dense, labels, None if mask.all() else mask, batch.weights)
 
 
 def evaluation_targets(
-    labels: np.ndarray, mask: np.ndarray, step: Step
+    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{output: (rows, targets)} a step is judged on: P(step | parent) on the rows with
-    parent = 1 and a step label, the joint against parent AND step where known."""
-    parent, own = labels[:, step.parent], labels[:, step.task]
-    known_parent = mask[:, step.parent]
-    clicked = known_parent & (parent == 1)
-    joint_rows = known_parent & ((parent == 0) | mask[:, step.task])
-    return {
-        step.name: (clicked & mask[:, step.task], own),
-        step.joint: (joint_rows, np.where(clicked, own, 0.0)),
-    }
+    """{output: (rows, targets)} (numpy) the steps are judged on: P(step | the steps
+    before) on the rows where those are 1 and the step is labelled, the joint where it
+    is known."""
+    judged, chains = {}, _chains(labels, mask, steps)
+    for s in steps:
+        chain = chains[s.task]
+        judged[s.name] = (
+            (chain.reached & chain.labelled).cpu().numpy(),
+            labels[:, s.task].cpu().numpy(),
+        )
+        judged[s.joint] = (chain.known.cpu().numpy(), chain.joint.cpu().numpy())
+    return judged
 
 
 def add_joint_outputs(logits: dict[str, Any], extras: dict[str, Any], steps: Sequence[Step]):
     """Fill the joint outputs into ``extras`` (and, for ``direct`` steps, the step's
-    conditional logit into ``logits``) from the towers' logits."""
+    conditional logit into ``logits``) from the towers' logits, parents first."""
     for s in steps:
-        parent, own = logits[s.parent_name], logits[s.name]
+        before = extras[s.parent_output] if s.parent_output in extras else logits[s.parent_name]
+        own = logits[s.name]
         if s.mode == "direct":  # the tower predicts the joint
             extras[s.joint] = own
-            logits[s.name] = ratio_logit(own, parent)
+            logits[s.name] = ratio_logit(own, before)
         else:
-            extras[s.joint] = product_logit(parent, own)
+            extras[s.joint] = product_logit(before, own)
 
 
 def output_terms(steps: Sequence[Step]) -> list[OutputTerm]:
@@ -181,17 +227,17 @@ class JointPenalty(OutputTerm):
 
     def __init__(self, step: Step) -> None:
         self.step = step
-        self.reads = (step.joint, step.parent_name)
+        self.reads = (step.joint, step.parent_output)
 
     def value(self, logits, batch) -> torch.Tensor:
-        j, c = logits[self.step.joint], logits[self.step.parent_name]
+        j, c = logits[self.step.joint], logits[self.step.parent_output]
         excess = torch.relu(torch.sigmoid(j) - torch.sigmoid(c))
         if batch.weights is not None:
             excess = excess * batch.weights
         return self.step.penalty * excess.sum()
 
     def gradients(self, logits, batch, scale):
-        j, c = logits[self.step.joint], logits[self.step.parent_name]
+        j, c = logits[self.step.joint], logits[self.step.parent_output]
         pj, pc = torch.sigmoid(j), torch.sigmoid(c)
         excess = pj - pc
         factor = (excess > 0).to(j.dtype) * self.step.penalty  # rows above the parent
@@ -201,7 +247,7 @@ class JointPenalty(OutputTerm):
         factor = factor * scale
         return {
             self.step.joint: factor * pj * (1 - pj),
-            self.step.parent_name: -factor * pc * (1 - pc),
+            self.step.parent_output: -factor * pc * (1 - pc),
         }, value
 
 
@@ -213,7 +259,7 @@ class InversePropensityLoss(OutputTerm):
 
     def __init__(self, step: Step) -> None:
         self.step = step
-        self.reads = (step.name, step.parent_name)
+        self.reads = (step.name, step.parent_output)
 
     def _parts(self, logits, batch):
         s = self.step
@@ -223,7 +269,7 @@ class InversePropensityLoss(OutputTerm):
         factor = rows.to(labels.dtype)
         if batch.weights is not None:
             factor = factor * batch.weights
-        c = logits[s.parent_name].detach()
+        c = logits[s.parent_output].detach()
         factor = factor / torch.sigmoid(c).clamp_min(MIN_PROPENSITY)
         return logits[s.name], labels[:, s.task], factor * s.ipw
 
