@@ -114,6 +114,21 @@ FUNNELS = [
 ]
 
 
+@pytest.mark.parametrize(("mode", "whole"), [("conditional", 0), ("entire_space", None)])
+def test_a_conditional_step_keeps_the_stacked_logits(mode, whole):
+    """Two binary tasks whose losses read their own towers' logits are scored from the
+    towers' (T, B) output at once; a step whose loss reads the joint is not."""
+    table = TABLE.assign(b=TABLE["b"].where(TABLE["a"] == 1))
+    tasks = [Task("a"), Task("b", after="a", funnel=mode)]
+    model, batch, objective = setup("mmoe", {}, tasks=tasks, rows=300, table=table)
+    assert objective._whole == whole
+    network = model.build()
+    slow = gradients(network, objective, batch, None, fast=False)
+    fast = gradients(network, objective, batch, None, fast=True)
+    assert fast[0].path == "fast", fast[0].reason
+    assert_same(fast, slow)
+
+
 def test_a_funnel_chain_has_fast_gradients_equal_autograd():
     table = TABLE.assign(b=TABLE["b"].where(TABLE["a"] == 1))
     table["visits"] = ((table["b"] == 1) & (table["visits"] > 1)).astype(float)

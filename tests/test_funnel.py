@@ -140,7 +140,7 @@ def test_a_conversion_without_a_click_is_an_error_naming_the_rows():
 def test_evaluation_rows_of_a_funnel_step():
     steps = steps_of([Task("click"), Task("conv", after="click", funnel="entire_space")])
     b = funnel_batch()
-    judged = evaluation_targets(b.labels, b.mask, steps)
+    judged = evaluation_targets(b.labels, b.mask, steps, "the data")
     rows, _ = judged["conv"]
     assert rows.tolist() == [True, True, False, False, False]  # clicked, labelled
     rows, joint = judged["click_conv"]
@@ -369,7 +369,7 @@ def test_a_three_step_chain_reads_the_joint_of_the_steps_before(mode, labels, ma
     assert out.labels[:, 2].tolist() == labels
     assert out.mask[:, 2].tolist() == mask
     judged = evaluation_targets(
-        torch.tensor(CHAIN_LABELS, dtype=torch.float32), torch.tensor(CHAIN_MASK), steps
+        torch.tensor(CHAIN_LABELS, dtype=torch.float32), torch.tensor(CHAIN_MASK), steps, "t"
     )
     rows, joint = judged["cart_buy"]
     assert rows.tolist() == [True, True, True, True, False]

@@ -20,7 +20,7 @@ import pyarrow as pa
 import torch
 
 from . import inspection, runtime
-from ._validation import as_columns, column_names
+from ._validation import as_columns, as_numpy, column_names
 from .balancers import Balancer, make_balancer
 from .bundle import read_bundle, write_bundle
 from .data import Batch, iterate_batches
@@ -480,7 +480,7 @@ class MultiTaskModel:
             batch = self._as_batch(data, with_labels=True)
             if sample_weight is not None:
                 batch.weights = sample_weights(data, sample_weight, len(batch), "the data")
-            groups = None if group is None else _group_codes(data, group, len(batch))
+            groups = None if group is None else _group_codes(data, group)
             return self._metrics(batch, batch_size, groups)
 
     def _as_batch(self, data: Any, with_labels: bool) -> Batch:
@@ -510,10 +510,10 @@ class MultiTaskModel:
         labels = data.labels.cpu().numpy()
         mask = np.ones(labels.shape, bool) if data.mask is None else data.mask.cpu().numpy()
         weights = None if data.weights is None else data.weights.cpu().numpy()
-        if network.funnel_steps:
-            funnel.check_labels(data.labels, data.mask, network.funnel_steps, table)
         judged = {t.name: (mask[:, i], labels[:, i]) for i, t in enumerate(self.tasks)}
-        judged.update(funnel.evaluation_targets(data.labels, data.mask, network.funnel_steps))
+        judged.update(
+            funnel.evaluation_targets(data.labels, data.mask, network.funnel_steps, table)
+        )
         targets = {t.name: labels[:, i] for i, t in enumerate(self.tasks)}
         judged.update(network.evaluation_targets(targets))
         heads = self._heads()
@@ -661,7 +661,7 @@ def sample_weights(data: Any, sample_weight: Any, rows: int, table: str) -> torc
     return torch.from_numpy(w.astype(np.float32))
 
 
-def _group_codes(data: Any, group: str, rows: int) -> np.ndarray:
+def _group_codes(data: Any, group: str) -> np.ndarray:
     """Integer codes of the group column ``group`` of ``data`` (missing: a group of its
     own); DataError naming the column when absent."""
     if isinstance(data, Batch):
@@ -672,14 +672,7 @@ def _group_codes(data: Any, group: str, rows: int) -> np.ndarray:
             f"evaluate: group column {group!r} is not in the data; its columns are "
             f"{sorted(columns)[:20]}"
         )
-    values = columns[group]
-    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
-        values = (
-            values.to_numpy(zero_copy_only=False)
-            if isinstance(values, pa.ChunkedArray | pa.Array)
-            else values.to_numpy()
-        )
-    codes, _ = pd.factorize(np.asarray(values), use_na_sentinel=False)
+    codes, _ = pd.factorize(np.asarray(as_numpy(columns[group])), use_na_sentinel=False)
     return codes
 
 

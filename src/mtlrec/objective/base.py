@@ -75,8 +75,10 @@ class Objective:
             groups.setdefault(key, []).append(t)
         #: (head, task indices, how they index the label columns: see _columns)
         self.groups = [(self.heads[idx[0]], idx, _columns(idx)) for idx in groups.values()]
-        #: the group that holds every task in order, which can read stacked logits
-        one = len(self.groups) == 1 and self.num_tasks > 1 and not self.steps
+        #: the group that holds every task in order, which can read stacked logits (the
+        #: towers' (T, B) output) when every task's loss reads its own tower's logit
+        own = self.names == [t.name for t in self.tasks]
+        one = len(self.groups) == 1 and self.num_tasks > 1 and own
         self._whole = 0 if one and self.groups[0][1] == list(range(self.num_tasks)) else None
         order = [t for _, idx, _ in self.groups for t in idx]
         self._restore = None if order == sorted(order) else torch.tensor(order).argsort()
@@ -258,13 +260,12 @@ class Objective:
                 whole = grad
             else:
                 grads.update(zip((self.names[t] for t in idx), grad.unbind(0), strict=True))
-        extra = None
+        extra, rows = None, rows or len(batch)
         for term in self.output_terms:
-            term_grads, value = term.gradients(logits, batch, 1.0 / (rows or len(batch)))
+            term_grads, value = term.gradients(logits, batch, 1.0 / rows)
             for name, grad in term_grads.items():
                 grads[name] = grad if name not in grads else grads[name] + grad
-            value = value / (rows or len(batch))
-            extra = value if extra is None else extra + value
+            extra = value / rows if extra is None else extra + value / rows
         return grads, whole, self._ordered(parts), extra
 
     def add_term_gradients(

@@ -117,8 +117,11 @@ class _Chain:
     labelled: torch.Tensor
 
 
-def _chains(labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step]):
-    """{task index: _Chain} of every step, parents first, from the raw labels."""
+def _chains(
+    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step], table: str
+) -> dict[int, _Chain]:
+    """{task index: _Chain} of every step, parents first, from the raw labels; DataError
+    naming the rows of ``table`` where a step's label is 1 but the step before is 0."""
     chains: dict[int, _Chain] = {}
     for s in steps:
         if s.parent in chains:
@@ -127,45 +130,35 @@ def _chains(labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Ste
             before, known_before = labels[:, s.parent], _mask_column(labels, mask, s.parent)
         own, labelled = labels[:, s.task], _mask_column(labels, mask, s.task)
         reached = known_before & (before == 1)
+        bad = labelled & (own == 1) & known_before & ~reached
+        if bad.any():
+            rows = torch.nonzero(bad).flatten()
+            earlier = (
+                f"{s.parent_name!r} or a step before it is 0"
+                if s.parent in chains
+                else f"{s.parent_name!r} = 0"
+            )
+            raise DataError(
+                f"{table}: {len(rows)} rows have {s.name!r} = 1 but {earlier} "
+                f"(first rows {rows[:5].tolist()}); task {s.name!r} follows "
+                f"{s.parent_name!r} (after={s.parent_name!r}), so it can only be 1 where "
+                f"{s.parent_name!r} is 1: fix those labels, or check that the two tasks "
+                "are not swapped"
+            )
         joint = torch.where(reached & labelled, own, torch.zeros_like(own))
         known = known_before & ((before == 0) | labelled)
         chains[s.task] = _Chain(joint, known, reached, labelled)
     return chains
 
 
-def check_labels(
-    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step], table: str
-) -> None:
-    """DataError naming the rows where a step's label is 1 but the step before is 0."""
-    chains = _chains(labels, mask, steps)
-    for s in steps:
-        chain = chains[s.task]
-        bad = chain.labelled & (labels[:, s.task] == 1) & chain.known & ~chain.reached
-        if bad.any():
-            rows = torch.nonzero(bad).flatten()
-            before = (
-                f"{s.parent_name!r} = 0"
-                if s.parent not in chains
-                else f"{s.parent_name!r} or a step before it is 0"
-            )
-            raise DataError(
-                f"{table}: {len(rows)} rows have {s.name!r} = 1 but {before} "
-                f"(first rows {rows[:5].tolist()}); task {s.name!r} follows "
-                f"{s.parent_name!r} (after={s.parent_name!r}), so it can only be 1 where "
-                f"{s.parent_name!r} is 1: fix those labels, or check that the two tasks "
-                "are not swapped"
-            )
-
-
 def training_labels(batch: Batch, steps: Sequence[Step], table: str = "the training data") -> Batch:
     """The batch with each step's label and mask replaced by what its loss reads:
     conditional: its label on the rows where every step before it is 1; entire_space
     and direct: the joint (it and every step before it) over the rows where that is
-    known. Unchanged without steps."""
+    known. Unchanged without steps; DataError for labels that break the funnel."""
     if not steps or batch.labels is None:
         return batch
-    check_labels(batch.labels, batch.mask, steps, table)
-    chains = _chains(batch.labels, batch.mask, steps)
+    chains = _chains(batch.labels, batch.mask, steps, table)
     labels = batch.labels.clone()
     mask = torch.ones_like(labels, dtype=torch.bool) if batch.mask is None else batch.mask.clone()
     for s in steps:
@@ -179,12 +172,12 @@ def training_labels(batch: Batch, steps: Sequence[Step], table: str = "the train
 
 
 def evaluation_targets(
-    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step]
+    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step], table: str
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{output: (rows, targets)} (numpy) the steps are judged on: P(step | the steps
     before) on the rows where those are 1 and the step is labelled, the joint where it
-    is known."""
-    judged, chains = {}, _chains(labels, mask, steps)
+    is known; DataError for labels of ``table`` that break the funnel."""
+    judged, chains = {}, _chains(labels, mask, steps, table)
     for s in steps:
         chain = chains[s.task]
         judged[s.name] = (
