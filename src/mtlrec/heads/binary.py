@@ -62,7 +62,9 @@ class Binary(Head):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
 
-    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
+    def evaluate(
+        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
         return {
             "auc": roc_auc(targets, predictions, weights),
             "logloss": log_loss(targets, predictions, sample_weight=weights),

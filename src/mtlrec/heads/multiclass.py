@@ -101,7 +101,9 @@ class Multiclass(Head):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
 
-    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
+    def evaluate(
+        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
         classes = np.asarray(targets).astype(np.int64)
         return {
             "accuracy": accuracy(classes, predictions, weights),

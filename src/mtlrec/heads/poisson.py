@@ -43,7 +43,9 @@ class Poisson(Head):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.exp()
 
-    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
+    def evaluate(
+        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
         return {
             "deviance": poisson_deviance(targets, predictions, weights),
             "mae": mae(targets, predictions, weights),

@@ -67,6 +67,8 @@ class Regression(Head):
             return logits
         return logits.double() * self.std + self.mean
 
-    def evaluate(self, targets, predictions, weights=None) -> dict[str, float]:
+    def evaluate(
+        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
         y = self.decode(targets)
         return {"mae": mae(y, predictions, weights), "rmse": rmse(y, predictions, weights)}

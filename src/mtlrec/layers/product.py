@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .tape import Tape, Traced, tape_of
 
@@ -50,6 +51,7 @@ def _traced(tape: Tape, a: Traced, b: Traced) -> Traced:
 
 #: the largest ratio :func:`ratio_logit` returns (its logit stays finite)
 RATIO_CAP = 1.0 - 1e-6
+_LOG_CAP = math.log(RATIO_CAP)
 
 
 def ratio_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -63,20 +65,23 @@ def ratio_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     tape = tape_of(a, b)
     if tape is None:
-        d = (torch.nn.functional.logsigmoid(a) - torch.nn.functional.logsigmoid(b)).clamp(
-            max=math.log(RATIO_CAP)
-        )
+        _, d = _log_ratio(a, b)
         return d - torch.log1p(-d.exp())
     av, bv = a.value, b.value
-    raw = torch.nn.functional.logsigmoid(av) - torch.nn.functional.logsigmoid(bv)
-    d = raw.clamp(max=math.log(RATIO_CAP))
+    raw, d = _log_ratio(av, bv)
     r = d.exp()
     result = tape.value(d - torch.log1p(-r))
 
     def backward(grads):
         (g,) = grads
-        inner = torch.where(raw < math.log(RATIO_CAP), g / (1.0 - r), torch.zeros_like(g))
+        inner = torch.where(raw < _LOG_CAP, g / (1.0 - r), torch.zeros_like(g))
         return [inner * torch.sigmoid(-av), -inner * torch.sigmoid(-bv)]
 
     tape.record(backward, [a, b], [result])
     return result
+
+
+def _log_ratio(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d = log sigmoid(a) - log sigmoid(b), d capped at log RATIO_CAP)."""
+    raw = F.logsigmoid(a) - F.logsigmoid(b)
+    return raw, raw.clamp(max=_LOG_CAP)

@@ -182,7 +182,7 @@ class MultiTaskNetwork(nn.Module):
 
     def __init__(self, inputs: InputSpec, tasks: Sequence[Task], config: NetworkConfig) -> None:
         super().__init__()
-        self.tasks = tuple(tasks)
+        self.tasks = self.prepare_tasks(tuple(tasks), config)
         self._task_names = tuple(t.name for t in self.tasks)
         self.config = config
         self.task_outputs = list(inputs.outputs or [1] * len(self.tasks))
@@ -232,7 +232,9 @@ class MultiTaskNetwork(nn.Module):
 
     @classmethod
     def prepare_tasks(cls, tasks: tuple[Task, ...], config: NetworkConfig) -> tuple[Task, ...]:
-        """The tasks as this architecture trains them (checked); unchanged by default."""
+        """The tasks as this architecture trains them (checked); unchanged by default.
+        The estimator calls it too, so that its preprocessor and objective see the same
+        tasks as the network."""
         return tasks
 
     def evaluation_targets(

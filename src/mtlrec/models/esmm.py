@@ -92,7 +92,6 @@ class ESMMNet(MultiTaskNetwork):
         )
 
     def __init__(self, inputs: InputSpec, tasks, config: ESMMConfig) -> None:
-        tasks = self.prepare_tasks(tuple(tasks), config)
         if config.positional_roles and config.cvr_name in {t.name for t in tasks}:
             raise ConfigError(
                 f"ESMM cvr_name {config.cvr_name!r} clashes with a task name; pass another cvr_name"
