@@ -162,6 +162,13 @@ def gauc(
     )
 
 
+def _mean(values: np.ndarray, sample_weight: ArrayLike | None, name: str) -> float:
+    """The mean of per-row values, weighted with ``sample_weight``."""
+    if sample_weight is None:
+        return float(np.mean(values))
+    return float(np.average(values, weights=_weights(sample_weight, values.size, name)))
+
+
 def log_loss(
     y_true: ArrayLike, p: ArrayLike, eps: float = 1e-7, sample_weight: ArrayLike | None = None
 ) -> float:
@@ -170,18 +177,7 @@ def log_loss(
     y, q = _pair(y_true, p, "log_loss")
     y = _binary(y, "log_loss")
     q = np.clip(q, eps, 1.0 - eps)
-    losses = y * np.log(q) + (1.0 - y) * np.log1p(-q)
-    if sample_weight is None:
-        return float(-np.mean(losses))
-    w = _weights(sample_weight, y.size, "log_loss")
-    return float(-np.sum(w * losses) / np.sum(w))
-
-
-def _mean(values: np.ndarray, sample_weight: ArrayLike | None, name: str) -> float:
-    """The mean of per-row values, weighted with ``sample_weight``."""
-    if sample_weight is None:
-        return float(np.mean(values))
-    return float(np.average(values, weights=_weights(sample_weight, values.size, name)))
+    return -_mean(y * np.log(q) + (1.0 - y) * np.log1p(-q), sample_weight, "log_loss")
 
 
 def mae(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
