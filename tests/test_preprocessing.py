@@ -18,6 +18,7 @@ from mtlrec.exceptions import ConfigError, DataError, NotFittedError
 from mtlrec.features import DenseFeature, SparseFeature
 from mtlrec.preprocessing import Preprocessor
 from mtlrec.tasks import Task
+from mtlrec.vocabulary import Vocabulary
 
 FEATURES = [SparseFeature("city"), SparseFeature("size"), DenseFeature("x")]
 TASKS = [Task("y")]
@@ -297,6 +298,106 @@ def test_require_columns_lists_every_missing_column() -> None:
     with pytest.raises(DataError, match=r"columns 'a', 'b' \(sparse feature\) are missing"):
         require_columns({"c": None}, ["a", "b", "c"], "sparse feature")
     require_columns({"a": None}, ["a"], "sparse feature")  # no error
+
+
+# ------------------------------------------------------------------------------ float keys
+FRACTIONS = np.array([1 / 3, 0.1, 2.7, 1e-5, 123.456, -2 / 3, 2.0**24 + 1.5])
+
+
+def float32_reads(values: np.ndarray) -> dict[str, object]:
+    """A float64 column as float32 reads give it, through as_columns."""
+    narrow = values.astype(np.float32)
+    tables = {
+        "numpy float32": {"c": narrow},
+        "pandas float32": pd.DataFrame({"c": narrow}),
+        "pandas Float32": pd.DataFrame({"c": pd.array(narrow, dtype="Float32")}),
+        "arrow float32": pa.table({"c": pa.array(narrow)}),
+        "widened to float64": {"c": narrow.astype(np.float64)},
+    }
+    return {name: as_columns(t, arrow_strings=True)["c"] for name, t in tables.items()}
+
+
+def test_fractional_floats_fitted_as_float64_meet_their_float32_reads() -> None:
+    vocabulary = Vocabulary.fit(as_columns({"c": FRACTIONS}, arrow_strings=True)["c"])
+    assert vocabulary.values.tolist() == [
+        "-0.6666667",
+        "0.1",
+        "0.33333334",
+        "123.456",
+        "16777218",  # 2**24 + 1.5 in float32 (which holds no fraction there)
+        "1e-05",
+        "2.7",
+    ]
+    expected = vocabulary.positions(FRACTIONS)
+    assert sorted(expected.tolist()) == list(range(7))
+    for name, column in float32_reads(FRACTIONS).items():
+        assert vocabulary.positions(column).tolist() == expected.tolist(), name
+    # and the other way round: fitted on float32, read as float64
+    narrow = Vocabulary.fit(FRACTIONS.astype(np.float32))
+    assert narrow.values.tolist() == vocabulary.values.tolist()
+
+
+def test_integral_floats_ints_and_strings_keep_their_keys() -> None:
+    vocabulary = Vocabulary.fit(np.array([2, 0.5, "a", "0.3333333333333333", "0.10"], dtype=object))
+    assert vocabulary.values.tolist() == ["0.10", "0.3333333333333333", "0.5", "2", "a"]
+    rows = np.array(
+        [2.0, np.float32(2.0), "2", True, "a", "0.10", 0.1, "0.3333333333333333", 1 / 3],
+        dtype=object,
+    )
+    assert vocabulary.positions(rows).tolist() == [3, 3, 3, -1, 4, 0, -1, 1, -1]
+    # a string category that reads as float64's text of a float survives a round trip
+    state = vocabulary.to_dict()
+    assert state["float32_keys"] is True
+    again = Vocabulary.from_dict(json.loads(json.dumps(state)))
+    assert again.values.tolist() == vocabulary.values.tolist()
+    assert "float32_keys" not in Vocabulary.fit(FRACTIONS).to_dict()
+
+
+def test_a_version_2_vocabulary_with_float64_keys_is_rekeyed_in_place() -> None:
+    # written before float keys were float32: 1/3 as float64 text; '0.10' and '2.0' are
+    # strings (no float is written so), '1e-05' and '0.1' are already float32 text
+    state = {"kind": "str", "values": ["0.1", "0.10", "0.3333333333333333", "1e-05", "2.0", "a"]}
+    vocabulary = Vocabulary.from_dict(state)
+    assert vocabulary.values.tolist() == ["0.1", "0.10", "0.33333334", "1e-05", "2.0", "a"]
+    third = np.array([1 / 3])
+    for column in (third, third.astype(np.float32), pa.array(third.astype(np.float32))):
+        assert vocabulary.positions(column).tolist() == [2]
+    rows = np.array(["0.10", "2.0", "a", 0.1, 1e-5, 2.0], dtype=object)
+    assert vocabulary.positions(rows).tolist() == [1, 4, 5, 0, 3, -1]
+    # reading it again changes nothing; mtlrec 0.1.0's vocabularies keep their keys
+    assert Vocabulary.from_dict(vocabulary.to_dict()).values.tolist() == vocabulary.values.tolist()
+    legacy = Vocabulary.from_dict(state, legacy=True)
+    assert legacy.values.tolist() == state["values"]
+
+
+def test_a_version_2_preprocessor_with_float64_keys_predicts_float32_rows() -> None:
+    pre = Preprocessor([SparseFeature("c")], TASKS).fit({"c": FRACTIONS, "y": np.arange(7) % 2})
+    state = pre.to_dict()
+    assert state["version"] == 2
+    # as a version-2 Preprocessor wrote it before float keys were float32
+    old = {
+        "0.33333334": "0.3333333333333333",
+        "-0.6666667": "-0.6666666666666666",
+        "16777218": "16777217.5",
+    }
+    values = state["vocabularies"]["c"]["values"]
+    state["vocabularies"]["c"]["values"] = [old.get(v, v) for v in values]
+    loaded = Preprocessor.from_dict(json.loads(json.dumps(state)))
+    assert loaded.vocabulary("c").values.tolist() == values
+    expected = pre.transform({"c": FRACTIONS}, with_labels=False).sparse
+    for name, column in float32_reads(FRACTIONS).items():
+        got = loaded.transform({"c": column}, with_labels=False).sparse
+        assert torch.equal(got, expected), name
+    assert (expected >= 2).all()
+
+
+def test_reading_keys_of_the_float32_form_changes_none() -> None:
+    rng = np.random.default_rng(0)
+    scale = np.float32(10.0) ** rng.integers(-40, 38, 20_000).astype(np.float32)
+    vocabulary = Vocabulary.fit(rng.standard_normal(20_000).astype(np.float32) * scale)
+    state = vocabulary.to_dict()
+    assert "float32_keys" not in state  # nothing to protect: every key maps to itself
+    assert Vocabulary.from_dict(state).values.tolist() == state["values"]
 
 
 # -------------------------------------------------------------------------------- property

@@ -36,6 +36,16 @@ def _series_column(series: pd.Series, arrow_strings: bool) -> Column:
     return series.to_numpy()
 
 
+def as_array(values: object) -> np.ndarray:
+    """A numpy array or list-like column as a numpy array. A list-like that numpy would
+    make text of (strings with NaN among them: numpy writes the text 'nan') keeps its
+    Python objects, so a NaN there stays missing as it does in a DataFrame."""
+    array = np.asarray(values)
+    if array.dtype.kind in "US" and not isinstance(values, np.ndarray):
+        array = np.array(values, dtype=object)
+    return array
+
+
 def _column(name: str, values: object, arrow_strings: bool) -> Column:
     if isinstance(values, pd.Series):
         array = _series_column(values, arrow_strings)
@@ -47,7 +57,7 @@ def _column(name: str, values: object, arrow_strings: bool) -> Column:
             return values
         array = values.to_numpy(zero_copy_only=False)
     else:
-        array = np.asarray(values)
+        array = as_array(values)
     if isinstance(array, np.ndarray) and array.ndim != 1:
         raise DataError(
             f"column {name!r} must be one-dimensional, got shape {array.shape}; "
@@ -196,9 +206,12 @@ def numeric_column(column: Column, name: str, role: str, fix: str) -> np.ndarray
     kind = array.dtype.kind
     if kind in "iubf":
         return array.astype(np.float64)
-    if kind == "O" and pd.api.types.infer_dtype(array, skipna=True) in _NUMERIC_INFERRED:
-        return np.asarray(pd.to_numeric(array), dtype=np.float64)
-    present = array[~missing_mask(array)]
+    absent = missing_mask(array)
+    present = array[~absent] if absent.any() else array  # any null (NaT too) is missing
+    if kind == "O" and pd.api.types.infer_dtype(present, skipna=True) in _NUMERIC_INFERRED:
+        out = np.full(len(array), np.nan)
+        out[~absent] = np.asarray(pd.to_numeric(present), dtype=np.float64)
+        return out
     examples = [str(v) for v in pd.unique(present[:1000])[:3]]
     raise DataError(f"column {name!r} ({role}) is not numeric (values like {examples}); {fix}")
 

@@ -7,15 +7,20 @@ value is compared by a canonical string key (``kind="str"``):
 * strings are their own key;
 * integral numbers are written as integers: ``2``, ``2.0`` and ``True``/``1`` meet as
   ``"2"`` / ``"1"``;
-* other floats are written in the shortest form that round-trips in float32 when the
-  value is a float32 number, else in float64: ``0.1`` read as float64 and ``0.1`` read
-  as float32 (and then widened to float64, as pandas' nullable Float32 does) both
-  become ``"0.1"``, so a column saved as float32 for prediction matches a float64
-  training column. (Two training values closer than float32's resolution are one
-  category.)
+* other floats are rounded to float32 and written in the shortest form that round-trips
+  there: ``1/3`` read as float64, read as float32, or read as float32 and widened to
+  float64 (as pandas' nullable Float32 does) all become ``"0.33333334"``, so a column
+  saved as float32 for prediction matches a float64 training column. (Two training
+  values closer than float32's resolution are one category; a fraction that float32
+  rounds to an integer is that integer; the few floats beyond float32's range keep their
+  float64 form.)
 
-Bundles written by mtlrec 0.1.0 compared ``str(value)`` as is (``legacy`` keys) and
-keep doing so, so they predict what they did.
+Version-2 bundles written before this rule held float64 keys (``"0.3333333333333333"``)
+for floats that are not float32 numbers; reading them re-keys those in place (same
+positions, so the same embedding rows). A vocabulary saved since, whose string
+categories could be taken for such keys, is marked ``float32_keys`` and read as it is.
+Bundles written by mtlrec 0.1.0 compared ``str(value)`` as is (``legacy`` keys) and keep
+doing so, so they predict what they did.
 """
 
 from __future__ import annotations
@@ -65,16 +70,52 @@ def _int_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, values, 0).astype(np.int64), valid
 
 
+def _whole(values: np.ndarray) -> np.ndarray:
+    """True where a float64 value is keyed as an integer (integral, within int64)."""
+    return _integral(values) & (np.abs(values) < 2.0**63)
+
+
 def _float_keys(values: np.ndarray) -> np.ndarray:
     """Canonical string keys of float values (see the module docstring)."""
     wide = values.astype(np.float64)
-    keys = wide.astype(str).astype(object)
-    narrow = wide.astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        single = narrow.astype(np.float64) == wide
-    keys[single] = narrow[single].astype(str)
-    whole = _integral(wide) & (np.abs(wide) < 2.0**63)
-    keys[whole] = wide[whole].astype(np.int64).astype(str)
+    with np.errstate(over="ignore"):
+        narrow = wide.astype(np.float32)
+    keys = narrow.astype(str).astype(object)
+    beyond = np.isinf(narrow) & np.isfinite(wide)  # past float32's range
+    keys[beyond] = wide[beyond].astype(str)
+    integer = np.where(_integral(wide), wide, narrow)  # 16777217.5 is float32's 16777218
+    whole = _whole(integer)
+    keys[whole] = integer[whole].astype(np.int64).astype(str)
+    return keys
+
+
+#: how numpy writes a finite float64 (``str``): ``0.1``, ``-2.5``, ``1e-05``, ``1.5e+20``
+_FLOAT_TEXT = r"^-?\d+(\.\d+)?(e[-+]\d+)?$"
+
+
+def _rekeyed(keys: np.ndarray) -> np.ndarray:
+    """Keys of a version-2 vocabulary with the float keys written before floats were
+    rounded to float32 (``"0.3333333333333333"``) in the float32 form
+    (``"0.33333334"``), in place; other keys as they are (``keys`` itself when none
+    changes). Only a key that is exactly float64's text of a float that is neither keyed
+    as an integer nor a float32 number changes: strings like ``"0.10"`` or ``"2.0"`` cannot
+    come from a float and stay, and keys of the float32 form map to themselves."""
+    if len(keys) == 0:
+        return keys
+    text = pc.match_substring_regex(pa.array(keys, pa.large_string()), _FLOAT_TEXT)
+    candidate = np.flatnonzero(np.asarray(text, dtype=bool))
+    numbers = keys[candidate].astype(np.float64)
+    with np.errstate(over="ignore"):
+        single = numbers.astype(np.float32) == numbers  # were written in float32's form
+    wide = np.isfinite(numbers) & ~_whole(numbers) & ~single
+    candidate, numbers = candidate[wide], numbers[wide]
+    written = numbers.astype(str) == keys[candidate]
+    candidate, new = candidate[written], _float_keys(numbers[written])
+    changed = new != keys[candidate]
+    if not changed.any():
+        return keys
+    keys = keys.copy()
+    keys[candidate[changed]] = new[changed]
     return keys
 
 
@@ -169,17 +210,27 @@ class Vocabulary:
         return pos
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``legacy`` only when set)."""
+        """JSON-ready form (``legacy`` only when set; ``float32_keys`` only when a key,
+        a string category such as ``"0.3333333333333333"``, would read as a float key
+        written before float keys were rounded to float32)."""
         state: dict[str, Any] = {"kind": self.kind, "values": self.values.tolist()}
         if self.legacy:
             state["legacy"] = True
+        elif self.kind == "str" and _rekeyed(self.values) is not self.values:
+            state["float32_keys"] = True
         return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], legacy: bool = False) -> Vocabulary:
+        """Inverse of :meth:`to_dict`; ``legacy`` for mtlrec 0.1.0's vocabularies (kept as
+        they are). Float keys that a version-2 vocabulary saved in float64's form are
+        re-keyed to the float32 form in place (:func:`_rekeyed`)."""
+        legacy = legacy or bool(state.get("legacy", False))
         dtype = np.int64 if state["kind"] == "int" else object
         values = np.array(state["values"], dtype=dtype)
-        return cls(state["kind"], values, legacy=legacy or bool(state.get("legacy", False)))
+        if state["kind"] == "str" and not legacy and not state.get("float32_keys", False):
+            values = _rekeyed(values)
+        return cls(state["kind"], values, legacy=legacy)
 
 
 def _scatter(found: np.ndarray, where: np.ndarray) -> np.ndarray:
