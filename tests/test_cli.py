@@ -12,8 +12,9 @@ import yaml
 
 import mtlrec
 import mtlrec.runtime
+from mtlrec import cli
 from mtlrec.bundle import BUNDLE_FILES
-from mtlrec.cli import load_config, main
+from mtlrec.cli import build_parser, load_config, main
 from mtlrec.datasets import adult_features, adult_tasks
 from mtlrec.experiments import benchmark
 from mtlrec.experiments.benchmark import REFERENCE_CONFIGS, BenchmarkData
@@ -190,6 +191,29 @@ def test_train_refuses_to_overwrite_a_bundle(workdir, trained, capsys):
     assert code == 0
 
 
+def no_fit(*args, **kwargs):
+    pytest.fail("training started although the output path was unusable")
+
+
+@pytest.mark.parametrize("target", ["model.txt", "model.txt/inner"])
+def test_train_output_on_a_file_fails_before_training(workdir, capsys, monkeypatch, target):
+    (workdir / "model.txt").write_text("not a folder")
+    monkeypatch.setattr(mtlrec.MultiTaskModel, "fit", no_fit)
+    code, _, err = run(
+        capsys, "train", "--config", workdir / "config.yaml", "--output", workdir / target
+    )
+    assert code == 2
+    assert f"--output {workdir / target}" in err and "is a file" in err and "folder" in err
+    assert (workdir / "model.txt").read_text() == "not a folder"
+
+
+def test_train_config_output_on_a_file_names_the_config(workdir, capsys, monkeypatch):
+    (workdir / "model").write_text("not a folder")  # the config's output: model
+    monkeypatch.setattr(mtlrec.MultiTaskModel, "fit", no_fit)
+    code, _, err = run(capsys, "train", "--config", workdir / "config.yaml")
+    assert code == 2 and f"{workdir / 'config.yaml'}: output" in err and "is a file" in err
+
+
 @pytest.mark.parametrize(
     "section, value, key",
     [
@@ -288,6 +312,9 @@ def test_models_lists_architectures_and_defaults(capsys):
 def test_datasets_list_and_export(tmp_path, capsys):
     code, out, _ = run(capsys, "datasets", "list")
     assert code == 0 and out.startswith("adult")
+    described = {line.split()[0]: line for line in out.split("\n\n")[0].splitlines()}
+    assert {"adult", "census-kdd", "synthetic", "funnel", "hillstrom"} <= set(described)
+    assert "--data DIR" in described["hillstrom"] and "--data DIR" in described["census-kdd"]
     code, _, err = run(capsys, "datasets", "export", "adult", "--output", tmp_path)
     assert code == 0, err
     train = pd.read_csv(tmp_path / "train.csv")
@@ -343,6 +370,54 @@ def test_benchmark_command(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "out" / "training.png").is_file()  # the training curves
     code, _, err = run(capsys, *argv)
     assert code == 2 and "--overwrite" in err
+
+
+def test_datasets_list_names_only_benchmark_choices(capsys):
+    code, out, _ = run(capsys, "datasets", "list")
+    listed = [line.split()[0] for line in out.split("\n\n")[0].splitlines()]
+    assert code == 0 and len(listed) >= 5
+    parser = build_parser()
+    for name in listed:
+        assert parser.parse_args(["benchmark", name]).dataset == name
+
+
+def test_benchmark_writes_to_results_by_default_never_overwriting(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(benchmark.DATASETS, "tiny", tiny_loader)
+    monkeypatch.chdir(tmp_path)
+    argv = ["benchmark", "tiny", "--models", "mmoe", "--epochs", "1", "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    first = tmp_path / "results" / "tiny"
+    assert (first / "results.json").is_file() and (first / "results.md").is_file()
+    assert f"results written to {Path('results') / 'tiny'}" in err
+    before = (first / "results.json").read_text()
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert (tmp_path / "results" / "tiny-2" / "results.json").is_file()
+    assert f"results written to {Path('results') / 'tiny-2'}" in err
+    assert (first / "results.json").read_text() == before
+
+
+def test_default_results_folder(tmp_path, monkeypatch):
+    assert cli.default_results_folder("adult", tmp_path) == tmp_path / "adult"
+    (tmp_path / "adult").mkdir()  # an empty folder holds no results: used
+    assert cli.default_results_folder("adult", tmp_path) == tmp_path / "adult"
+    (tmp_path / "adult" / "results.json").write_text("[]")
+    (tmp_path / "adult-2").write_text("a file")
+    assert cli.default_results_folder("adult", tmp_path) == tmp_path / "adult-3"
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["benchmark", "census-kdd", "--group", "2"])
+    assert cli._output_folder(args) == Path("results") / "census-kdd-group2"
+    args = build_parser().parse_args(["benchmark", "census-kdd", "--output", "mine"])
+    assert cli._output_folder(args) == Path("mine")
+
+
+def test_benchmark_output_on_a_file_fails_before_running(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(benchmark.DATASETS, "tiny", tiny_loader)
+    monkeypatch.setattr(mtlrec.MultiTaskModel, "fit", no_fit)
+    (tmp_path / "out").write_text("a file")
+    code, _, err = run(capsys, "benchmark", "tiny", "--output", tmp_path / "out")
+    assert code == 2 and "is a file" in err
 
 
 def test_usage_errors_and_help(capsys):

@@ -297,7 +297,16 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     )
 
 
-def _refuse_existing_bundle(path: Path, overwrite: bool) -> None:
+def _refuse_existing_bundle(path: Path, overwrite: bool, option: str = "--output") -> None:
+    """Fail before any work when ``path`` cannot take a bundle: it (or a folder above it)
+    is a file, or it already holds a saved model and ``overwrite`` is off."""
+    place = next((p for p in (path, *path.parents) if p.exists()), None)
+    if place is not None and not place.is_dir():
+        what = "is a file" if place == path else f"lies in {place}, which is a file"
+        raise FileExistsError(
+            f"{option} {path} {what}; a model is saved as a folder of files: give the path "
+            "of a folder (new or existing) instead"
+        )
     existing = existing_bundle(path)
     if existing and not overwrite:
         raise FileExistsError(
@@ -314,7 +323,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else config.output
     if output is None:
         raise ConfigError("no output folder: set 'output:' in the config or pass --output")
-    _refuse_existing_bundle(output, args.overwrite)
+    option = "--output" if args.output else f"{args.config}: output"
+    _refuse_existing_bundle(output, args.overwrite, option)
 
     if config.dataset is not None:
         bundled = load_dataset(config.dataset)
@@ -452,18 +462,56 @@ def _prediction_columns(model: MultiTaskModel, predicted: dict) -> dict:
     return columns
 
 
+#: where ``mtlrec benchmark`` writes without --output, relative to the current folder
+RESULTS_DIR = Path("results")
+
+
+def _results_name(args: argparse.Namespace) -> str:
+    """The benchmark's name in its default results folder (census-kdd with its group)."""
+    if args.dataset == "census-kdd":
+        return f"census-kdd-group{args.group or 1}"
+    return args.dataset
+
+
+def default_results_folder(name: str, root: Path = RESULTS_DIR) -> Path:
+    """``root/name``, or ``root/name-2``, ``-3``, ... when that already holds something:
+    a default never overwrites earlier results."""
+
+    def taken(path: Path) -> bool:
+        return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+    path, n = root / name, 1
+    while taken(path):
+        n += 1
+        path = root / f"{name}-{n}"
+    return path
+
+
+def _output_folder(args: argparse.Namespace) -> Path:
+    """Where the results go: --output, else a free :func:`default_results_folder`."""
+    return Path(args.output) if args.output else default_results_folder(_results_name(args))
+
+
+def _wrote(out: Path, paths: dict[str, Path]) -> None:
+    """Say on stderr where a benchmark's files went."""
+    names = ", ".join(p.name for p in paths.values())
+    print(f"\nresults written to {out}{os.sep} ({names})", file=sys.stderr)
+
+
 def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = Path(args.output) if args.output else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output {out} is a file; give a folder for the results")
     if out is not None and (out / "results.json").exists() and not args.overwrite:
         raise FileExistsError(
             f"{out} already holds benchmark results; pass --overwrite or another --output"
         )
     if args.dataset == "synthetic":
-        return _synthetic_benchmark(args, argv, out)
+        return _synthetic_benchmark(args, argv)
     if args.dataset in ("funnel", "hillstrom"):
         if args.balancer is not None:
             raise ConfigError("--balancer is an option of the reference and synthetic benchmarks")
-        return _funnel_benchmark(args, argv, out)
+        return _funnel_benchmark(args, argv)
     if args.quick:
         raise ConfigError("--quick is an option of the funnel and hillstrom benchmarks only")
     if args.correlations is not None or args.rows is not None:
@@ -493,27 +541,27 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         balancer=args.balancer or "equal",
     )
     print(format_table(records))
-    if out is not None:
-        settings = {
-            "dataset": args.dataset + (f" group {args.group or 1}" if options else ""),
-            "split": data.split,
-            "seeds": args.seeds,
-            "epochs": epochs
-            if data.validation is None
-            else f"at most {epochs}, early stopping on validation {data.tasks[0].name} "
-            f"(patience {args.patience}, best epoch kept)",
-            "batch_size": batch_size,
-            "optimizer": f"adam, lr {lr:g}",
-            "balancer": args.balancer or "equal",
-        }
-        if args.max_rows:
-            settings["max_rows"] = args.max_rows
-        paths = write_outputs(records, out, command=" ".join(["mtlrec", *argv]), settings=settings)
-        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    settings = {
+        "dataset": args.dataset + (f" group {args.group or 1}" if options else ""),
+        "split": data.split,
+        "seeds": args.seeds,
+        "epochs": epochs
+        if data.validation is None
+        else f"at most {epochs}, early stopping on validation {data.tasks[0].name} "
+        f"(patience {args.patience}, best epoch kept)",
+        "batch_size": batch_size,
+        "optimizer": f"adam, lr {lr:g}",
+        "balancer": args.balancer or "equal",
+    }
+    if args.max_rows:
+        settings["max_rows"] = args.max_rows
+    out = _output_folder(args)
+    paths = write_outputs(records, out, command=" ".join(["mtlrec", *argv]), settings=settings)
+    _wrote(out, paths)
     return 0
 
 
-def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Path | None) -> int:
+def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mtlrec benchmark synthetic``: the MMoE paper's controlled-correlation experiment."""
     from .experiments.synthetic import (
         SYNTHETIC_CONFIGS,
@@ -545,13 +593,13 @@ def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Pat
         **settings,
     )
     print(format_synthetic_table(records))
-    if out is not None:
-        paths = write_synthetic_outputs(records, out, command=" ".join(["mtlrec", *argv]))
-        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    out = _output_folder(args)
+    paths = write_synthetic_outputs(records, out, command=" ".join(["mtlrec", *argv]))
+    _wrote(out, paths)
     return 0
 
 
-def _funnel_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Path | None) -> int:
+def _funnel_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mtlrec benchmark funnel`` (simulated funnels with ground truth) and ``hillstrom``
     (the MineThatData visit -> conversion funnel): CVR models, naive to entire-space."""
     from .experiments.funnel import (
@@ -607,23 +655,23 @@ def _funnel_benchmark(args: argparse.Namespace, argv: Sequence[str], out: Path |
         if max_rows:
             settings["max_rows"] = max_rows
     print(format_funnel_table(records))
-    if out is not None:
-        settings = {**settings, "seeds": args.seeds, **fit, "optimizer": "adam"}
-        notes = []
-        if name == "hillstrom":
-            notes = [
-                "Hillstrom's funnel: `click` is the site visit, `conversion` a purchase "
-                "after it. Few test conversions: differences within the std are noise."
-            ]
-        paths = write_funnel_outputs(
-            records,
-            out,
-            title,
-            command=" ".join(["mtlrec", *argv]),
-            settings=settings,
-            notes=notes,
-        )
-        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    settings = {**settings, "seeds": args.seeds, **fit, "optimizer": "adam"}
+    notes = []
+    if name == "hillstrom":
+        notes = [
+            "Hillstrom's funnel: `click` is the site visit, `conversion` a purchase "
+            "after it. Few test conversions: differences within the std are noise."
+        ]
+    out = _output_folder(args)
+    paths = write_funnel_outputs(
+        records,
+        out,
+        title,
+        command=" ".join(["mtlrec", *argv]),
+        settings=settings,
+        notes=notes,
+    )
+    _wrote(out, paths)
     return 0
 
 
@@ -660,6 +708,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.action == "list":
         for name, description in describe_datasets().items():
             print(f"{name:<12} {description}")
+        print(
+            f"\nbenchmark any with: mtlrec benchmark NAME; export {', '.join(sorted(DATASETS))} "
+            "as CSV with: mtlrec datasets export NAME --output DIR"
+        )
         return 0
     out = Path(args.output)
     targets = [out / "train.csv", out / "test.csv", out / "config.yaml"]
@@ -753,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  mtlrec datasets export adult --output data/adult\n"
         "  mtlrec train --config data/adult/config.yaml\n"
         "  mtlrec evaluate --model data/adult/adult_mmoe --data data/adult/test.csv\n"
-        "  mtlrec benchmark adult --seeds 3 --output results/adult",
+        "  mtlrec benchmark adult --seeds 3    # writes results/adult",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -871,7 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "dataset",
-        choices=[*sorted(DATASETS), "synthetic", "funnel", "hillstrom"],
+        choices=list(describe_datasets()),
         help="benchmark dataset; 'synthetic' runs the MMoE paper's task-correlation "
         "experiment (Shared-Bottom, OMoE, MMoE on two regression tasks); 'funnel' and "
         "'hillstrom' the click -> conversion models",
@@ -971,8 +1023,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output",
         metavar="DIR",
-        help="also write results.md, results.json and results.png there (adult, census-kdd: "
-        "also training.png, the training curves)",
+        help="folder for results.md, results.json and results.png (adult, census-kdd: also "
+        "training.png, the training curves); default: results/DATASET in the current folder "
+        "(census-kdd: results/census-kdd-groupN), or results/DATASET-2, -3, ... when that "
+        "already holds results: a default never overwrites",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace results already written to --output"
@@ -990,15 +1044,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "datasets",
-        help="list or export the bundled datasets",
-        description="List the bundled datasets, or export one as CSV files "
+        help="list the datasets or export one",
+        description="List every benchmark dataset, or export a bundled one as CSV files "
         "with a matching train config.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser(
         "list",
         help="names and descriptions of the datasets",
-        description="Print the bundled datasets with a description.",
+        description="Print every dataset 'mtlrec benchmark' accepts with a description.",
     )
     e = actions.add_parser(
         "export",

@@ -59,7 +59,8 @@ def _load_adult() -> BenchmarkData:
 def _load_census_kdd(
     group: int = 1, path: str | Path | None = None, download: bool = False
 ) -> BenchmarkData:
-    """UCI census-income KDD (299,285 people; files not bundled): groups 1 and 2 of MMoE.
+    """UCI census-income KDD (299,285 people), MMoE's task groups 1 and 2 (--group); not
+    bundled: --data DIR or --download.
 
     Group 1: income > 50K and never-married; group 2: college degree and never-married.
     """
@@ -84,8 +85,8 @@ def _load_census_kdd(
     )
 
 
-#: dataset name -> loader (keyword options only); the first line of a loader's docstring
-#: describes the dataset
+#: dataset name -> loader (keyword options only); the first paragraph of a loader's
+#: docstring describes the dataset
 DATASETS: dict[str, Callable[..., BenchmarkData]] = {
     "adult": _load_adult,
     "census-kdd": _load_census_kdd,
@@ -129,12 +130,27 @@ def primary_metric(task_type: str) -> str:
     return HEADS.get(task_type).metrics[0]
 
 
+#: datasets of the experiment benchmarks (:mod:`.synthetic`, :mod:`.funnel`), which have
+#: their own runners instead of a loader in :data:`DATASETS`
+EXPERIMENT_DATASETS: dict[str, str] = {
+    "synthetic": "The MMoE paper's two regression tasks of controlled correlation "
+    "(--correlations), generated.",
+    "funnel": "Simulated click -> conversion impressions with ground-truth CVR (--rows), "
+    "generated.",
+    "hillstrom": "MineThatData e-mails (64,000 customers): site visit -> purchase; not "
+    "bundled: --data DIR (hillstrom.csv).",
+}
+
+
 def describe_datasets() -> dict[str, str]:
-    """Benchmark dataset names with a one-line description."""
-    return {
-        name: ((loader.__doc__ or "").strip().splitlines() or [""])[0]
+    """Every dataset ``mtlrec benchmark`` accepts, with a one-line description: those of
+    :data:`DATASETS` (their loader's first docstring paragraph), then
+    :data:`EXPERIMENT_DATASETS`."""
+    loaders = {
+        name: " ".join((loader.__doc__ or "").strip().split("\n\n")[0].split())
         for name, loader in DATASETS.items()
     }
+    return {**loaders, **EXPERIMENT_DATASETS}
 
 
 def load_dataset(name: str, **options: Any) -> BenchmarkData:
@@ -414,7 +430,8 @@ def write_outputs(
     paths["md"].write_text("\n".join(lines) + "\n")
 
     if any("auc" in r for r in records):
-        paths["png"] = plot_benchmark(summarize(records), out / "results.png")
+        balancers = [r.get("balancer") for r in records]  # named in the title
+        paths["png"] = plot_benchmark(summarize(records), out / "results.png", balancers)
     if any(r.get("loss_curve") for r in records):
         paths["curves"] = plot_training_curves(records, out / "training.png")
     return paths
