@@ -149,7 +149,7 @@ def test_loss_multipliers_run_the_fast_step_and_scale_the_loss():
     for fast, balancer in ((True, started(Fixed())), (False, started(Fixed())), (True, None)):
         build_optimizers(network, "adam", 1e-3).zero_grad()
         step = Accumulator(network, objective, None, fast, balancer)
-        loss, losses = step(batch)
+        loss, losses, _ = step(batch)
         grads = [p.grad.clone() for p in network.parameters()]
         results[fast, balancer is None] = (step.path, loss, losses, grads)
     assert results[True, False][0] == "fast" and results[False, False][0] == "autograd"
@@ -359,7 +359,7 @@ def test_balanced_step_with_the_plain_sum_equals_autograd(arch, sparse):
     for balancer in (None, started(SumOfGradients())):
         build_optimizers(network, "adam", 1e-3, sparse_embeddings=sparse).zero_grad()
         step = Accumulator(network, objective, None, False, balancer)
-        loss, losses = step(batch)
+        loss, losses, _ = step(batch)
         grads = [p.grad.to_dense().clone() for p in network.parameters()]
         results.append((loss, losses, grads, step.reason))
     assert "SumOfGradients" in results[1][3]
@@ -459,3 +459,129 @@ def test_the_benchmarks_pass_the_balancer_and_record_it():
         [0.5], seeds=1, n_train=200, n_test=100, models=["mmoe"], balancer="pcgrad", **options
     )
     assert record["balancer"] == "pcgrad"
+
+
+# ---------------------------------------------------------------------------- absent tasks
+
+ONLY_A = torch.tensor([True, False])  # a batch that carries labels of task a only
+
+
+def test_small_adam_leaves_entries_out_and_counts_each_ones_steps():
+    mine = torch.tensor([0.5, -1.0])
+    adam = SmallAdam(mine, lr=0.05)
+    adam.step(torch.tensor([1.0, 7.0]), ONLY_A)
+    assert float(mine[1]) == -1.0 and float(adam.exp_avg[1]) == 0.0  # untouched
+    close(mine[0], 0.45)  # Adam's first step: lr against the gradient's sign
+    adam.step(torch.tensor([0.3, -2.0]))  # the second entry's first step: lr again
+    close(mine[1], -0.95)
+    # the first entry's second step, as torch's Adam takes it
+    theirs = torch.tensor([0.5], requires_grad=True)
+    reference = torch.optim.Adam([theirs], lr=0.05)
+    for grad in (1.0, 0.3):
+        theirs.grad = torch.tensor([grad])
+        reference.step()
+    close(mine[0], float(theirs))
+
+
+def test_uncertainty_leaves_an_absent_task_alone():
+    u = started(Uncertainty(), lr=0.1)
+    u.observe(torch.tensor([0.5, 0.0]), None, ONLY_A)  # b's loss 0 is no evidence
+    close(u.log_variance, [-0.1, 0.0])
+    close(u.multipliers(), [math.exp(0.1), 1.0])
+
+
+def test_dwa_weighs_a_task_by_the_epochs_that_labelled_it():
+    dwa = started(DWA())  # temperature 2
+    dwa.end_epoch(torch.tensor([1.0, 1.0]))
+    dwa.end_epoch(torch.tensor([0.5, math.nan]))  # no batch carried b
+    # a has a ratio (0.5), b none yet: a's weight from its own softmax, b keeps 1
+    close(dwa.multipliers(), [1.0, 1.0])
+    dwa.end_epoch(torch.tensor([0.4, 0.8]))  # a: 0.4 / 0.5; b: 0.8 / 1.0 (its epochs 1, 3)
+    e1, e2 = math.exp(0.8 / 2), math.exp(0.8 / 2)
+    close(dwa.multipliers(), [2 * e1 / (e1 + e2), 2 * e2 / (e1 + e2)])
+    dwa.end_epoch(torch.tensor([0.2, math.nan]))  # b absent again: b keeps its weight
+    before = dwa.multipliers()[1].item()
+    close(dwa.multipliers()[1], before)
+    close(dwa.multipliers()[0], 1.0)  # a: the one task with a ratio gets weight 1 x softmax
+
+
+def test_gradnorm_updates_the_present_tasks_only():
+    g = started(GradNorm(), weights=(1.0, 1.0, 1.0), lr=0.1)
+    grads = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 0.0]])  # c absent: zero gradient
+    present = torch.tensor([True, True, False])
+    g.combine(grads, torch.tensor([2.0, 1.0, 0.0]), present)
+    # a and b as in the two-task case (targets the mean of their norms, 3): 0.9 and 1.1,
+    # still summing to what they summed to (2); c untouched
+    close(g.multipliers(), [0.9, 1.1, 1.0])
+    assert math.isnan(float(g.initial_losses[2]))  # c's L(0): the first batch with c
+    g.combine(torch.tensor([[1.0, 0.0], [1.0, 0.0], [2.0, 0.0]]), torch.tensor([2.0, 1.0, 4.0]))
+    assert float(g.initial_losses[2]) == 4.0
+    assert float(g.multipliers().sum()) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("balancer", [PCGrad(), MGDA(), CAGrad()], ids=repr)
+def test_gradient_balancers_combine_the_present_tasks_only(balancer):
+    started(balancer)
+    grads = torch.tensor([[3.0, 4.0], [0.0, 0.0]])  # b absent: its gradient is zero
+    direction = balancer.combine(grads, torch.tensor([0.5, 0.0]), ONLY_A)
+    alone = started(type(balancer)()).combine(grads[:1], torch.tensor([0.5]))
+    torch.testing.assert_close(direction, alone)  # as if b were not a task
+    assert float(direction.norm()) > 0  # MGDA's min-norm point of {g_a, 0} would be 0
+    weights = balancer.task_weights()
+    assert weights[1] == 1.0 and math.isfinite(weights[0])  # b: its current weight, 1
+    assert balancer.combine(torch.zeros(2, 2), torch.zeros(2), torch.tensor([False, False])) is None
+
+
+def test_cagrad_alone_is_the_gradient_scaled_by_one_plus_c_over_one_plus_c_squared():
+    cagrad = started(CAGrad())  # c 0.5
+    direction = cagrad.combine(torch.tensor([[3.0, 4.0], [0.0, 0.0]]), torch.zeros(2), ONLY_A)
+    close(direction, np.array([3.0, 4.0]) * 1.5 / 1.25, tol=1e-5)
+
+
+def test_famo_weighs_and_moves_the_present_tasks_only():
+    famo = started(FAMO())
+    c = famo.batch_multipliers(torch.tensor([0.5, 0.0]), ONLY_A)
+    close(c, [1.0, 0.0])  # was (about 0, 1): b's loss 0 looked like an infinite rate
+    famo.observe(torch.tensor([0.5, 0.0]), torch.tensor([0.4, 0.0]), ONLY_A)
+    # with a alone, z = 1 and J^T delta = 0: a's logit moves by the decay only (0 here)
+    close(famo.logits, [0.0, 0.0])
+
+
+def sparse_labels(table, share: float = 0.03, seed: int = 0):
+    """``table`` with task b's label kept on ``share`` of the rows only."""
+    rng = np.random.default_rng(seed)
+    return table.assign(b=table["b"].where(rng.random(len(table)) < share))
+
+
+@pytest.mark.parametrize("name", list_balancers())
+def test_every_balancer_with_a_task_absent_from_most_batches(name):
+    """b labelled on 3 % of the rows, batch 32: two thirds of the batches carry no b
+    (GradNorm drove a's weight towards 0, CAGrad reported weights around 1e6)."""
+    table = sparse_labels(make_table(1600))
+    model = mtlrec.MMoE(FEATURES, TASKS, **SMALL["mmoe"])
+    model.fit(table, epochs=2, batch_size=32, balancer=name, verbose=0)
+    for record in model.history_:
+        weights = record["task_weights"]
+        # a, labelled in every batch, keeps a real weight; none runs off (MGDA's sit
+        # on the simplex, so b's may be small)
+        assert weights["a"] > 0.3 and all(0 < w < 10 for w in weights.values()), weights
+        assert all(math.isfinite(v) for v in record["task_loss"].values())
+    predictions = model.predict(table.head(50))
+    assert all(np.isfinite(p).all() for p in predictions.values())
+
+
+def test_the_epoch_loss_of_a_task_is_its_mean_over_its_labelled_rows():
+    """b labelled on 10 % of the rows, batch 8: 43 % of the batches carry no b; b's
+    epoch loss was the mean of the batch means with those batches as 0."""
+    table = sparse_labels(make_table(800), share=0.1)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(table))
+    model = mtlrec.SharedBottom(FEATURES, TASKS, **SMALL["shared_bottom"])
+    # lr 1e-12: the network stays at its start, so the epoch's losses are its losses
+    model.fit(table, epochs=1, batch_size=8, lr=1e-12, sample_weight=weights, verbose=0)
+    p = model.predict(table)
+    for task in ("a", "b"):
+        rows = table[task].notna().to_numpy()
+        y, q, w = table[task].to_numpy()[rows], p[task][rows], weights[rows]
+        bce = -(y * np.log(q) + (1 - y) * np.log(1 - q))
+        expected = (bce * w).sum() / w.sum()
+        assert model.history_[0]["task_loss"][task] == pytest.approx(expected, rel=1e-4)

@@ -74,7 +74,7 @@ def gradients(network, objective, batch, micro, fast, seed=11):
     step = Accumulator(network, objective, micro, fast=fast)
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # the same dropout masks for both steps
-        loss, losses = step(batch)
+        loss, losses, _ = step(batch)
     grads = {n: p.grad.clone() for n, p in network.named_parameters()}
     return step, loss, losses, grads
 
@@ -86,7 +86,12 @@ def assert_same(fast, slow):
     torch.testing.assert_close(losses_f, losses_s, rtol=1e-5, atol=1e-6)
     for name, g in grads_s.items():
         scale = g.abs().max().item() or 1.0
-        torch.testing.assert_close(grads_f[name] / scale, g / scale, rtol=0, atol=2e-5, msg=name)
+        # a folded embedding table's gradient sums 1,200 rows' float32 terms in another
+        # order than autograd's (seen: 2.1e-5 of the largest entry)
+        tolerance = 5e-5 if name.startswith("embedding.") else 2e-5
+        torch.testing.assert_close(
+            grads_f[name] / scale, g / scale, rtol=0, atol=tolerance, msg=name
+        )
 
 
 @pytest.mark.parametrize("rows, micro", [(96, None), (256, 64), (1200, None)])

@@ -36,8 +36,7 @@ def objective(tasks) -> Objective:
 
 
 def loss_of(obj: Objective, logits: dict, b: Batch) -> torch.Tensor:
-    _, coefficients = obj.normalisers(b)
-    return obj.combine(obj.sums(logits, b), coefficients)
+    return obj.combine(obj.sums(logits, b), obj.normalisers(b).coefficients)
 
 
 def close(tensor: torch.Tensor, expected: float) -> None:

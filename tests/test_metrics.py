@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from mtlrec.exceptions import DataError
+from mtlrec.exceptions import DataError, UndefinedMetricError
 from mtlrec.metrics import (
     accuracy,
     log_loss,
@@ -86,7 +86,8 @@ def test_multiclass_metrics_by_hand() -> None:
         pytest.approx((1.0 + 0.5 / 3 + 1.0) / 3)
     )
     # a class that fills the set or never occurs has no AUC: nothing left to average
-    assert math.isnan(macro_auc([1, 1], [[0.2, 0.8], [0.6, 0.4]]))
+    with pytest.raises(UndefinedMetricError, match="every one of the 2 labels is class 1"):
+        macro_auc([1, 1], [[0.2, 0.8], [0.6, 0.4]])
 
 
 def test_multiclass_metrics_match_sklearn() -> None:

@@ -17,8 +17,11 @@ from .exceptions import (
     ConfigError,
     DataError,
     MtlrecError,
+    MtlrecWarning,
     NotFittedError,
     TrainingDivergedError,
+    UndefinedMetricError,
+    UndefinedMetricWarning,
 )
 from .features import DenseFeature, SparseFeature
 from .heads import list_heads
@@ -42,12 +45,15 @@ __all__ = [
     "DenseFeature",
     "EarlyStopping",
     "MtlrecError",
+    "MtlrecWarning",
     "MultiTaskModel",
     "NotFittedError",
     "Preprocessor",
     "SparseFeature",
     "Task",
     "TrainingDivergedError",
+    "UndefinedMetricError",
+    "UndefinedMetricWarning",
     "__version__",
     "available_cpus",
     "create_model",

@@ -20,15 +20,23 @@ import pyarrow as pa
 import torch
 
 from . import inspection, runtime
-from ._validation import as_columns, as_numpy, column_names
+from ._validation import as_array, as_columns, as_numpy, column_names
 from .balancers import Balancer, make_balancer
 from .bundle import read_bundle, write_bundle
 from .data import Batch, iterate_batches
-from .exceptions import BundleError, ConfigError, DataError, NotFittedError
+from .exceptions import (
+    BundleError,
+    ConfigError,
+    DataError,
+    NotFittedError,
+    UndefinedMetricError,
+    UndefinedMetricWarning,
+    warn,
+)
 from .features import Feature, check_features
 from .heads import HEADS
 from .layers import BankLinear, GateBank
-from .metrics import gauc
+from .metrics import gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
 from .objective import Objective, funnel, l2_terms
 from .preprocessing import Preprocessor
@@ -241,6 +249,7 @@ class MultiTaskModel:
                 self.preprocessor.heads,
                 l2_terms(self.config.l2_embedding, self.config.l2_dense),
             )
+            network.start_at_priors(objective.output_priors(data))
             generator = torch.Generator().manual_seed(self.seed)
             try:
                 with torch.random.fork_rng(devices=[]):
@@ -338,7 +347,7 @@ class MultiTaskModel:
                     f"{table} already has a column {name!r} and labels for it were passed "
                     "apart as well; give each task's labels once"
                 )
-            values = np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values)
+            values = as_array(values.cpu() if isinstance(values, torch.Tensor) else values)
             if values.ndim != 1 or len(values) != rows:
                 raise DataError(
                     f"labels of task {name!r} for {table}: expected {rows} values (one per "
@@ -394,7 +403,7 @@ class MultiTaskModel:
         """The head that reads each output: the tasks' fitted heads, then the extras'."""
         heads: dict[str, Any] = dict(self.preprocessor.heads)
         for name, head_type in self.network.extra_outputs.items():
-            heads[name] = HEADS.get(head_type)()
+            heads[name] = HEADS.get(head_type)(Task(name, type=head_type))
         return heads
 
     @torch.inference_mode()
@@ -480,7 +489,7 @@ class MultiTaskModel:
             batch = self._as_batch(data, with_labels=True)
             if sample_weight is not None:
                 batch.weights = sample_weights(data, sample_weight, len(batch), "the data")
-            groups = None if group is None else _group_codes(data, group)
+            groups = None if group is None else (group, _group_codes(data, group))
             return self._metrics(batch, batch_size, groups)
 
     def _as_batch(self, data: Any, with_labels: bool) -> Batch:
@@ -502,7 +511,7 @@ class MultiTaskModel:
         self,
         data: Batch,
         batch_size: int | None = None,
-        groups: np.ndarray | None = None,
+        groups: tuple[str, np.ndarray] | None = None,
         table: str = "the data",
     ) -> dict[str, dict[str, float]]:
         outputs = self._outputs(data, batch_size)
@@ -520,20 +529,20 @@ class MultiTaskModel:
         result = {}
         for name, (rows, y) in judged.items():
             if not rows.any():
-                logger.warning("evaluate: no row carries a label of %r; it is left out", name)
+                warn(
+                    f"evaluate: no row of {table} carries a label of {name!r}; it is left out",
+                    UndefinedMetricWarning,
+                )
                 continue
             every = rows.all()
             y, p = (y, outputs[name].numpy()) if every else (y[rows], outputs[name].numpy()[rows])
             w = None if weights is None else (weights if every else weights[rows])
             head = heads[name]
-            result[name] = head.evaluate(y, p) if w is None else head.evaluate(y, p, w)
+            result[name] = head.evaluate(y, p, w)
             if groups is not None and head.grouped_auc:
-                scores = gauc(y, p, groups if every else groups[rows], sample_weight=w)
-                result[name].update(
-                    gauc=scores.value,
-                    gauc_groups=scores.groups_used,
-                    gauc_skipped=scores.groups_skipped,
-                )
+                column, codes = groups
+                codes = codes if every else codes[rows]
+                result[name].update(_grouped(name, y, p, column, codes, w))
         return result
 
     @torch.inference_mode()
@@ -674,6 +683,29 @@ def _group_codes(data: Any, group: str) -> np.ndarray:
         )
     codes, _ = pd.factorize(np.asarray(as_numpy(columns[group])), use_na_sentinel=False)
     return codes
+
+
+def _grouped(
+    output: str,
+    y: np.ndarray,
+    p: np.ndarray,
+    column: str,
+    groups: np.ndarray,
+    weights: np.ndarray | None,
+) -> dict[str, float]:
+    """``gauc``, ``gauc_groups`` and ``gauc_skipped`` of one output over the groups
+    ``groups`` (codes of ``column``); the value NaN (with a warning naming the output and
+    the column) when no group holds both classes."""
+    try:
+        scores = gauc(y, p, groups, sample_weight=weights)
+    except UndefinedMetricError as why:
+        value = undefined(output, f"gauc (groups: column {column!r})", why)
+        return {"gauc": value, "gauc_groups": 0, "gauc_skipped": len(np.unique(groups))}
+    return {
+        "gauc": scores.value,
+        "gauc_groups": scores.groups_used,
+        "gauc_skipped": scores.groups_skipped,
+    }
 
 
 def load_model(path: str | Path, device: str = "cpu") -> MultiTaskModel:

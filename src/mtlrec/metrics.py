@@ -1,13 +1,30 @@
-"""Evaluation metrics over whole evaluation sets (numpy only)."""
+"""Evaluation metrics over whole evaluation sets (numpy only).
+
+A metric the rows do not define (an AUC over one class, a weighted mean of zero weight)
+raises :class:`~mtlrec.exceptions.UndefinedMetricError`; ``evaluate`` turns it into NaN
+with a warning that names the output and the metric (:func:`undefined`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .exceptions import DataError
+from .exceptions import DataError, UndefinedMetricError, UndefinedMetricWarning, warn
+
+
+def undefined(output: str, metric: str, reason: object) -> float:
+    """NaN, with an :class:`UndefinedMetricWarning` naming ``output``, ``metric`` and
+    ``reason`` (why the rows do not define it)."""
+    warn(
+        f"evaluate: {metric} of {output!r} is undefined on the rows it is judged on "
+        f"({reason}); it is reported as NaN",
+        UndefinedMetricWarning,
+    )
+    return math.nan
 
 
 def _pair(y_true: ArrayLike, y_pred: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +54,7 @@ def _weights(sample_weight: ArrayLike, size: int, name: str) -> np.ndarray:
     if not np.isfinite(w).all() or (w < 0).any():
         raise DataError(f"{name}: sample_weight must be finite and >= 0")
     if not w.sum() > 0:
-        raise DataError(f"{name}: sample_weight is 0 for every row; nothing to evaluate")
+        raise UndefinedMetricError(f"{name}: sample_weight is 0 for every row; nothing to evaluate")
     return w
 
 
@@ -72,6 +89,11 @@ def _grouped_auc(
     return pairs, np.bincount(group, positive), np.bincount(group, negative), rows
 
 
+def _one_class(y: np.ndarray) -> str:
+    """How one-class labels read in a message: 'all 1,204 labels are 1'."""
+    return f"all {y.size:,} labels are {int(y[0])}" if (y == y[0]).all() else f"{y.size:,} labels"
+
+
 def roc_auc(y_true: ArrayLike, y_score: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
     """Area under the ROC curve (Mann-Whitney statistic, tied scores count one half).
 
@@ -84,15 +106,18 @@ def roc_auc(y_true: ArrayLike, y_score: ArrayLike, sample_weight: ArrayLike | No
         w = _weights(sample_weight, y.size, "roc_auc")
         pairs, pos, neg, _ = _grouped_auc(y, s, w, np.zeros(y.size, dtype=np.int64))
         if not (pos[0] > 0 and neg[0] > 0):
-            raise DataError(
-                "roc_auc: y_true holds only one class with weight > 0; AUC needs "
-                "positives and negatives"
+            raise UndefinedMetricError(
+                f"roc_auc: y_true holds only one class with weight > 0 ({_one_class(y)}); "
+                "AUC needs positives and negatives"
             )
         return float(pairs[0] / (pos[0] * neg[0]))
     n_pos = int(positive.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise DataError("roc_auc: y_true holds only one class; AUC needs positives and negatives")
+        raise UndefinedMetricError(
+            f"roc_auc: y_true holds only one class ({_one_class(y)}); AUC needs positives "
+            "and negatives"
+        )
     _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
     # average 1-based rank of each distinct score: ranks end at cumsum(counts)
     mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
@@ -148,8 +173,8 @@ def gauc(
     pairs, pos, neg, rows = _grouped_auc(y, s, w, g)
     used = (pos > 0) & (neg > 0)
     if not used.any():
-        raise DataError(
-            f"gauc: none of the {rows.size} groups holds both positives and negatives, so "
+        raise UndefinedMetricError(
+            f"gauc: none of the {rows.size:,} groups holds both positives and negatives, so "
             "no group has an AUC; group by a coarser column or evaluate with roc_auc"
         )
     auc = pairs[used] / (pos[used] * neg[used])
@@ -243,11 +268,17 @@ def macro_auc(
     y_true: ArrayLike, probabilities: ArrayLike, sample_weight: ArrayLike | None = None
 ) -> float:
     """Mean of the one-vs-rest AUCs of the classes that occur in y_true without filling
-    it (the others have no AUC); NaN when no class qualifies."""
+    it (the others have no AUC); UndefinedMetricError when no class qualifies."""
     y, p = _classes(y_true, probabilities, "macro_auc")
-    aucs = [
-        roc_auc(y == k, p[:, k], sample_weight)
-        for k in range(p.shape[1])
-        if 0 < int((y == k).sum()) < y.size
-    ]
-    return float(np.mean(aucs)) if aucs else float("nan")
+    aucs = []
+    for k in range(p.shape[1]):
+        try:
+            aucs.append(roc_auc(y == k, p[:, k], sample_weight))
+        except UndefinedMetricError:  # the class is absent or fills the rows
+            continue
+    if not aucs:
+        raise UndefinedMetricError(
+            f"macro_auc: every one of the {y.size:,} labels is class {int(y[0])}; a "
+            "one-vs-rest AUC needs a class that occurs without filling the rows"
+        )
+    return float(np.mean(aucs))

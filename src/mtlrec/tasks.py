@@ -20,9 +20,10 @@ class Task:
             ``"multiclass"`` (softmax over the classes seen in training), ``"poisson"``
             (counts, log link).
         weight: multiplier of this task's loss in the total loss.
-        standardize: regression only: train on labels standardised with the training
-            labels' mean and standard deviation (predictions are mapped back); False
-            trains on the raw labels.
+        standardize: regression: train on labels standardised with the training
+            labels' mean and standard deviation; poisson: on counts in units of their
+            training dispersion (variance / mean, at least 1). Predictions are mapped
+            back; False trains on the raw labels.
         pos_weight: binary only: weight of the positive rows' loss (e.g. negatives /
             positives for rare positives), as ``BCEWithLogitsLoss(pos_weight=...)``.
         after: a funnel step: the name of the (binary) task this one follows, e.g.

@@ -28,10 +28,16 @@ from tqdm.auto import tqdm
 from ._flat import FlatParameters, can_flatten
 from .balancers import Balancer, make_balancer
 from .data import Batch, iterate_batches
-from .exceptions import ConfigError, DataError, TrainingDivergedError
+from .exceptions import (
+    ConfigError,
+    DataError,
+    TrainingDivergedError,
+    UndefinedMetricWarning,
+    warn,
+)
 from .layers.tape import Declined, Tape, Traced, TracedBatch
 from .models import MultiTaskNetwork
-from .objective import Objective
+from .objective import Normalisers, Objective
 from .tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -229,6 +235,15 @@ class EarlyStopping:
                 "rows with that label, or monitor another task"
             )
         value = metrics[self.task][self.metric]
+        if math.isnan(value):
+            warn(
+                f"early stopping: {self.task}/{self.metric} is NaN after epoch {epoch}: the "
+                "validation rows do not define it (see the warning before); the epoch counts "
+                "as no improvement",
+                UndefinedMetricWarning,
+            )
+            self.waited += 1
+            return self.waited >= self.patience
         sign = 1.0 if getattr(self, "_maximise", self.metric == "auc") else -1.0
         if self.best is None or sign * (value - self.best) > self.min_delta:
             self.best, self.best_epoch, self.waited = value, epoch, 0
@@ -388,9 +403,10 @@ class BalancedStep:
         outputs = network(batch)
         named = outputs.named()
         sums = objective.sums(named, batch, outputs.stacked)
-        losses = sums.detach() * objective.normalisers(batch)[0]  # L_t (T,)
+        normalisers = objective.normalisers(batch)
+        losses = sums.detach() * normalisers.inverse  # L_t (T,)
         if balancer.weighs_batches:
-            scale = balancer.batch_multipliers(losses)
+            scale = balancer.batch_multipliers(losses, normalisers.present)
             if scale is not None:
                 coefficients = coefficients * scale
         task_loss = objective.combine(sums, coefficients)
@@ -398,7 +414,7 @@ class BalancedStep:
         direction = None
         if self.params:
             grads = TaskGradients(sums * coefficients, self.params)
-            direction = balancer.combine(grads.matrix, losses)
+            direction = balancer.combine(grads.matrix, losses, normalisers.present)
         if direction is None:  # the ordinary gradient everywhere
             (task_loss if terms is None else task_loss + terms).backward()
         else:
@@ -521,23 +537,25 @@ class Accumulator:
         """``"fast"`` or ``"autograd"``: the step that runs now."""
         return self.step.path
 
-    def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Accumulate one batch's gradients; (loss, per-task mean losses (T,)), detached."""
-        inverse_counts, coefficients = self.objective.normalisers(batch)
+    def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, Normalisers]:
+        """Accumulate one batch's gradients; (loss, per-task mean losses L_t (T,), the
+        batch's normalisers: its label counts N_t, which tasks it carries), detached."""
+        normalisers = self.objective.normalisers(batch)
+        coefficients = normalisers.coefficients
         multipliers = self.balancer.multipliers()
         if multipliers is not None:
             coefficients = self._scale(coefficients, multipliers)
         n, size = len(batch), self.micro_batch
         if not size or n <= size:
             loss, sums = self._part(batch, coefficients, n, True)
-            return loss, sums * inverse_counts
+            return loss, sums * normalisers.inverse, normalisers
         loss_total, sums_total = None, None
         for start in range(0, n, size):
             part = batch.take(slice(start, start + size))
             loss, sums = self._part(part, coefficients, n, start == 0)
             loss_total = loss if loss_total is None else loss_total + loss
             sums_total = sums if sums_total is None else sums_total + sums
-        return loss_total, sums_total * inverse_counts
+        return loss_total, sums_total * normalisers.inverse, normalisers
 
     def _scale(self, coefficients: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
         """coefficients x multipliers (a new tensor: the normalisers' is cached), kept
@@ -548,14 +566,13 @@ class Accumulator:
             self._scaled = (coefficients, multipliers, product)
         return product
 
-    def observe(self, batch: Batch, losses: torch.Tensor) -> None:
-        """After the optimizer step: the balancer gets the step's per-task mean losses
-        and, when it asks, the same batch's losses after the step."""
+    def observe(self, batch: Batch, losses: torch.Tensor, normalisers: Normalisers) -> None:
+        """After the optimizer step: the balancer gets the step's per-task mean losses,
+        which tasks the batch carries labels of, and, when it asks, the same batch's
+        losses after the step."""
         balancer = self.balancer
-        if balancer.looks_after_step:
-            balancer.observe(losses, self.losses(batch))
-        else:
-            balancer.observe(losses)
+        after = self.losses(batch) if balancer.looks_after_step else None
+        balancer.observe(losses, after, normalisers.present)
 
     @torch.no_grad()
     def losses(self, batch: Batch) -> torch.Tensor:
@@ -564,7 +581,7 @@ class Accumulator:
         with _batch_norm_kept(self.network):
             outputs = self.network(batch)
             sums = self.objective.sums(outputs.named(), batch, outputs.stacked)
-        return sums * self.objective.normalisers(batch)[0]
+        return sums * self.objective.normalisers(batch).inverse
 
     def _part(self, part: Batch, coefficients, rows: int, first: bool):
         try:
@@ -620,8 +637,10 @@ def train(
     (:mod:`mtlrec.balancers`; a name or a Balancer, default ``"equal"``), started with
     the tasks' weights, the optimizer's learning rate and the generator's seed.
 
-    Each record holds the epoch, its seconds, the mean loss and per-task loss, the
-    balancer's ``task_weights`` (what multiplied each task's mean loss, see
+    Each record holds the epoch, its seconds, the mean loss over steps, ``task_loss``
+    (each task's loss summed over the epoch's rows labelled for it, divided by their
+    count or total weight: batches without its labels do not dilute it; NaN when no row
+    was), the balancer's ``task_weights`` (what multiplied each task's mean loss, see
     :meth:`Balancer.task_weights <mtlrec.balancers.Balancer.task_weights>`), the
     validation metrics (with ``validate``), and ``step``: ``"fast"`` or ``"autograd"``
     (then ``step_reason`` says why). A diverging loss (not finite, or 10^4 times the
@@ -654,15 +673,17 @@ def train(
             file=sys.stderr,
             mininterval=0.5,
         )
-        running = torch.zeros(len(names), device=data.device)
+        task_sums = torch.zeros(len(names), device=data.device)  # S_t over the epoch
+        task_counts = torch.zeros(len(names), device=data.device)  # N_t over the epoch
         total = torch.zeros((), device=data.device)
         window = torch.zeros((), device=data.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
             optimizer.zero_grad()
-            loss, losses = trainer(batch)
+            loss, losses, normalisers = trainer(batch)
             optimizer.step()
-            trainer.observe(batch, losses)
-            running.add_(losses)  # stays on the device: no host sync per step
+            trainer.observe(batch, losses, normalisers)
+            task_sums.addcmul_(losses, normalisers.counts)  # on the device: no host sync
+            task_counts.add_(normalisers.counts)
             total.add_(loss)
             window.add_(loss)
             if first_loss is None:
@@ -689,15 +710,17 @@ def train(
                     bar.set_postfix(loss=f"{float(total) / step:.4f}", refresh=False)
                     bar.update(step - bar.n)
         bar.close()
+        # each task's mean loss over the rows labelled for it (NaN: no row was)
+        task_loss = torch.where(task_counts > 0, task_sums / task_counts, math.nan)
         record = {
             "epoch": epoch,
             "seconds": time.perf_counter() - start,
             "loss": float(total) / steps,
-            "task_loss": dict(zip(names, (running / steps).tolist(), strict=True)),
+            "task_loss": dict(zip(names, task_loss.tolist(), strict=True)),
             "task_weights": dict(zip(names, trainer.balancer.task_weights(), strict=True)),
             "step": trainer.step.path,
         }
-        trainer.balancer.end_epoch(running / steps)
+        trainer.balancer.end_epoch(task_loss)
         if trainer.reason is not None:
             record["step_reason"] = trainer.reason
         if validate is not None:
@@ -714,6 +737,12 @@ def train(
                 verbose,
             )
             break
+    if early_stopping is not None and early_stopping.best is None:
+        warn(
+            f"early stopping: {early_stopping.task}/{early_stopping.metric} was NaN in every "
+            "epoch; the last epoch's weights are kept",
+            UndefinedMetricWarning,
+        )
     if early_stopping is not None and early_stopping.best_state is not None:
         network.load_state_dict(early_stopping.best_state)
         _say(

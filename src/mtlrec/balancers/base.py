@@ -17,7 +17,13 @@ A balancer acts at one of two levels.
 The training loop (:func:`mtlrec.training.train`) calls :meth:`~Balancer.start` once,
 then per step :meth:`~Balancer.multipliers` before and :meth:`~Balancer.observe` after
 the optimizer step, and per epoch :meth:`~Balancer.task_weights` (kept in the history
-record as ``task_weights``) and :meth:`~Balancer.end_epoch`. A balancer's own
+record as ``task_weights``) and :meth:`~Balancer.end_epoch`.
+
+A batch need not carry a label of every task (partial labels): the calls of a step
+take ``present`` (T,) bool, the tasks the batch has labelled rows of (None: all). An
+absent task's loss is 0 and its gradient zero, which is no evidence about it: a
+balancer acts on the present tasks only and leaves the absent ones' state and weights
+as they were; an epoch's ``losses`` hold NaN for a task no batch carried. A balancer's own
 parameters (uncertainty's log variances, GradNorm's weights) are updated in closed form
 by :class:`SmallAdam`, at the fit's learning rate unless it says otherwise.
 
@@ -78,8 +84,7 @@ class Balancer:
         training device, ``lr`` the fit's learning rate, ``seed`` the fit's seed (for
         anything random). Subclasses call ``super().start(...)`` first."""
         self.weights = weights
-        self._weight_sum: torch.Tensor | None = None
-        self._weight_steps = 0
+        self._recorded: list[torch.Tensor] = []  # the epoch's recorded multipliers
 
     def multipliers(self) -> torch.Tensor | None:
         """The multipliers m_t (T,) of the next step's task losses, when they do not
@@ -88,9 +93,11 @@ class Balancer:
         with the loss coefficients on its identity."""
         return None
 
-    def batch_multipliers(self, losses: torch.Tensor) -> torch.Tensor | None:
-        """Multipliers (T,) from the batch's own per-task mean losses (detached), used
-        when ``weighs_batches``; None for all 1."""
+    def batch_multipliers(
+        self, losses: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """Multipliers (T,) from the batch's own per-task mean losses (detached) and the
+        tasks ``present`` in it, used when ``weighs_batches``; None for all 1."""
         return None
 
     def gradient_parameters(self, network: MultiTaskNetwork) -> list[torch.nn.Parameter]:
@@ -98,21 +105,30 @@ class Balancer:
         ``gradient_level``): the network's shared parameters."""
         return network.shared_parameters()
 
-    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
+    def combine(
+        self, grads: torch.Tensor, losses: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """The update direction (P,) of :meth:`gradient_parameters` from each task's
-        gradient ``grads`` (T, P) (of weight_t m_t L_t) and the batch's per-task mean
-        losses ``losses`` (T,), detached; None to keep the ordinary gradient (the sum
-        of the rows) after looking at them."""
+        gradient ``grads`` (T, P) (of weight_t m_t L_t), the batch's per-task mean
+        losses ``losses`` (T,), detached, and the tasks ``present`` in the batch; None
+        to keep the ordinary gradient (the sum of the rows) after looking at them."""
         return None
 
-    def observe(self, losses: torch.Tensor, after: torch.Tensor | None = None) -> None:
+    def observe(
+        self,
+        losses: torch.Tensor,
+        after: torch.Tensor | None = None,
+        present: torch.Tensor | None = None,
+    ) -> None:
         """After the optimizer step: the step's per-task mean losses (T,), detached,
-        and with ``looks_after_step`` the same batch's losses after the step."""
+        with ``looks_after_step`` the same batch's losses after the step, and the tasks
+        ``present`` in the batch."""
 
     def end_epoch(self, losses: torch.Tensor) -> None:
-        """After an epoch (and after :meth:`task_weights` was read): the epoch's mean
-        per-task losses (T,). Subclasses call ``super().end_epoch(losses)``."""
-        self._weight_sum, self._weight_steps = None, 0
+        """After an epoch (and after :meth:`task_weights` was read): each task's mean
+        loss over the epoch's rows labelled for it (T,), NaN for a task none was.
+        Subclasses call ``super().end_epoch(losses)``."""
+        self._recorded = []
 
     # ------------------------------------------------------------------ reporting
     def current_multipliers(self) -> torch.Tensor | None:
@@ -120,21 +136,27 @@ class Balancer:
         :meth:`multipliers`)."""
         return self.multipliers()
 
-    def record(self, multipliers: torch.Tensor) -> None:
-        """Add one step's effective multipliers (T,) of the task losses to the epoch's
-        mean (for balancers whose weights change with every batch); no host sync."""
-        total = self._weight_sum
-        self._weight_sum = multipliers.detach().clone() if total is None else total + multipliers
-        self._weight_steps += 1
+    def record(self, multipliers: torch.Tensor, present: torch.Tensor | None = None) -> None:
+        """Keep one step's effective multipliers (T,) of the task losses for the epoch's
+        summary (for balancers whose weights change with every batch), for the tasks
+        ``present`` in its batch; no host sync."""
+        value = multipliers.detach().clone()
+        if present is not None:
+            value = value.masked_fill(~present, math.nan)
+        self._recorded.append(value)
 
     def task_weights(self) -> list[float]:
-        """What multiplies each task's mean loss L_t in the updates: weight_t x m_t, the
-        mean over the epoch's steps for balancers that :meth:`record` them per step,
-        else the current ones."""
-        if self._weight_steps:
-            return (self._weight_sum / self._weight_steps).tolist()
+        """What multiplies each task's mean loss L_t in the updates: weight_t x m_t. For
+        balancers that :meth:`record` them per step, the median over the epoch's steps
+        whose batches carried the task (robust to the odd batch whose one labelled row
+        has a loss near 0, where a gradient-level method may multiply a vanishing
+        gradient by thousands); else, and for a task no step carried, the current ones."""
         current = self.current_multipliers()
-        return (self.weights if current is None else self.weights * current).tolist()
+        weights = self.weights if current is None else self.weights * current
+        if self._recorded:
+            medians = torch.stack(self._recorded).nanmedian(dim=0).values
+            weights = torch.where(torch.isnan(medians), weights, medians)
+        return weights.tolist()
 
     def autograd_reason(self) -> str | None:
         """Why this balancer needs an autograd step (None when the fast step can run)."""
@@ -160,10 +182,23 @@ class GradientBalancer(Balancer):
         """a (T,) from the Gram matrix (T, T) and the per-task mean losses (T,)."""
         raise NotImplementedError
 
-    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    def combine(
+        self, grads: torch.Tensor, losses: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """sum_t a_t g_t over the present tasks: an absent task's zero gradient is left
+        out of the combination (it would be its minimum-norm point, say)."""
+        rows = None if present is None or bool(present.all()) else present.nonzero().flatten()
+        if rows is not None:
+            if len(rows) == 0:
+                return None  # no task labelled: nothing to combine
+            grads, losses = grads[rows], losses[rows]
         gram = (grads @ grads.t()).double().cpu().numpy()
         a = self.coefficients(gram, losses.double().cpu().numpy())
         a = torch.as_tensor(a, dtype=grads.dtype).to(grads.device)
+        if rows is not None:
+            a = torch.zeros(len(present), dtype=a.dtype, device=a.device).index_copy_(0, rows, a)
+            self.record(a * self.weights, present)
+            return a[rows] @ grads
         self.record(a * self.weights)
         return a @ grads
 
@@ -171,7 +206,9 @@ class GradientBalancer(Balancer):
 class SmallAdam:
     """Adam (Kingma & Ba, ICLR 2015; torch's defaults) on one small tensor, stepped
     with a gradient given in closed form: a handful of element-wise ops on the
-    tensor's device, no autograd and no host sync."""
+    tensor's device, no autograd and no host sync. A step may move some entries only
+    (``present``): the others keep their value and moments, and each entry's bias
+    correction counts its own steps."""
 
     def __init__(
         self,
@@ -184,13 +221,19 @@ class SmallAdam:
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
         self.steps = 0
+        #: steps each entry took, once some step left entries out (else all ``steps``)
+        self.counts: torch.Tensor | None = None
         #: torch's fused Adam kernel (one call instead of eight element-wise ops: about
         #: 8 against 30 µs a step on CPU), when this torch has it
         self._fused = getattr(torch, "_fused_adam_", None)
         self._step = torch.zeros((), device=param.device)
 
-    def step(self, grad: torch.Tensor) -> None:
-        """param <- param - lr m_hat / (sqrt(v_hat) + eps), in place."""
+    def step(self, grad: torch.Tensor, present: torch.Tensor | None = None) -> None:
+        """param <- param - lr m_hat / (sqrt(v_hat) + eps), in place, for the entries
+        ``present`` (bool, like ``param``; None: all)."""
+        if present is not None or self.counts is not None:
+            self._masked_step(grad, present)
+            return
         beta1, beta2 = self.betas
         self.steps += 1
         if self._fused is not None:
@@ -219,3 +262,23 @@ class SmallAdam:
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denominator = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.steps)).add_(self.eps)
         self.param.addcdiv_(self.exp_avg, denominator, value=-self.lr / (1 - beta1**self.steps))
+
+    def _masked_step(self, grad: torch.Tensor, present: torch.Tensor | None) -> None:
+        """The update of the ``present`` entries, with per-entry step counts."""
+        beta1, beta2 = self.betas
+        self.steps += 1
+        if self.counts is None:
+            self.counts = torch.full_like(self.param, float(self.steps - 1))
+        moves = torch.ones_like(self.param, dtype=torch.bool) if present is None else present
+        self.exp_avg.copy_(
+            torch.where(moves, self.exp_avg * beta1 + grad * (1 - beta1), self.exp_avg)
+        )
+        self.exp_avg_sq.copy_(
+            torch.where(moves, self.exp_avg_sq * beta2 + grad * grad * (1 - beta2), self.exp_avg_sq)
+        )
+        self.counts.add_(moves.to(self.counts))
+        steps = self.counts.clamp_min(1)  # an entry never moved has zero moments
+        m_hat = self.exp_avg / (1 - torch.pow(beta1, steps))
+        v_hat = self.exp_avg_sq / (1 - torch.pow(beta2, steps))
+        update = m_hat / (v_hat.sqrt() + self.eps) * self.lr
+        self.param.sub_(torch.where(moves, update, torch.zeros_like(update)))

@@ -4,10 +4,14 @@ Learning with Attention").
 Each epoch e weighs task t by w_t(e) = T softmax_t(r_t(e-1) / temperature), where
 r_t(e-1) = L_t(e-1) / L_t(e-2) is the ratio of its last two epochs' mean losses: a task
 whose loss fell less gets more weight. The first two epochs weigh every task 1. The
-weights are constant within an epoch, so the fast step applies.
+weights are constant within an epoch, so the fast step applies. A task that no batch
+of an epoch labelled keeps its weight; the ratio of a task counts the last two epochs
+that labelled it, and the tasks with a ratio share their number in weight.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -30,7 +34,9 @@ class DWA(Balancer):
 
     def start(self, weights: torch.Tensor, lr: float = 1e-3, seed: int = 0) -> None:
         super().start(weights, lr, seed)
-        self._epochs: list[torch.Tensor] = []
+        #: each task's last two epoch losses (NaN: not yet)
+        self._before = torch.full_like(weights, math.nan)
+        self._last = torch.full_like(weights, math.nan)
         self._current: torch.Tensor | None = None  # None: every task 1
 
     def multipliers(self) -> torch.Tensor | None:
@@ -43,9 +49,16 @@ class DWA(Balancer):
 
     def end_epoch(self, losses: torch.Tensor) -> None:
         super().end_epoch(losses)
-        self._epochs = [*self._epochs[-1:], losses.detach().clone()]
-        if len(self._epochs) == 2:
-            self._current = self.weights_from(*self._epochs)
+        seen = ~torch.isnan(losses)
+        self._before = torch.where(seen, self._last, self._before)
+        self._last = torch.where(seen, losses.detach(), self._last)
+        ready = seen & ~torch.isnan(self._before)
+        if not bool(ready.any()):
+            return
+        current = torch.ones_like(losses) if self._current is None else self._current
+        rows = ready.nonzero().flatten()
+        new = self.weights_from(self._before[rows], self._last[rows])
+        self._current = current.index_copy(0, rows, new.to(current))
 
     def __repr__(self) -> str:
         return f"DWA(temperature={self.temperature!r})"

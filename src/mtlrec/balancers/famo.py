@@ -16,6 +16,8 @@ division. The multipliers depend on each batch's losses: an autograd step.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import BALANCERS, Balancer
@@ -45,23 +47,32 @@ class FAMO(Balancer):
     def current_multipliers(self) -> torch.Tensor:
         return torch.softmax(self.logits, 0)
 
-    def batch_multipliers(self, losses: torch.Tensor) -> torch.Tensor:
-        """c_t = (z_t / L_t) / sum_j (z_j / L_j)."""
+    def batch_multipliers(self, losses, present=None) -> torch.Tensor:
+        """c_t = (z_t / L_t) / sum_j (z_j / L_j) over the tasks present (0 for the
+        others: their loss and gradient are 0)."""
         ratio = torch.softmax(self.logits, 0) / (losses + _EPS)
-        c = ratio / ratio.sum()
-        self.record(c * self.weights)
+        if present is not None:
+            ratio = ratio * present
+        c = ratio / ratio.sum().clamp_min(_EPS)
+        self.record(c * self.weights, present)
         return c
 
-    def logit_gradient(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        """J_z^T delta (T,) for the batch's losses before and after the step."""
+    def logit_gradient(
+        self, before: torch.Tensor, after: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """J_z^T delta (T,) for the batch's losses before and after the step, over the
+        tasks present (z their softmax; 0 for the others)."""
         delta = torch.log(before + _EPS) - torch.log(after + _EPS)
-        z = torch.softmax(self.logits, 0)
-        return z * (delta - torch.dot(z, delta))
+        logits = self.logits if present is None else self.logits.masked_fill(~present, -math.inf)
+        z = torch.softmax(logits, 0)
+        return z * (delta - torch.dot(z, torch.where(z > 0, delta, 0.0)))
 
-    def observe(self, losses: torch.Tensor, after: torch.Tensor | None = None) -> None:
+    def observe(self, losses, after=None, present=None) -> None:
         if after is None:
             return
-        step = self.logit_gradient(losses, after) + self.gamma * self.logits
+        step = self.logit_gradient(losses, after, present) + self.gamma * self.logits
+        if present is not None:  # an absent task's logit stays
+            step = step * present
         self.logits = self.logits - self.beta * step
 
     def __repr__(self) -> str:

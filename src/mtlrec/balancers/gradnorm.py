@@ -16,9 +16,15 @@ among the network's shared parameters, in registration order (the experts' or th
 shared bottom's last layer: gates and towers are per-task); pass ``layer`` to pick
 another (a parameter name, e.g. ``"experts.layers.0.weight"``). It needs each task's
 gradient of W: an autograd step with one backward per task through the shared part.
+
+A batch without labels of some tasks updates the present tasks only: the means run
+over them, L_t(0) is a task's loss the first time a batch carries it, and the present
+weights are renormalised to the sum they had, the absent ones left as they were.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -76,26 +82,42 @@ class GradNorm(Balancer):
     def autograd_reason(self) -> str:
         return f"the balancer {self.name!r} needs each task's gradient norm at a shared layer"
 
-    def targets(self, norms: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """mean_j(G_j) r_t^alpha (T,) for the norms G_t and the mean losses L_t (T,); the
-        first call's losses are L(0)."""
+    def targets(
+        self, norms: torch.Tensor, losses: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """mean_j(G_j) r_t^alpha (T,) for the norms G_t and the mean losses L_t (T,) over
+        the tasks ``present`` (all by default; the others' entries are meaningless); a
+        task's first loss is its L(0)."""
+        seen = torch.ones_like(losses, dtype=torch.bool) if present is None else present
         if self.initial_losses is None:
-            self.initial_losses = losses.clone()
-        relative = losses / self.initial_losses.clamp_min(1e-12)
-        rates = relative / relative.mean().clamp_min(1e-12)
-        return norms.mean() * rates.pow(self.alpha)
+            self.initial_losses = torch.full_like(losses, math.nan)
+        first = seen & torch.isnan(self.initial_losses)
+        self.initial_losses = torch.where(first, losses, self.initial_losses)
+        relative = torch.where(seen, losses / self.initial_losses.clamp_min(1e-12), 0.0)
+        count = seen.sum().clamp_min(1)
+        rates = relative / (relative.sum() / count).clamp_min(1e-12)
+        mean_norm = torch.where(seen, norms, 0.0).sum() / count
+        return mean_norm * rates.pow(self.alpha)
 
-    def gradient(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    def gradient(
+        self, grads: torch.Tensor, losses: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """dL_grad/dw (T,) from the tasks' gradients of W (T, P) (of w_t weight_t L_t)
-        and their mean losses (T,)."""
+        and their mean losses (T,); 0 for a task not ``present``."""
         norms = grads.norm(dim=1)  # G_t
-        return torch.sign(norms - self.targets(norms, losses)) * norms / self._w
+        grad = torch.sign(norms - self.targets(norms, losses, present)) * norms / self._w
+        return grad if present is None else grad * present
 
-    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> None:
-        self.record(self._current * self.weights)
-        self._optimizer.step(self.gradient(grads, losses))
-        w = self._w.clamp_(min=_FLOOR)
-        w.mul_(self.num_tasks / w.sum())
+    def combine(self, grads, losses, present=None) -> None:
+        self.record(self._current * self.weights, present)
+        w = self._w
+        total = w.sum() if present is None else (w * present).sum()  # what they sum to
+        self._optimizer.step(self.gradient(grads, losses, present), present)
+        w.clamp_(min=_FLOOR)
+        if present is None:
+            w.mul_(total / w.sum())
+        else:
+            w.copy_(torch.where(present, w * total / (w * present).sum(), w))
         self._current = w.clone()  # a new tensor: see multipliers()
         return None  # the network keeps the ordinary (weighted) gradient
 

@@ -42,8 +42,9 @@ class Uncertainty(Balancer):
         """d/ds of sum_t exp(-s_t) weight_t L_t + s_t at the per-task mean losses (T,)."""
         return torch.addcmul(self._one, self._current * self.weights, losses, value=-1.0)
 
-    def observe(self, losses: torch.Tensor, after: torch.Tensor | None = None) -> None:
-        self._optimizer.step(self.gradient(losses))
+    def observe(self, losses, after=None, present=None) -> None:
+        """One Adam step of s at the step's losses; an absent task's s stays."""
+        self._optimizer.step(self.gradient(losses), present)
         self._current = self.log_variance.neg().exp_()  # a new tensor: see multipliers()
 
     def __repr__(self) -> str:

@@ -7,23 +7,37 @@ counts. Logits are (B,) when K = 1, else (B, K).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from .._validation import Column, numeric_column
-from ..exceptions import ConfigError, DataError
+from ..exceptions import ConfigError, DataError, UndefinedMetricError
+from ..metrics import undefined
 
 if TYPE_CHECKING:
     from ..tasks import Task
+
+#: smallest probability, mean count or class share a prior starts from (a task without
+#: any positive in training starts at logit(1e-6), not at minus infinity)
+PRIOR_FLOOR = 1e-6
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i v_i / sum_i w_i in float64, () for values (n,) or (K,) for (n, K)."""
+    w = weights.double()
+    return (w @ values.double()) / w.sum()
 
 
 class Head:
     """Base of every task type; subclasses register with ``@HEADS.register(name)``.
 
     Class attributes:
-        metrics: what ``evaluate`` reports, the first being the default monitor.
+        metric_functions: what ``evaluate`` reports, by name, each a function of
+            (targets in the labels' units, predictions, sample_weight=weights or None);
+            the first is the default monitor. ``metrics`` lists their names.
         maximised: the metrics where larger is better (the others are minimised).
         options: the ``Task`` options this head accepts besides name, type and weight.
         grouped_auc: ``evaluate(group=...)`` reports GAUC for it (one probability per row).
@@ -34,6 +48,7 @@ class Head:
     """
 
     registered_name: ClassVar[str]
+    metric_functions: ClassVar[Mapping[str, Callable[..., float]]] = {}
     metrics: ClassVar[tuple[str, ...]] = ()
     maximised: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[frozenset[str]] = frozenset()
@@ -42,6 +57,10 @@ class Head:
 
     def __init__(self, task: Task | None = None) -> None:
         self.task = task
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.metrics = tuple(cls.metric_functions)
 
     # ------------------------------------------------------------------ spec
     @classmethod
@@ -116,6 +135,13 @@ class Head:
             )
         return labelled
 
+    def prior(self, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The constant logits (K,) that minimise the mean loss over training targets
+        ``targets`` (n,) of weights ``weights`` (n,) (labelled rows only, n >= 1): where
+        a new network's output bias starts, so that the task starts at its labels' base
+        rate instead of pulling the shared layers towards it in the first steps."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- logits
     def loss_key(self) -> Any:
         """What the per-row loss depends on besides logits and targets (hashable): tasks
@@ -138,11 +164,26 @@ class Head:
         raise NotImplementedError
 
     def evaluate(
-        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
+        self,
+        targets: np.ndarray,
+        predictions: np.ndarray,
+        weights: np.ndarray | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> dict[str, float]:
-        """The :attr:`metrics` of predictions (from :meth:`activate`) against targets,
-        weighted means with ``weights`` (N,)."""
-        raise NotImplementedError
+        """The :attr:`metrics` (or those of ``metrics``) of predictions (from
+        :meth:`activate`) against targets (encoded), weighted means with ``weights``
+        (N,). A metric the rows do not define is NaN, with an UndefinedMetricWarning
+        naming the task, the metric and why."""
+        y = self.decode(targets)
+        result = {}
+        for name in self.metrics if metrics is None else metrics:
+            try:
+                result[name] = float(
+                    self.metric_functions[name](y, predictions, sample_weight=weights)
+                )
+            except UndefinedMetricError as why:
+                result[name] = undefined(self.name, name, why)
+        return result
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

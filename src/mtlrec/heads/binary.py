@@ -7,6 +7,8 @@ loss = w y softplus(-z) + (1 - y) softplus(z), d loss / dz = sigmoid(z) (1 + (w 
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,14 +17,14 @@ from .._validation import Column, format_values
 from ..exceptions import DataError
 from ..metrics import log_loss, roc_auc
 from . import HEADS
-from .base import Head
+from .base import PRIOR_FLOOR, Head, weighted_mean
 
 
 @HEADS.register("binary", rank=0)
 class Binary(Head):
     """Labels 0/1; P(label = 1) = sigmoid(logit); loss: binary cross-entropy on logits."""
 
-    metrics = ("auc", "logloss")
+    metric_functions = MappingProxyType({"auc": roc_auc, "logloss": log_loss})
     maximised = frozenset({"auc"})
     options = frozenset({"pos_weight"})
     grouped_auc = True
@@ -45,6 +47,14 @@ class Binary(Head):
             )
         return y
 
+    def prior(self, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """logit(q), q = w p / (w p + 1 - p): the positive rate p, or with pos_weight w
+        the probability where the weighted loss's gradient sums to 0."""
+        rate = weighted_mean(targets, weights)
+        w = self.pos_weight
+        q = (w * rate / (w * rate + 1.0 - rate)).clamp(PRIOR_FLOOR, 1.0 - PRIOR_FLOOR)
+        return torch.logit(q).float().reshape(1)
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         w = self.pos_weight
         if w == 1.0:
@@ -61,11 +71,3 @@ class Binary(Head):
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
-
-    def evaluate(
-        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
-    ) -> dict[str, float]:
-        return {
-            "auc": roc_auc(targets, predictions, weights),
-            "logloss": log_loss(targets, predictions, sample_weight=weights),
-        }

@@ -9,6 +9,7 @@ one-vs-rest AUCs of the classes that occur (and do not fill) the evaluation set.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,14 +23,16 @@ from ..exceptions import DataError
 from ..metrics import accuracy, macro_auc, multiclass_log_loss
 from ..vocabulary import Vocabulary
 from . import HEADS
-from .base import Head
+from .base import PRIOR_FLOOR, Head
 
 
 @HEADS.register("multiclass", rank=20)
 class Multiclass(Head):
     """One of K classes per row; probabilities = softmax(logits (B, K))."""
 
-    metrics = ("accuracy", "logloss", "auc")
+    metric_functions = MappingProxyType(
+        {"accuracy": accuracy, "logloss": multiclass_log_loss, "auc": macro_auc}
+    )
     maximised = frozenset({"accuracy", "auc"})
 
     def __init__(self, task=None) -> None:
@@ -89,6 +92,12 @@ class Multiclass(Head):
         assert self.vocabulary is not None
         return self.vocabulary.values[np.asarray(probabilities).argmax(axis=1)]
 
+    def prior(self, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The log class shares (K,), centred (softmax ignores a common shift)."""
+        counts = torch.bincount(targets.long(), weights.double(), minlength=self.num_outputs)
+        logs = (counts / counts.sum()).clamp_min(PRIOR_FLOOR).log()
+        return (logs - logs.mean()).float()
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, targets.long(), reduction="none")
 
@@ -100,13 +109,3 @@ class Multiclass(Head):
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
-
-    def evaluate(
-        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
-    ) -> dict[str, float]:
-        classes = np.asarray(targets).astype(np.int64)
-        return {
-            "accuracy": accuracy(classes, predictions, weights),
-            "logloss": multiclass_log_loss(classes, predictions, sample_weight=weights),
-            "auc": macro_auc(classes, predictions, weights),
-        }

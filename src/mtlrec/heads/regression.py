@@ -8,6 +8,7 @@ units (a price around 1e6 trains like a rate around 0.1); predictions are mapped
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -17,14 +18,14 @@ from .._validation import Column
 from ..exceptions import DataError
 from ..metrics import mae, rmse
 from . import HEADS
-from .base import Head
+from .base import Head, weighted_mean
 
 
 @HEADS.register("regression", rank=10)
 class Regression(Head):
     """Real-valued labels; prediction = logit x std + mean; loss (logit - target)^2."""
 
-    metrics = ("mae", "rmse")
+    metric_functions = MappingProxyType({"mae": mae, "rmse": rmse})
     options = frozenset({"standardize"})
 
     def __init__(self, task=None) -> None:
@@ -56,6 +57,10 @@ class Regression(Head):
     def decode(self, targets: np.ndarray) -> np.ndarray:
         return np.asarray(targets, dtype=np.float64) * self.std + self.mean
 
+    def prior(self, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The mean target: about 0 on standardised labels, the labels' mean on raw ones."""
+        return weighted_mean(targets, weights).float().reshape(1)
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return (logits - targets).square()
 
@@ -66,9 +71,3 @@ class Regression(Head):
         if self.std == 1.0 and self.mean == 0.0:
             return logits
         return logits.double() * self.std + self.mean
-
-    def evaluate(
-        self, targets: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None
-    ) -> dict[str, float]:
-        y = self.decode(targets)
-        return {"mae": mae(y, predictions, weights), "rmse": rmse(y, predictions, weights)}

@@ -58,6 +58,12 @@ class Towers(nn.Module):
             for t, ((n, u), m) in enumerate(zip(groups, self.mlps, strict=True))
         )
 
+    def output_bias(self, task: int) -> torch.Tensor:
+        """The output bias (K,) of task ``task``'s tower, a view into its bank."""
+        if len(self.outs) == 1:
+            return self.outs[0].bias[task, 0]
+        return self.outs[task].bias[0, 0]
+
     def input_readers(self) -> list[BankLinear] | None:
         """The layers reading a shared input directly (for folding)."""
         if not self.shared_input:

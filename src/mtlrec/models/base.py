@@ -245,6 +245,18 @@ class MultiTaskNetwork(nn.Module):
         judged by :func:`mtlrec.objective.funnel.evaluation_targets`)."""
         return {}
 
+    def start_at_priors(self, priors: Sequence[torch.Tensor | None]) -> None:
+        """Set each task's output bias to its prior logits (K,) (None: left as it is;
+        :meth:`Objective.output_priors <mtlrec.objective.Objective.output_priors>`), in
+        the network's :class:`~mtlrec.layers.Towers`; an architecture whose towers'
+        outputs are not its tasks' own logits maps the priors first."""
+        (towers,) = (m for m in self.modules() if isinstance(m, Towers))
+        with torch.no_grad():
+            for t, prior in enumerate(priors):
+                if prior is not None:
+                    bias = towers.output_bias(t)
+                    bias.copy_(prior.to(bias))
+
     def input_readers(self) -> list[BankLinear] | None:
         """The shared-input linear layers that read the input row, and nothing else does
         (for folding the embeddings into them); None where no such list is declared."""

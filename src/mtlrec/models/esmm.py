@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..exceptions import ConfigError
+from ..heads.base import PRIOR_FLOOR
 from ..layers import product_logit
 from ..tasks import Task
 from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs
@@ -100,6 +102,15 @@ class ESMMNet(MultiTaskNetwork):
         if config.positional_roles:
             self.extra_outputs = {config.cvr_name: "binary"}
         self.towers = self.make_towers(self.embedding.out_features, shared_input=True)
+
+    def start_at_priors(self, priors) -> None:
+        """Positional roles: the second tower is the CVR, whose prior is the CTCVR
+        rate over the CTR rate (capped below 1)."""
+        if self.config.positional_roles and all(p is not None for p in priors):
+            ctr, ctcvr = (torch.sigmoid(p.double()) for p in priors)
+            cvr = (ctcvr / ctr).clamp(PRIOR_FLOOR, 1.0 - PRIOR_FLOOR)
+            priors = [priors[0], torch.logit(cvr).float()]
+        super().start_at_priors(priors)
 
     def input_readers(self):
         return self.towers.input_readers()

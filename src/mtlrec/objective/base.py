@@ -22,7 +22,7 @@ Shape legend: B batch rows, T tasks, K logits of a task.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -34,6 +34,19 @@ from .terms import OutputTerm, Term
 
 #: a count below this is empty: its task's sum (then 0) is divided by 1 instead
 _EMPTY = 1e-12
+
+
+class Normalisers(NamedTuple):
+    """A whole batch's per-task label counts and what they make of the sums S_t (T,)
+    each: ``counts`` N_t (labelled rows, their total weight), ``inverse`` 1 / N_t (an
+    empty task's S_t is 0, and so is its L_t = S_t / N_t), ``coefficients`` weight_t
+    / N_t, and ``present`` (bool) where N_t > 0: the tasks the batch carries a label
+    of, None when every row carries every label with weight 1."""
+
+    counts: torch.Tensor
+    inverse: torch.Tensor
+    coefficients: torch.Tensor
+    present: torch.Tensor | None
 
 
 class Objective:
@@ -83,7 +96,7 @@ class Objective:
         order = [t for _, idx, _ in self.groups for t in idx]
         self._restore = None if order == sorted(order) else torch.tensor(order).argsort()
         self._weights: dict[torch.device, torch.Tensor] = {}
-        self._normalisers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._normalisers: dict[tuple, Normalisers] = {}
         self._coefficient_columns: tuple[torch.Tensor | None, list] = (None, [])
 
     @property
@@ -96,6 +109,25 @@ class Objective:
         (:func:`funnel.training_labels`); the batch itself without funnel steps. Called
         once per fit on the whole training data."""
         return funnel.training_labels(batch, self.steps, table)
+
+    def output_priors(
+        self, batch: Batch, table: str = "the training data"
+    ) -> list[torch.Tensor | None]:
+        """Per task, the constant logits (K,) its tower's output starts from: its head's
+        :meth:`~mtlrec.heads.Head.prior` of what the tower predicts (a funnel step's
+        P(step | the steps before), or its joint for ``direct``) over the labelled rows
+        of ``batch`` (the training data) with their weights; None for a task that no row
+        labels."""
+        batch = funnel.training_labels(batch, self.steps, table, tower=True)
+        priors: list[torch.Tensor | None] = []
+        for t, head in enumerate(self.heads):
+            y = batch.labels[:, t]
+            w = torch.ones_like(y) if batch.weights is None else batch.weights
+            if batch.mask is not None:
+                rows = batch.mask[:, t]
+                y, w = y[rows], w[rows]
+            priors.append(head.prior(y, w) if w.sum() > 0 else None)
+        return priors
 
     def counts(self, batch: Batch) -> torch.Tensor:
         """N_t: per task, the rows carrying its label (their total weight), (T,)."""
@@ -115,15 +147,21 @@ class Objective:
             self._weights[counts.device] = weights
         return weights / counts.clamp_min(_EMPTY)
 
-    def normalisers(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1 / N_t, weight_t / N_t) of a whole batch, (T,) each; cached by batch size when
-        every row carries every label with weight 1 (most batches of a fit)."""
+    def normalisers(self, batch: Batch) -> Normalisers:
+        """What a whole batch's sums S_t are divided and multiplied by (:class:`Normalisers`);
+        cached by batch size when every row carries every label with weight 1 (most
+        batches of a fit)."""
         plain = batch.mask is None and batch.weights is None
         key = (len(batch), batch.device)
         if plain and key in self._normalisers:
             return self._normalisers[key]
         counts = self.counts(batch)
-        result = (1.0 / counts.clamp_min(_EMPTY), self.coefficients(counts))
+        result = Normalisers(
+            counts,
+            1.0 / counts.clamp_min(_EMPTY),
+            self.coefficients(counts),
+            None if plain else counts > _EMPTY,
+        )
         if plain:
             self._normalisers[key] = result
         return result

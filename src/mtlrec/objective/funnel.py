@@ -151,19 +151,55 @@ def _chains(
     return chains
 
 
-def training_labels(batch: Batch, steps: Sequence[Step], table: str = "the training data") -> Batch:
+def _learnable_chains(
+    labels: torch.Tensor, mask: torch.Tensor | None, steps: Sequence[Step], table: str
+) -> dict[int, _Chain]:
+    """:func:`_chains` of training labels; DataError naming a step that no row of
+    ``table`` can teach: none where the steps before it are 1 and it is labelled (no
+    click at all, say), so P(step | steps before) would stay at its initial value."""
+    chains = _chains(labels, mask, steps, table)
+    for s in steps:
+        chain = chains[s.task]
+        if (chain.reached & chain.labelled).any():
+            continue
+        reached = int(chain.reached.sum())
+        parent = (
+            f"{s.parent_name!r} and every step before it are"
+            if s.parent in chains
+            else f"{s.parent_name!r} is"
+        )
+        found = (
+            f"none of the {len(labels)} rows has {s.parent_output!r} = 1"
+            if reached == 0
+            else f"the {reached} rows where {parent} 1 carry no label of {s.name!r}"
+        )
+        raise DataError(
+            f"{table}: task {s.name!r} follows {s.parent_name!r} (after="
+            f"{s.parent_name!r}) and learns P({s.name} | {s.parent_name}) from the rows "
+            f"where {parent} 1 and {s.name!r} is labelled, but {found}; it would stay at "
+            f"its initial output. Give training rows where {parent} 1 with a "
+            f"{s.name!r} label, or remove the step"
+        )
+    return chains
+
+
+def training_labels(
+    batch: Batch, steps: Sequence[Step], table: str = "the training data", tower: bool = False
+) -> Batch:
     """The batch with each step's label and mask replaced by what its loss reads:
     conditional: its label on the rows where every step before it is 1; entire_space
     and direct: the joint (it and every step before it) over the rows where that is
-    known. Unchanged without steps; DataError for labels that break the funnel."""
+    known. With ``tower``: what the step's own tower predicts instead (entire_space
+    steps as conditional ones: P(step | the steps before)). Unchanged without steps;
+    DataError for labels that break the funnel or cannot teach a step."""
     if not steps or batch.labels is None:
         return batch
-    chains = _chains(batch.labels, batch.mask, steps, table)
+    chains = _learnable_chains(batch.labels, batch.mask, steps, table)
     labels = batch.labels.clone()
     mask = torch.ones_like(labels, dtype=torch.bool) if batch.mask is None else batch.mask.clone()
     for s in steps:
         chain = chains[s.task]
-        if s.mode == "conditional":
+        if s.mode == "conditional" or (tower and s.mode == "entire_space"):
             mask[:, s.task] = chain.reached & chain.labelled
         else:
             labels[:, s.task] = chain.joint
