@@ -10,6 +10,7 @@ import pytest
 import mtlrec
 from conftest import FEATURES, FUNNEL_TASKS, TASKS, funnel_table, make_table
 from mtlrec import BundleError, Task
+from mtlrec.bundle import BUNDLE_FILES
 
 
 @pytest.mark.parametrize("arch", mtlrec.list_models())
@@ -84,6 +85,36 @@ def test_weights_that_do_not_fit_are_refused(saved):
     (saved / "config.json").write_text(json.dumps(config))
     with pytest.raises(BundleError, match="do not fit"):
         mtlrec.load(saved)
+
+
+def edit(path, change) -> None:
+    state = json.loads(path.read_text())
+    change(state)
+    path.write_text(json.dumps(state))
+
+
+def test_an_architecture_this_version_does_not_know_names_the_writing_version(saved):
+    def future(config):
+        config.update(architecture="hyper_moe", mtlrec_version="9.1.0")
+
+    edit(saved / "config.json", future)
+    with pytest.raises(BundleError, match=r"'hyper_moe' is not registered") as error:
+        mtlrec.load(saved)
+    assert f"written by mtlrec 9.1.0 and this is mtlrec {mtlrec.__version__}" in str(error.value)
+    assert "a newer mtlrec may be needed" in str(error.value)
+
+
+def test_a_task_type_this_version_does_not_know_names_the_writing_version(saved):
+    edit(saved / "config.json", lambda config: config.update(mtlrec_version="9.1.0"))
+    edit(saved / "preprocessor.json", lambda state: state["tasks"][0].update(type="ordinal"))
+    with pytest.raises(BundleError, match=r"preprocessor\.json: .*unknown type 'ordinal'") as error:
+        mtlrec.load(saved)
+    assert "written by mtlrec 9.1.0" in str(error.value) and "newer mtlrec" in str(error.value)
+
+
+def test_every_bundle_file_gets_the_same_permissions(saved):
+    modes = {name: (saved / name).stat().st_mode & 0o777 for name in BUNDLE_FILES}
+    assert len(set(modes.values())) == 1, modes  # weights.safetensors was 0600
 
 
 def test_not_a_folder(tmp_path):

@@ -145,3 +145,11 @@ def test_all_heads_in_one_model_and_early_stopping_on_a_minimised_metric():
     model.fit(TABLE, TEST, epochs=3, early_stopping="visits/deviance", verbose=0)
     assert {h["step"] for h in model.history_} == {"fast"}
     assert set(model.evaluate(TEST)) == {t.name for t in HEAD_TASKS}
+
+
+def test_every_head_predicts_float32():
+    model = mtlrec.SharedBottom(FEATURES, HEAD_TASKS, seed=0).fit(TABLE, epochs=1, verbose=0)
+    predictions = model.predict(TEST)
+    assert {name: p.dtype for name, p in predictions.items()} == {
+        t.name: np.dtype(np.float32) for t in HEAD_TASKS
+    }  # regression came back float64

@@ -105,3 +105,19 @@ def test_available_cpus_follow_affinity_and_the_cgroup_quota(monkeypatch, tmp_pa
     assert mtlrec.available_cpus() == 4
     monkeypatch.setattr(runtime, "cgroup_cpus", lambda: 2.5)
     assert mtlrec.available_cpus() == 2
+
+
+def test_more_threads_than_cpus_are_capped_with_a_warning(monkeypatch, table):
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 1)
+    model = mtlrec.SharedBottom(FEATURES, TASKS).fit(table.head(200), epochs=1, verbose=0)
+    seen = []
+    original = model._outputs
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "_outputs", spy)
+    with pytest.warns(mtlrec.MtlrecWarning, match=r"threads=8 is more than the 1 CPU\(s\)"):
+        model.predict(table.head(5), threads=8)
+    assert seen == [1]

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ._version import __version__
-from .exceptions import BundleError
+from .exceptions import BundleError, ConfigError
 from .preprocessing import Preprocessor
 
 FORMAT = "mtlrec-bundle"
@@ -65,8 +65,20 @@ def write_bundle(
     weights = {k: v.detach().cpu().clone() for k, v in weights.items()}
     _write(path / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2)))
     _write(path / PREPROCESSOR_FILE, lambda p: p.write_text(json.dumps(preprocessor.to_dict())))
-    _write(path / WEIGHTS_FILE, lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
+    # written as bytes, like its siblings: safetensors' own file writer makes it 0600
+    data = save(weights, metadata={"format": FORMAT})
+    _write(path / WEIGHTS_FILE, lambda p: p.write_bytes(data))
     return path
+
+
+def written_by(config: dict[str, Any]) -> str:
+    """Which mtlrec wrote a bundle's ``config``, against this one, for messages about
+    what this version does not know."""
+    version = config.get("mtlrec_version", "an unknown version")
+    return (
+        f"the bundle was written by mtlrec {version} and this is mtlrec {__version__}: "
+        "a newer mtlrec may be needed to load it"
+    )
 
 
 def _write(target: Path, writer: Callable[[Path], object]) -> None:
@@ -115,6 +127,8 @@ def read_bundle(
         preprocessor = Preprocessor.from_dict(_json(path / PREPROCESSOR_FILE))
     except BundleError as err:
         raise BundleError(f"{path / PREPROCESSOR_FILE}: {err}") from None
+    except ConfigError as err:  # a task type (head) or feature this mtlrec does not know
+        raise BundleError(f"{path / PREPROCESSOR_FILE}: {err}; {written_by(config)}") from None
     weights_file = path / WEIGHTS_FILE
     try:
         weights = load_file(str(weights_file), device=str(device))

@@ -22,7 +22,7 @@ import torch
 from . import inspection, runtime
 from ._validation import as_array, as_columns, as_numpy, column_names
 from .balancers import Balancer, make_balancer
-from .bundle import read_bundle, write_bundle
+from .bundle import read_bundle, write_bundle, written_by
 from .data import Batch, iterate_batches
 from .exceptions import (
     BundleError,
@@ -604,7 +604,7 @@ class MultiTaskModel:
         if architecture not in ARCHITECTURES:
             raise BundleError(
                 f"bundle {path}: architecture {architecture!r} is not registered in this "
-                f"mtlrec; it knows {ARCHITECTURES.names()}"
+                f"mtlrec, which knows {ARCHITECTURES.names()}; {written_by(config)}"
             )
         hyperparameters = network_class(architecture).config_class.upgrade(
             config["hyperparameters"], preprocessor.tasks

@@ -314,6 +314,8 @@ class Preprocessor:
                     )
                 for name, head_state in (state.get("labels") or {}).items():
                     pre.heads[name].load_state_dict(head_state)
+        except ConfigError:  # a spec this mtlrec does not know (a newer task type, say)
+            raise
         except (KeyError, TypeError, ValueError) as err:
             raise BundleError(f"saved Preprocessor is incomplete: {err!r}") from err
         return pre

@@ -70,4 +70,5 @@ class Regression(Head):
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.std == 1.0 and self.mean == 0.0:
             return logits
-        return logits.double() * self.std + self.mean
+        # in float64, then float32 like every prediction: a mean of 1e9 keeps its digits
+        return (logits.double() * self.std + self.mean).float()
