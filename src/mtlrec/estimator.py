@@ -36,12 +36,19 @@ from .exceptions import (
 from .features import Feature, check_features
 from .heads import HEADS
 from .layers import BankLinear, GateBank
-from .metrics import gauc, undefined
+from .metrics import METRIC_ALIASES, gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
 from .objective import Objective, funnel, l2_terms
 from .preprocessing import Preprocessor
 from .tasks import Task, check_tasks
-from .training import EarlyStopping, build_optimizers, train
+from .training import (
+    OPTIMIZER_NAMES,
+    EarlyStopping,
+    Optimizers,
+    build_optimizers,
+    say,
+    train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +71,19 @@ def inference_rows(network: MultiTaskNetwork, cache_bytes: int = 3 << 20) -> int
     )
     rows = cache_bytes // (4 * widest)
     return int(min(8192, max(256, 1 << max(rows, 1).bit_length() - 1)))
+
+
+class Predictions(dict):
+    """{output name: predictions}, in the model's output order, that also takes an
+    output's position: ``p[0]`` is the first output's array, as in Keras' list."""
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, int) and not isinstance(key, bool):
+            names = list(self)
+            if not -len(names) <= key < len(names):
+                raise IndexError(f"output {key} of {len(names)} outputs {names}")
+            key = names[key]
+        return super().__getitem__(key)
 
 
 class MultiTaskModel:
@@ -110,6 +130,12 @@ class MultiTaskModel:
         self.history_: list[dict] = []
         self.expert_utilisation_: dict[str, Any] | None = None
         self._compiled: Callable | None = None
+        # Keras-style compile: the optimizer fit uses by default, the metrics reported
+        self._optimizer_name = "adam"
+        self._metric_choice: dict[str | None, list[str]] | None = None
+        # the last fit's optimizers and their settings, which a warm start continues
+        self._optimizers: Optimizers | None = None
+        self._optimizer_settings: tuple | None = None
 
     # ------------------------------------------------------------------ building
     def build(self) -> MultiTaskNetwork:
@@ -147,9 +173,11 @@ class MultiTaskModel:
         y: Any = None,
         *,
         validation: Any = None,
+        validation_data: Any = None,
+        validation_split: float = 0.0,
         epochs: int = 5,
         batch_size: int = 256,
-        optimizer: str = "adam",
+        optimizer: str | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         early_stopping: str | EarlyStopping | None = None,
@@ -160,9 +188,18 @@ class MultiTaskModel:
         threads: int | None = None,
         fast: bool = True,
         balancer: str | Balancer | None = None,
+        warm_start: bool = False,
         verbose: int = 1,
     ) -> MultiTaskModel:
-        """Fit the preprocessor on ``train_data``, build the network and train it.
+        """Fit the preprocessor on ``train_data``, build the network and train it; with
+        ``warm_start``, train the fitted network further.
+
+        A second ``fit`` starts over: it fits the preprocessor again, builds new weights
+        from the seed and trains them (scikit-learn's convention; it says so on stderr).
+        ``warm_start=True`` continues instead (Keras' convention): the same preprocessor
+        (categories unseen in the first fit map to "unknown"), the current weights and,
+        when the optimizer settings are unchanged, its state (Adam's moments); the
+        records are appended to ``history_`` with their epochs counted on.
 
         Args:
             train_data: a pandas DataFrame, pyarrow Table or dict of arrays with every
@@ -172,8 +209,11 @@ class MultiTaskModel:
                 (N, T) array). A table with feature columns in this place is taken as
                 the validation table (mtlrec 0.1's ``fit(train, valid)``).
             validation: a table like ``train_data``, evaluated after every epoch, or
-                ``(table, labels)``.
-            epochs, batch_size, optimizer, lr, weight_decay: the optimisation.
+                ``(table, labels)``; ``validation_data`` is Keras' name for it.
+            validation_split: Keras' share of the training rows (the last ones, before
+                any shuffling) held out as the validation table instead.
+            epochs, batch_size, optimizer, lr, weight_decay: the optimisation; the
+                optimizer defaults to the one :meth:`compile` chose, else ``"adam"``.
             early_stopping: ``"task"`` / ``"task/metric"`` or an :class:`EarlyStopping`;
                 needs validation data. Training stops after ``patience`` epochs without
                 improvement and keeps the best epoch's weights.
@@ -199,7 +239,10 @@ class MultiTaskModel:
                 options. Equal, uncertainty and DWA keep the fast step; the others need
                 each task's gradient or the batch's losses and train with autograd.
                 ``history_[i]["task_weights"]`` holds what multiplied each task's loss.
-            verbose: 0 silent, 1 progress bar and one line per epoch (on stderr).
+            warm_start: continue training the fitted model (see above); a model not
+                fitted yet is fitted as without it.
+            verbose: 0 silent, 1 progress bar and one line per epoch (on stderr), 2 the
+                lines without the bar (Keras' ``verbose=2``).
 
         Returns:
             self, with ``history_`` holding one record per epoch and, for models with
@@ -215,8 +258,15 @@ class MultiTaskModel:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
             raise ConfigError(f"lr must be a positive number, got {lr!r}")
+        optimizer = optimizer or self._optimizer_name
         balancer = make_balancer(balancer)  # unknown names fail here, listing the valid ones
+        if validation_data is not None:
+            if validation is not None:
+                raise ConfigError("fit: give validation= or validation_data=, not both")
+            validation = validation_data
         train_data, validation = self._split_labels(train_data, y, validation)
+        if validation_split:
+            train_data, validation = _hold_out(train_data, validation_split, validation)
         stopper = None
         if early_stopping is not None:
             if validation is None:
@@ -225,8 +275,18 @@ class MultiTaskModel:
             stopper.check(self.tasks)
         if seed is not None:
             self.seed = seed
+        warm = warm_start and self.network_ is not None
+        if self.network_ is not None and not warm:
+            say(
+                f"fit: this {type(self).__name__} was fitted already; fitting again starts "
+                "over (a new preprocessor, weights from the seed); warm_start=True continues",
+                verbose,
+            )
         with runtime.threads(threads):
-            data = self.preprocessor.fit_transform(train_data, table="the training data")
+            if warm:
+                data = self.preprocessor.transform(train_data, table="the training data")
+            else:
+                data = self.preprocessor.fit_transform(train_data, table="the training data")
             data.weights = sample_weights(train_data, sample_weight, len(data), "the training data")
             data = data.to(self.device)
             val = None
@@ -242,19 +302,28 @@ class MultiTaskModel:
                     val.weights = sample_weights(
                         validation, sample_weight, len(val), "the validation table"
                     )
-            network = self.build()
-            opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
             objective = Objective(
                 self.tasks,
                 self.preprocessor.heads,
                 l2_terms(self.config.l2_embedding, self.config.l2_dense),
             )
-            network.start_at_priors(objective.output_priors(data))
-            generator = torch.Generator().manual_seed(self.seed)
+            settings = (optimizer, weight_decay, sparse_embeddings)
+            if warm:
+                network = self.network
+                opt = self._optimizers if self._optimizer_settings == settings else None
+            else:
+                network, opt, self.history_ = self.build(), None, []
+                network.start_at_priors(objective.output_priors(data))
+            if opt is None:
+                opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
+            opt.set_lr(lr)
+            self._optimizers, self._optimizer_settings = opt, settings
+            done = len(self.history_)  # epochs trained before this fit
+            generator = torch.Generator().manual_seed(self.seed + done)
             try:
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed)
-                    self.history_ = train(
+                    torch.manual_seed(self.seed + done)
+                    records = train(
                         network,
                         data,
                         objective,
@@ -266,25 +335,135 @@ class MultiTaskModel:
                         verbose=verbose,
                         validate=None
                         if val is None
-                        else (lambda: self._metrics(val, table="the validation table")),
+                        else (
+                            lambda: self._metrics(
+                                val,
+                                table="the validation table",
+                                monitor=None if stopper is None else {stopper.task: stopper.metric},
+                            )
+                        ),
                         # activations kept for backward: micro-batches sized like a chunk
                         micro_batch=None
                         if self.config.batch_norm
                         else inference_rows(network, TRAINING_CACHE_BYTES),
                         fast=fast,
                         balancer=balancer,
+                        first_epoch=done + 1,
                     )
             except Exception as error:
-                self.history_ = getattr(error, "history", [])
+                self.history_ = self.history_ + getattr(error, "history", [])
                 raise
             finally:
                 runtime.release_freed_memory()
+            self.history_ = self.history_ + records
             self.expert_utilisation_ = None  # the gates on the first training rows
             if self._has_gates():
                 rows = data.take(slice(0, inspection.UTILISATION_ROWS))
                 weights = self._gate_weights(rows, None)
                 self.expert_utilisation_ = inspection.check_utilisation(weights, verbose)
         return self
+
+    def compile(
+        self,
+        optimizer: str = "adam",
+        loss: str | Sequence[str] | Mapping[str, str] | None = None,
+        metrics: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        loss_weights: Any = None,
+    ) -> MultiTaskModel:
+        """Keras' ``compile``, so code written for Keras-style libraries (DeepCTR's
+        ``model.compile("adam", loss=[...], metrics=["AUC", "mae"])``) runs as it is:
+
+        * ``optimizer``: the optimizer ``fit`` uses unless given one (``"adam"``,
+          ``"adamw"``, ``"sgd"``, ``"adagrad"``);
+        * ``loss``: one Keras loss name for every task, one per task (a list in task
+          order or a dict by name); each is checked against its task's head (the loss
+          is the head's: ``binary_crossentropy`` for a binary task, ``mse`` for a
+          regression, ...), a ConfigError on a mismatch; None checks nothing;
+        * ``metrics``: Keras metric names (``"AUC"``, ``"binary_crossentropy"``,
+          ``"accuracy"``, ``"mae"``, ``"mse"``, ...), for every output or a dict by
+          task name: ``evaluate`` and the validation lines report those each output's
+          head can compute (an output none applies to keeps its head's defaults).
+
+        Task weights are set on the tasks (``Task(name, weight=...)``), not here.
+        Returns self.
+        """
+        if loss_weights is not None:
+            raise ConfigError(
+                "compile: loss_weights are the tasks' own in mtlrec: give "
+                "Task(name, weight=...) when building the model"
+            )
+        if optimizer not in OPTIMIZER_NAMES:
+            raise ConfigError(
+                f"compile: optimizer {optimizer!r} is not one of {list(OPTIMIZER_NAMES)} "
+                "(a name; set the learning rate with fit(lr=...))"
+            )
+        for task, name in zip(self.tasks, self._per_task(loss, "loss"), strict=True):
+            if name is not None:
+                _check_loss(task, name)
+        self._optimizer_name = optimizer
+        self._metric_choice = None if metrics is None else self._chosen_metrics(metrics)
+        return self
+
+    def _per_task(self, value: Any, what: str) -> list[Any]:
+        """One entry per task from a single value, a list in task order or a dict by
+        task name (missing names: None)."""
+        names = [t.name for t in self.tasks]
+        if value is None or isinstance(value, str):
+            return [value] * len(names)
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ConfigError(f"compile: {what} for unknown tasks {unknown}; tasks: {names}")
+            return [value.get(n) for n in names]
+        value = list(value)
+        if len(value) != len(names):
+            raise ConfigError(
+                f"compile: {len(value)} {what} entries for {len(names)} tasks {names}; give "
+                "one per task in task order (or a dict by task name)"
+            )
+        return value
+
+    def _chosen_metrics(self, metrics: Any) -> dict[str | None, list[str]]:
+        """{task name, or None for every output: mtlrec metric names} from compile's
+        ``metrics`` (Keras names); ConfigError for unknown names and for names no task's
+        head computes."""
+        by_output = {None: list(metrics)} if not isinstance(metrics, Mapping) else dict(metrics)
+        names = {t.name for t in self.tasks}
+        chosen: dict[str | None, list[str]] = {}
+        for output, given in by_output.items():
+            if output is not None and output not in names:
+                raise ConfigError(f"compile: metrics for unknown task {output!r}; tasks: {names}")
+            given = [given] if isinstance(given, str) else list(given)
+            canonical = []
+            for name in given:
+                key = METRIC_ALIASES.get(str(name).lower())
+                if key is None:
+                    raise ConfigError(
+                        f"compile: unknown metric {name!r}; mtlrec computes "
+                        f"{sorted(set(METRIC_ALIASES.values()))} (Keras names such as "
+                        "'AUC', 'binary_crossentropy', 'mae' map onto them)"
+                    )
+                tasks = (
+                    self.tasks if output is None else [t for t in self.tasks if t.name == output]
+                )
+                if not any(key in t.head_class.available_metrics() for t in tasks):
+                    raise ConfigError(
+                        f"compile: metric {name!r} applies to none of the tasks "
+                        f"{[t.name for t in tasks]} (their types: "
+                        f"{sorted({t.type for t in tasks})})"
+                    )
+                canonical.append(key)
+            chosen[output] = canonical
+        return chosen
+
+    def _reported(self, output: str, head: Any) -> list[str] | None:
+        """The metrics ``evaluate`` reports for ``output`` after :meth:`compile` (None:
+        the head's defaults): those chosen for it that its head computes."""
+        if self._metric_choice is None:
+            return None
+        chosen = self._metric_choice.get(output, self._metric_choice.get(None, []))
+        names = [m for m in dict.fromkeys(chosen) if m in head.available_metrics()]
+        return names or None
 
     def _split_labels(self, train_data: Any, y: Any, validation: Any) -> tuple[Any, Any]:
         """(training table with its labels, validation table with its labels) from fit's
@@ -425,8 +604,10 @@ class MultiTaskModel:
 
     def predict(
         self, data: Any, batch_size: int | None = None, threads: int | None = None
-    ) -> dict[str, np.ndarray]:
-        """Predictions for raw rows (or a transformed Batch): {output: array}.
+    ) -> Predictions:
+        """Predictions for raw rows (or a transformed Batch): {output: float32 array},
+        the tasks first in task order, then extra outputs (a funnel's joint); ``[i]``
+        also takes the i-th output, as Keras' list of outputs (``predict(X)[0]``).
 
         Binary outputs are probabilities (N,), regression outputs values (N,), Poisson
         outputs expected counts (N,), multiclass outputs class probabilities (N, K) in the
@@ -437,7 +618,7 @@ class MultiTaskModel:
         with runtime.threads(threads):
             batch = self._as_batch(data, with_labels=False)
             outputs = self._outputs(batch, batch_size)
-        return {name: outputs[name].numpy() for name in network.output_names}
+        return Predictions((name, outputs[name].numpy()) for name in network.output_names)
 
     def _class_tasks(self) -> list[str]:
         """Tasks whose head predicts one of several classes (multiclass)."""
@@ -465,18 +646,25 @@ class MultiTaskModel:
     def evaluate(
         self,
         data: Any,
+        y: Any = None,
+        *,
         batch_size: int | None = None,
         threads: int | None = None,
-        *,
         sample_weight: str | Any = None,
         group: str | None = None,
     ) -> dict[str, dict[str, float]]:
         """Per-output metrics on the rows that carry its label (each head's metrics: AUC
-        and log loss for binary, MAE and RMSE for regression, ...). A funnel step
-        (``Task(..., after=...)``) is judged on the rows where the task it follows is 1,
-        its joint output over every row where the joint is known.
+        and log loss for binary, MAE and RMSE for regression, ...; after
+        :meth:`compile`, the metrics chosen there). A funnel step (``Task(...,
+        after=...)``) is judged on the rows where the task it follows is 1, its joint
+        output over every row where the joint is known. A metric the rows do not define
+        (an AUC over one class) is NaN, with an :class:`~mtlrec.UndefinedMetricWarning`
+        saying why.
 
         Args:
+            y: the labels passed apart, as in :meth:`fit` (``evaluate(X, [y1, y2])``);
+                an int here is taken as ``batch_size`` (mtlrec 0.1's second argument).
+            batch_size, threads: as in :meth:`predict`.
             sample_weight: a column of ``data`` or an array (one weight per row): the
                 metrics are weighted means (AUC: the weighted share of ordered pairs).
             group: a column of ``data`` (a user id, say): adds ``gauc`` to every
@@ -485,6 +673,12 @@ class MultiTaskModel:
                 ``gauc_groups`` (groups used) and ``gauc_skipped`` (one-class groups).
         """
         self.network  # noqa: B018 - raises NotFittedError before any work
+        if isinstance(y, int) and not isinstance(y, bool):
+            y, batch_size = None, y
+        if y is not None:
+            if isinstance(data, Batch):
+                raise DataError("evaluate: labels given apart need the raw table, not a Batch")
+            data = self._with_labels(data, y, table="the data")
         with runtime.threads(threads):
             batch = self._as_batch(data, with_labels=True)
             if sample_weight is not None:
@@ -513,7 +707,10 @@ class MultiTaskModel:
         batch_size: int | None = None,
         groups: tuple[str, np.ndarray] | None = None,
         table: str = "the data",
+        monitor: dict[str, str] | None = None,
     ) -> dict[str, dict[str, float]]:
+        """Each output's metrics on the rows that carry its label (see :meth:`evaluate`);
+        ``monitor``: {output: metric} computed whatever :meth:`compile` chose."""
         outputs = self._outputs(data, batch_size)
         network = self.network
         labels = data.labels.cpu().numpy()
@@ -538,7 +735,11 @@ class MultiTaskModel:
             y, p = (y, outputs[name].numpy()) if every else (y[rows], outputs[name].numpy()[rows])
             w = None if weights is None else (weights if every else weights[rows])
             head = heads[name]
-            result[name] = head.evaluate(y, p, w)
+            chosen = self._reported(name, head)
+            monitored = (monitor or {}).get(name)
+            if chosen is not None and monitored is not None and monitored not in chosen:
+                chosen = [*chosen, monitored]  # early stopping reads it
+            result[name] = head.evaluate(y, p, w, chosen)
             if groups is not None and head.grouped_auc:
                 column, codes = groups
                 codes = codes if every else codes[rows]
@@ -634,6 +835,45 @@ class MultiTaskModel:
             f"{type(self).__name__}(architecture={self.architecture!r}, "
             f"tasks={[t.name for t in self.tasks]}, {state})"
         )
+
+
+def _check_loss(task: Task, name: str) -> None:
+    """ConfigError unless the Keras loss ``name`` is ``task``'s head's loss."""
+    if not isinstance(name, str):
+        raise ConfigError(f"compile: the loss of task {task.name!r} must be a name, got {name!r}")
+    head = task.head_class
+    if name.lower() in head.keras_losses:
+        return
+    owners = [n for n, h in HEADS.items() if name.lower() in h.keras_losses]
+    known = sorted(k for _, h in HEADS.items() for k in h.keras_losses)
+    hint = (
+        f"{name!r} is the loss of a {owners[0]!r} task: declare "
+        f"Task({task.name!r}, type={owners[0]!r}) for it"
+        if owners
+        else f"mtlrec knows the losses {known}"
+    )
+    raise ConfigError(
+        f"compile: loss {name!r} for task {task.name!r}, which is a {task.type!r} task "
+        f"trained with {head.keras_losses[0]!r}; {hint}"
+    )
+
+
+def _hold_out(data: Any, share: float, validation: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the first rows, the last ``share`` of them) of a table, as Keras'
+    ``validation_split`` takes them."""
+    if validation is not None:
+        raise ConfigError("fit: give validation data or validation_split, not both")
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise ConfigError(f"validation_split must be a share in (0, 1), got {share!r}")
+    columns = as_columns(data, table="the training data")
+    rows = len(next(iter(columns.values())))
+    cut = rows - int(rows * share)
+    if cut in (0, rows):
+        raise ConfigError(
+            f"validation_split={share} of {rows} rows leaves no row for "
+            f"{'training' if cut == 0 else 'validation'}"
+        )
+    return {k: v[:cut] for k, v in columns.items()}, {k: v[cut:] for k, v in columns.items()}
 
 
 def sample_weights(data: Any, sample_weight: Any, rows: int, table: str) -> torch.Tensor | None:

@@ -211,10 +211,51 @@ def mae(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = 
     return _mean(np.abs(y - p), sample_weight, "mae")
 
 
+def mse(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+    """Mean squared error (weighted mean with ``sample_weight``)."""
+    y, p = _pair(y_true, y_pred, "mse")
+    return _mean((y - p) ** 2, sample_weight, "mse")
+
+
 def rmse(y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
     """Root mean squared error (weighted mean with ``sample_weight``)."""
-    y, p = _pair(y_true, y_pred, "rmse")
-    return float(np.sqrt(_mean((y - p) ** 2, sample_weight, "rmse")))
+    return float(np.sqrt(mse(y_true, y_pred, sample_weight)))
+
+
+def binary_accuracy(
+    y_true: ArrayLike, p: ArrayLike, sample_weight: ArrayLike | None = None
+) -> float:
+    """Share of rows whose probability is on the label's side of 0.5 (Keras' binary
+    accuracy; weighted mean with ``sample_weight``)."""
+    y, q = _pair(y_true, p, "binary_accuracy")
+    y = _binary(y, "binary_accuracy")
+    return _mean(((q > 0.5) == (y == 1)).astype(np.float64), sample_weight, "binary_accuracy")
+
+
+#: the names Keras code gives metrics (``compile(metrics=[...])``, compared in lower
+#: case), by the name mtlrec reports them under
+METRIC_ALIASES: dict[str, str] = {
+    "auc": "auc",
+    "roc_auc": "auc",
+    "logloss": "logloss",
+    "log_loss": "logloss",
+    "binary_crossentropy": "logloss",
+    "categorical_crossentropy": "logloss",
+    "sparse_categorical_crossentropy": "logloss",
+    "accuracy": "accuracy",
+    "acc": "accuracy",
+    "binary_accuracy": "accuracy",
+    "categorical_accuracy": "accuracy",
+    "sparse_categorical_accuracy": "accuracy",
+    "mae": "mae",
+    "mean_absolute_error": "mae",
+    "mse": "mse",
+    "mean_squared_error": "mse",
+    "rmse": "rmse",
+    "root_mean_squared_error": "rmse",
+    "deviance": "deviance",
+    "poisson": "deviance",
+}
 
 
 def poisson_deviance(

@@ -48,6 +48,8 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adagrad": torch.optim.Adagrad,
 }
+#: the optimizer names ``fit`` takes
+OPTIMIZER_NAMES = tuple(_OPTIMIZERS)
 
 
 def make_optimizer(
@@ -157,6 +159,12 @@ class Optimizers:
         if self.sparse is not None:
             self.sparse.step()
 
+    def set_lr(self, lr: float) -> None:
+        """Every parameter group's learning rate (a warm start may change it)."""
+        for optimizer in (self.dense, self.sparse):
+            for group in optimizer.param_groups if optimizer is not None else ():
+                group["lr"] = lr
+
 
 def build_optimizers(
     network: MultiTaskNetwork,
@@ -219,7 +227,7 @@ class EarlyStopping:
             raise ConfigError(
                 f"early_stopping: unknown task {self.task!r}; choose one of {list(by_name)}"
             )
-        allowed = by_name[self.task].metrics
+        allowed = by_name[self.task].head_class.available_metrics()
         if self.metric not in allowed:
             raise ConfigError(
                 f"early_stopping: task {self.task!r} reports {list(allowed)}, not {self.metric!r}"
@@ -626,8 +634,11 @@ def train(
     micro_batch: int | None = None,
     fast: bool = True,
     balancer: Balancer | str | None = None,
+    first_epoch: int = 1,
 ) -> list[dict]:
-    """Run the training loop; returns one history record per epoch.
+    """Run the training loop; returns one history record per epoch, numbered from
+    ``first_epoch`` (a continued fit counts on). ``verbose``: 0 silent, 1 a progress bar
+    and a line per epoch on stderr, 2 the lines only.
 
     ``micro_batch``: batches larger than this are run as consecutive parts whose
     gradients add up to the whole batch's exactly (every part is normalised by the whole
@@ -658,7 +669,8 @@ def train(
     )
     names = [t.name for t in network.tasks]
     first_loss: float | None = None
-    for epoch in range(1, epochs + 1):
+    last = first_epoch + epochs - 1
+    for epoch in range(first_epoch, last + 1):
         network.train()
         # the weights to put back if the loss diverges: early stopping's best epoch once
         # there is one, else the last completed epoch's (copied here)
@@ -667,8 +679,8 @@ def train(
         start = time.perf_counter()
         bar = tqdm(
             total=steps,
-            desc=f"epoch {epoch}/{epochs}",
-            disable=verbose < 1,
+            desc=f"epoch {epoch}/{last}",
+            disable=verbose != 1,
             leave=False,
             file=sys.stderr,
             mininterval=0.5,
@@ -727,11 +739,11 @@ def train(
             record["validation"] = validate()
         history.append(record)
         if verbose >= 1:
-            tqdm.write(format_epoch(record, epochs), file=sys.stderr)
+            tqdm.write(format_epoch(record, last), file=sys.stderr)
         if early_stopping is not None and early_stopping.update(
             epoch, record["validation"], network
         ):
-            _say(
+            say(
                 f"early stopping after epoch {epoch}: {early_stopping.task}/"
                 f"{early_stopping.metric} did not improve for {early_stopping.patience} epochs",
                 verbose,
@@ -745,7 +757,7 @@ def train(
         )
     if early_stopping is not None and early_stopping.best_state is not None:
         network.load_state_dict(early_stopping.best_state)
-        _say(
+        say(
             f"kept the weights of epoch {early_stopping.best_epoch} (best "
             f"{early_stopping.task}/{early_stopping.metric} {early_stopping.best:.4f})",
             verbose,
@@ -753,7 +765,7 @@ def train(
     return history
 
 
-def _say(message: str, verbose: int) -> None:
+def say(message: str, verbose: int) -> None:
     """Log ``message`` (info) and, with ``verbose >= 1``, write it on stderr."""
     logger.info(message)
     if verbose >= 1:

@@ -38,6 +38,10 @@ class Head:
         metric_functions: what ``evaluate`` reports, by name, each a function of
             (targets in the labels' units, predictions, sample_weight=weights or None);
             the first is the default monitor. ``metrics`` lists their names.
+        optional_metrics: more metrics of the same form, computed when asked for
+            (``evaluate(metrics=...)``, ``MultiTaskModel.compile(metrics=...)``).
+        keras_losses: the Keras loss names that mean this head's loss (``compile``
+            checks each task's against its head).
         maximised: the metrics where larger is better (the others are minimised).
         options: the ``Task`` options this head accepts besides name, type and weight.
         grouped_auc: ``evaluate(group=...)`` reports GAUC for it (one probability per row).
@@ -49,7 +53,9 @@ class Head:
 
     registered_name: ClassVar[str]
     metric_functions: ClassVar[Mapping[str, Callable[..., float]]] = {}
+    optional_metrics: ClassVar[Mapping[str, Callable[..., float]]] = {}
     metrics: ClassVar[tuple[str, ...]] = ()
+    keras_losses: ClassVar[tuple[str, ...]] = ()
     maximised: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[frozenset[str]] = frozenset()
     #: per-group AUC (GAUC, ``evaluate(group=...)``) applies to its predictions
@@ -72,6 +78,11 @@ class Head:
                     f"task {task.name!r}: {option}={value!r} does not apply to a "
                     f"{cls.registered_name!r} task; remove it"
                 )
+
+    @classmethod
+    def available_metrics(cls) -> dict[str, Callable[..., float]]:
+        """Every metric ``evaluate`` can compute for this head, reported and optional."""
+        return {**cls.metric_functions, **cls.optional_metrics}
 
     @classmethod
     def maximises(cls, metric: str) -> bool:
@@ -170,17 +181,17 @@ class Head:
         weights: np.ndarray | None = None,
         metrics: Sequence[str] | None = None,
     ) -> dict[str, float]:
-        """The :attr:`metrics` (or those of ``metrics``) of predictions (from
-        :meth:`activate`) against targets (encoded), weighted means with ``weights``
-        (N,). A metric the rows do not define is NaN, with an UndefinedMetricWarning
-        naming the task, the metric and why."""
+        """The :attr:`metrics` (or those named in ``metrics``, of
+        :meth:`available_metrics`) of predictions (from :meth:`activate`) against
+        targets (encoded), weighted means with ``weights`` (N,). A metric the rows do
+        not define is NaN, with an UndefinedMetricWarning naming the task, the metric
+        and why."""
         y = self.decode(targets)
+        functions = self.available_metrics()
         result = {}
         for name in self.metrics if metrics is None else metrics:
             try:
-                result[name] = float(
-                    self.metric_functions[name](y, predictions, sample_weight=weights)
-                )
+                result[name] = float(functions[name](y, predictions, sample_weight=weights))
             except UndefinedMetricError as why:
                 result[name] = undefined(self.name, name, why)
         return result

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .._validation import Column, format_values
 from ..exceptions import DataError
-from ..metrics import log_loss, roc_auc
+from ..metrics import binary_accuracy, log_loss, roc_auc
 from . import HEADS
 from .base import PRIOR_FLOOR, Head, weighted_mean
 
@@ -25,6 +25,8 @@ class Binary(Head):
     """Labels 0/1; P(label = 1) = sigmoid(logit); loss: binary cross-entropy on logits."""
 
     metric_functions = MappingProxyType({"auc": roc_auc, "logloss": log_loss})
+    optional_metrics = MappingProxyType({"accuracy": binary_accuracy})
+    keras_losses = ("binary_crossentropy", "bce", "log_loss", "logloss")
     maximised = frozenset({"auc"})
     options = frozenset({"pos_weight"})
     grouped_auc = True

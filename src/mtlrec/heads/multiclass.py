@@ -33,6 +33,7 @@ class Multiclass(Head):
     metric_functions = MappingProxyType(
         {"accuracy": accuracy, "logloss": multiclass_log_loss, "auc": macro_auc}
     )
+    keras_losses = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
     maximised = frozenset({"accuracy", "auc"})
 
     def __init__(self, task=None) -> None:

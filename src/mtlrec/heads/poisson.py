@@ -19,7 +19,7 @@ import torch
 
 from .._validation import Column, format_values
 from ..exceptions import DataError
-from ..metrics import mae, poisson_deviance, rmse
+from ..metrics import mae, mse, poisson_deviance, rmse
 from . import HEADS
 from .base import PRIOR_FLOOR, Head, weighted_mean
 
@@ -40,6 +40,8 @@ class Poisson(Head):
     """Counts (non-negative numbers); prediction = exp(logit) x c, the expected count."""
 
     metric_functions = MappingProxyType({"deviance": poisson_deviance, "mae": mae, "rmse": rmse})
+    optional_metrics = MappingProxyType({"mse": mse})
+    keras_losses = ("poisson",)
     options = frozenset({"standardize"})
 
     def __init__(self, task=None) -> None:

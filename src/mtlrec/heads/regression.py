@@ -16,7 +16,7 @@ import torch
 
 from .._validation import Column
 from ..exceptions import DataError
-from ..metrics import mae, rmse
+from ..metrics import mae, mse, rmse
 from . import HEADS
 from .base import Head, weighted_mean
 
@@ -26,6 +26,8 @@ class Regression(Head):
     """Real-valued labels; prediction = logit x std + mean; loss (logit - target)^2."""
 
     metric_functions = MappingProxyType({"mae": mae, "rmse": rmse})
+    optional_metrics = MappingProxyType({"mse": mse})
+    keras_losses = ("mean_squared_error", "mse")
     options = frozenset({"standardize"})
 
     def __init__(self, task=None) -> None:
