@@ -254,7 +254,6 @@ METRIC_ALIASES: dict[str, str] = {
     "rmse": "rmse",
     "root_mean_squared_error": "rmse",
     "deviance": "deviance",
-    "poisson": "deviance",
 }
 
 
