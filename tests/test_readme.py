@@ -1,5 +1,6 @@
-"""The README's commands: the marked shell block runs as it stands, and every ``mtlrec``
-command the README shows is one the parser accepts."""
+"""The README's code: every Python block runs as it stands, each in a fresh namespace;
+the marked shell block runs as it stands, and every ``mtlrec`` command the README shows
+is one the parser accepts."""
 
 from __future__ import annotations
 
@@ -39,6 +40,21 @@ def readme_commands(text: str) -> list[list[str]]:
                 if words[:1] == ["mtlrec"] and words[1:2] != ["COMMAND"]:
                     commands.append(words)
     return commands
+
+
+def python_blocks(text: str) -> list[str]:
+    """The README's fenced Python blocks, in order."""
+    return re.findall(r"```python\n(.*?)\n```", text, flags=re.DOTALL)
+
+
+BLOCKS = python_blocks(README.read_text())
+
+
+@pytest.mark.parametrize("number", range(len(BLOCKS)), ids=lambda n: f"block{n}")
+def test_every_python_block_runs_on_its_own(number, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # files it saves land in an empty folder
+    source = BLOCKS[number]
+    exec(compile(source, f"README.md python block {number}", "exec"), {"__name__": "__readme__"})
 
 
 def test_marked_blocks_run_verbatim(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -1,7 +1,9 @@
 """Multi-task loss balancers, one per file, registered by name (see ``base``).
 
 ``fit(..., balancer="uncertainty")`` picks the balancer registered under that name, or
-takes a :class:`Balancer` instance (with its own options, e.g. ``DWA(temperature=1)``).
+takes a :class:`Balancer` instance (with its own options, e.g. ``DWA(temperature=1)``);
+every registered class is also importable from here by its class name (``from
+mtlrec.balancers import DWA``).
 Adding a method is one file in this folder with a ``@BALANCERS.register("name")``
 class. Loss-level balancers (equal, uncertainty, dwa) keep the fast step; the others
 (gradnorm, pcgrad, mgda, cagrad, famo) train with autograd.
@@ -41,3 +43,15 @@ __all__ = [
     "list_balancers",
     "make_balancer",
 ]
+
+
+def __getattr__(name: str) -> type[Balancer]:
+    """``mtlrec.balancers.DWA`` and the other registered classes, by class name."""
+    for _, cls in BALANCERS.items():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *(cls.__name__ for _, cls in BALANCERS.items())])
