@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import mtlrec
 from conftest import FEATURES, TASKS, make_table
 from mtlrec import inspection
 from mtlrec.cli import main
+from mtlrec.datasets import adult_features, adult_tasks, load_adult
 from mtlrec.exceptions import ConfigError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -77,17 +78,25 @@ def test_levels_have_their_own_experts() -> None:
 
 def test_collapsed_gate_and_unused_expert_are_named() -> None:
     weights = {
-        "a": np.array([[0.97, 0.02, 0.01], [0.99, 0.005, 0.005]]),
-        "b": np.array([[0.5, 0.49, 0.01], [0.5, 0.49, 0.01]]),
+        "a": np.array([[0.97, 0.025, 0.005], [0.99, 0.0099, 0.0001]]),
+        "b": np.array([[0.5, 0.499, 0.001], [0.5, 0.4995, 0.0005]]),
     }
     lines = inspection.utilisation_warnings(inspection.expert_utilisation(weights))
     assert len(lines) == 2
     assert lines[0].startswith("gate 'a' has collapsed onto expert_0: mean weight 0.980")
-    # expert 2: mean share (0.0075 + 0.01) / 2 < 0.1 x 1/3
-    assert lines[1].startswith("expert expert_2 is almost never used: mean share 0.0088")
+    # expert 2: mean share (0.00255 + 0.00075) / 2 = 0.00165 (0.0016 printed) < 0.01 x 1/3
+    assert lines[1].startswith("expert expert_2 is almost never used: mean share 0.0016")
     # thresholds are arguments
     u = inspection.expert_utilisation(weights)
-    assert inspection.utilisation_warnings(u, collapsed=0.99, rare=0.01) == []
+    assert inspection.utilisation_warnings(u, collapsed=0.99, rare=0.001) == []
+
+
+def test_a_healthy_spread_is_no_warning() -> None:
+    """The least used expert of healthy Adult fits held 0.08 of its uniform share."""
+    weights = {"a": np.array([[0.3, 0.3, 0.3, 0.08 / 4 * 1.01, 0.09]])}
+    weights["a"] /= weights["a"].sum()
+    u = inspection.expert_utilisation(weights)
+    assert inspection.utilisation_warnings(u) == []
 
 
 def test_a_gate_reaching_one_expert_has_not_collapsed() -> None:
@@ -96,15 +105,13 @@ def test_a_gate_reaching_one_expert_has_not_collapsed() -> None:
     assert inspection.utilisation_warnings(u) == []
 
 
-def test_check_utilisation_logs_warnings(caplog, capsys) -> None:
+def test_check_utilisation_warns_in_one_form() -> None:
     collapsed = {"a": np.array([[0.98, 0.01, 0.01]] * 4), "b": np.full((4, 3), 1 / 3)}
-    with caplog.at_level(logging.WARNING, logger="mtlrec"):
-        inspection.check_utilisation(collapsed, verbose=0)
-    assert [r.name for r in caplog.records] == ["mtlrec.inspection"]
-    assert "gate 'a' has collapsed onto expert_0" in caplog.records[0].getMessage()
-    assert capsys.readouterr().err == ""  # verbose 0: the log only
-    inspection.check_utilisation(collapsed, verbose=1)
-    assert "warning: gate 'a' has collapsed" in capsys.readouterr().err
+    with pytest.warns(mtlrec.ExpertUtilisationWarning) as caught:
+        inspection.check_utilisation(collapsed)
+    (warning,) = caught
+    assert str(warning.message).startswith("gate 'a' has collapsed onto expert_0")
+    assert warning.filename == __file__  # the caller's line, not mtlrec's
 
 
 def test_no_gates_and_bad_weights() -> None:
@@ -140,7 +147,7 @@ def test_model_gate_summary_and_fit_utilisation(ple) -> None:
     assert "level1/expert_4" in u["experts"]
 
 
-def test_fit_warns_about_a_collapsed_gate_on_the_first_rows_only(monkeypatch, caplog, capsys):
+def test_fit_warns_about_a_collapsed_gate_on_the_first_rows_only(monkeypatch):
     seen = []
 
     def collapsed(self, data, batch_size):
@@ -152,13 +159,21 @@ def test_fit_warns_about_a_collapsed_gate_on_the_first_rows_only(monkeypatch, ca
 
     monkeypatch.setattr(mtlrec.MultiTaskModel, "_gate_weights", collapsed)
     model = mtlrec.MMoE(FEATURES, TASKS, num_experts=3, expert_units=[4], tower_units=[4])
-    with caplog.at_level(logging.WARNING, logger="mtlrec"):
-        model.fit(make_table(5000), epochs=1, batch_size=512, verbose=1)
+    with pytest.warns(mtlrec.ExpertUtilisationWarning) as caught:
+        model.fit(make_table(5000), epochs=1, batch_size=512, verbose=0)
     assert seen == [inspection.UTILISATION_ROWS]
     assert model.expert_utilisation_["gates"]["a"]["max_weight"] == pytest.approx(0.97)
-    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("gate 'a' has collapsed onto expert_0" in m for m in messages)
-    assert "warning: gate 'a' has collapsed" in capsys.readouterr().err
+    (warning,) = caught
+    assert str(warning.message).startswith("gate 'a' has collapsed onto expert_0")
+    assert warning.filename == __file__  # shown at the user's fit call
+
+
+def test_the_quick_start_model_warns_nothing():
+    """A healthy MMoE (the README's quick start, one epoch) trips no threshold."""
+    train, _ = load_adult()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mtlrec.ExpertUtilisationWarning)
+        mtlrec.MMoE(adult_features(), adult_tasks(), seed=1).fit(train, epochs=1, verbose=0)
 
 
 def test_architectures_without_gates() -> None:

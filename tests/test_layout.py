@@ -20,6 +20,7 @@ PUBLIC = {
     "DataError",
     "DenseFeature",
     "EarlyStopping",
+    "ExpertUtilisationWarning",
     "MtlrecError",
     "MtlrecWarning",
     "MultiTaskModel",

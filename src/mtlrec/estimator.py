@@ -247,8 +247,8 @@ class MultiTaskModel:
         Returns:
             self, with ``history_`` holding one record per epoch and, for models with
             gates, ``expert_utilisation_`` (:func:`mtlrec.inspection.expert_utilisation`
-            on the first 1024 training rows; collapsed gates and unused experts are
-            logged as warnings).
+            on the first 1024 training rows; a collapsed gate or an unused expert is an
+            :class:`~mtlrec.ExpertUtilisationWarning`).
 
         Raises:
             TrainingDivergedError: the loss exploded; the best weights so far are kept.
@@ -360,7 +360,7 @@ class MultiTaskModel:
             if self._has_gates():
                 rows = data.take(slice(0, inspection.UTILISATION_ROWS))
                 weights = self._gate_weights(rows, None)
-                self.expert_utilisation_ = inspection.check_utilisation(weights, verbose)
+                self.expert_utilisation_ = inspection.check_utilisation(weights)
         return self
 
     def compile(

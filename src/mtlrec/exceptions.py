@@ -13,7 +13,8 @@ Every error subclasses a built-in, so ``except ValueError`` keeps working::
 and every warning it issues is a ``MtlrecWarning`` (a ``UserWarning``)::
 
     MtlrecWarning
-    └── UndefinedMetricWarning      a metric reported as NaN, and why
+    ├── UndefinedMetricWarning      a metric reported as NaN, and why
+    └── ExpertUtilisationWarning    a gate collapsed onto one expert, or an expert unused
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class MtlrecWarning(UserWarning):
 
 class UndefinedMetricWarning(MtlrecWarning):
     """A metric ``evaluate`` could not compute on the rows it judged, reported as NaN."""
+
+
+class ExpertUtilisationWarning(MtlrecWarning):
+    """After ``fit``: a gate put almost all its weight on one expert, or an expert gets
+    almost none (:mod:`mtlrec.inspection`)."""
 
 
 def warn(message: str, category: type[Warning] = MtlrecWarning) -> None:
