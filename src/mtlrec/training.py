@@ -300,6 +300,7 @@ class FastStep:
 
     def __init__(self, network: MultiTaskNetwork, objective: Objective) -> None:
         self.network, self.objective = network, objective
+        self._terms = bool(objective.terms)  # a step's work for them is skipped without
 
     @classmethod
     def declines(cls, network: nn.Module, objective: Objective) -> str | None:
@@ -336,8 +337,8 @@ class FastStep:
         folds = network.fold_readers(len(batch), training=True) is not None
         folding = network.folded_input(len(batch), training=True) if folds else _NOTHING
         with torch.no_grad(), folding:
-            try:
-                outputs = network(traced)
+            try:  # forward, not __call__: declines() made sure no hook would run
+                outputs = network.forward(traced)
             except (TypeError, AttributeError) as error:
                 raise Declined(
                     f"the forward applied an operation without a rule ({error})"
@@ -347,7 +348,8 @@ class FastStep:
                 value = logits.get(name)
                 if not isinstance(value, Traced) or value.tape is not tape:
                     raise Declined(f"output {name!r} was not computed by blocks with rules")
-            stacked = outputs.stacked if isinstance(outputs.stacked, Traced) else None
+            stacked = outputs.stacked
+            stacked = stacked if isinstance(stacked, Traced) else None
             grads, whole, sums, extra = objective.logit_gradients(
                 {n: v.value for n, v in logits.items()},
                 batch,
@@ -365,6 +367,8 @@ class FastStep:
             if whole is not None:
                 seeds[id(stacked)] = whole
             tape.backward(seeds)  # the seeded values stay alive in `outputs` meanwhile
+            if not self._terms:
+                return loss, sums
             objective.add_term_gradients(network, batch, rows, first)
             terms = objective.term_values(network, batch, rows, first)
         return (loss if terms is None else loss + terms), sums
@@ -535,6 +539,10 @@ class Accumulator:
         # a balanced step needs each whole batch's gradients at once
         self.micro_batch = None if isinstance(self.step, BalancedStep) else micro_batch
         self._scaled: tuple = (None, None, None)  # coefficients, multipliers, product
+        kind = type(self.balancer)
+        #: whether the balancer acts per step at all (Equal does not: skipped)
+        self._weighs = kind.multipliers is not Balancer.multipliers
+        self._observes = kind.observe is not Balancer.observe
         if self.reason is None:
             logger.info("training step: fast (the blocks' rules, no autograd graph)")
         else:
@@ -550,7 +558,7 @@ class Accumulator:
         batch's normalisers: its label counts N_t, which tasks it carries), detached."""
         normalisers = self.objective.normalisers(batch)
         coefficients = normalisers.coefficients
-        multipliers = self.balancer.multipliers()
+        multipliers = self.balancer.multipliers() if self._weighs else None
         if multipliers is not None:
             coefficients = self._scale(coefficients, multipliers)
         n, size = len(batch), self.micro_batch
@@ -578,6 +586,8 @@ class Accumulator:
         """After the optimizer step: the balancer gets the step's per-task mean losses,
         which tasks the batch carries labels of, and, when it asks, the same batch's
         losses after the step."""
+        if not self._observes:
+            return
         balancer = self.balancer
         after = self.losses(batch) if balancer.looks_after_step else None
         balancer.observe(losses, after, normalisers.present)
@@ -686,7 +696,8 @@ def train(
             mininterval=0.5,
         )
         task_sums = torch.zeros(len(names), device=data.device)  # S_t over the epoch
-        task_counts = torch.zeros(len(names), device=data.device)  # N_t over the epoch
+        task_counts = torch.zeros(len(names), device=data.device)  # N_t over the epoch ...
+        every_label = 0  # ... plus the rows of the batches labelled throughout (on the host)
         total = torch.zeros((), device=data.device)
         window = torch.zeros((), device=data.device)
         for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
@@ -695,7 +706,10 @@ def train(
             optimizer.step()
             trainer.observe(batch, losses, normalisers)
             task_sums.addcmul_(losses, normalisers.counts)  # on the device: no host sync
-            task_counts.add_(normalisers.counts)
+            if normalisers.present is None:  # every row labelled, weight 1
+                every_label += len(batch)
+            else:
+                task_counts.add_(normalisers.counts)
             total.add_(loss)
             window.add_(loss)
             if first_loss is None:
@@ -723,6 +737,7 @@ def train(
                     bar.update(step - bar.n)
         bar.close()
         # each task's mean loss over the rows labelled for it (NaN: no row was)
+        task_counts += every_label
         task_loss = torch.where(task_counts > 0, task_sums / task_counts, math.nan)
         record = {
             "epoch": epoch,

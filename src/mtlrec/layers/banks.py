@@ -314,9 +314,10 @@ class BankMLP(nn.Module):
             x = x.index_select(0, self._group_index(runs, x.device))
             runs = None
         if tape is not None:
-            if not self.layers:
+            stack = self.stack()
+            if not stack[0]:
                 raise Declined("a bank without hidden layers")
-            return trace_stack(tape, self.stack(), x)
+            return trace_stack(tape, stack, x)
         if not self.layers:
             return x.expand(self.members, *x.shape) if x.dim() == 2 else x
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):

@@ -102,21 +102,29 @@ class Towers(nn.Module):
             logits += per_task
         return TowerLogits(logits, stacked if len(self.mlps) == 1 else None)
 
+    def _stacks(self) -> list:
+        """Each group's MLP and output layer as one stack (structural: built once)."""
+        stacks = self.__dict__.get("_group_stacks")
+        if stacks is None:
+            stacks = [mlp.stack(out) for mlp, out in zip(self.mlps, self.outs, strict=True)]
+            self.__dict__["_group_stacks"] = stacks
+        return stacks
+
     def _traced(self, tape: Tape, x: Traced) -> TowerLogits:
         """The fast-path rule: every group's MLP and output layer as one stack."""
-        if len(self.mlps) > 1 and not self.shared_input:
-            x = _split(tape, x, len(self.mlps))
+        stacks = self._stacks()
+        groups = len(stacks)
+        if groups > 1 and not self.shared_input:
+            x = _split(tape, x, groups)
         saved, logits = [], []
-        for k, (mlp, out) in enumerate(zip(self.mlps, self.outs, strict=True)):
-            own = x[k] if isinstance(x, list) else x
-            value, keep = input_of(own)
-            stack = mlp.stack(out)
+        for k, stack in enumerate(stacks):
+            value, keep = input_of(x[k] if isinstance(x, list) else x)
             outputs = stack_forward(stack, value)
             saved.append((stack, outputs, keep))
             stacked, per_task = self._logits(outputs[-1])
             logits += per_task
         traced = [tape.value(t) for t in logits]
-        one = len(self.mlps) == 1 and stacked is not None
+        one = groups == 1 and stacked is not None
         whole = tape.value(stacked) if one else None  # (T, B): the objective's fast seed
 
         def backward(grads):
