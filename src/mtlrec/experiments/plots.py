@@ -75,14 +75,18 @@ def benchmark_figure(
         ax.set_xlabel("test AUC")
     given = [balancer] if balancer is None or isinstance(balancer, str) else list(balancer)
     note = balancer_note([*given, *(r.get("balancer") for r in rows)])
-    fig.suptitle(
-        "Test AUC per task"
-        + (f", {note}" if note else "")
-        + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""),
-        fontsize=10,
-    )
+    fig.suptitle(_title("Test AUC per task", note, "mean ± std", seeds), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _title(text: str, note: str, summary: str, seeds: int) -> str:
+    """A chart's title: ``text``, the balancer ``note``, and how seeds are summarised."""
+    return (
+        text
+        + (f", {note}" if note else "")
+        + (f" ({summary} over {seeds} seeds)" if seeds > 1 else "")
+    )
 
 
 def plot_training_curves(
@@ -133,12 +137,7 @@ def training_curves_figure(
     _legend_outside(axes[-1], *axes[0].get_legend_handles_labels())
     seeds = max(len(c["loss"]) for c in curves.values())
     note = "" if isinstance(runs, Mapping) else balancer_note(r.get("balancer") for r in runs)
-    fig.suptitle(
-        "Training curves"
-        + (f", {note}" if note else "")
-        + (f" (mean over {seeds} seeds)" if seeds > 1 else ""),
-        fontsize=10,
-    )
+    fig.suptitle(_title("Training curves", note, "mean", seeds), fontsize=10)
     fig.tight_layout()
     return fig
 
