@@ -189,3 +189,18 @@ def test_evaluation_of_a_funnel_without_positives_is_not_a_training_error():
     messages = [str(w.message) for w in caught]
     assert any("no row of the data carries a label of 'b'" in m for m in messages)
     assert any("auc of 'a_b' is undefined" in m for m in messages)
+
+
+def test_a_head_without_a_prior_leaves_its_bias_at_zero():
+    """A task type registered elsewhere need not give a prior: the bias stays at 0."""
+
+    class Plain(HEADS.get("binary")):
+        def prior(self, targets, weights):
+            return super(HEADS.get("binary"), self).prior(targets, weights)  # Head's: None
+
+    tasks = [Task("a"), Task("b")]
+    heads = {"a": HEADS.get("binary")(tasks[0]), "b": Plain(tasks[1])}
+    labels = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
+    b = Batch(torch.zeros(3, 1, dtype=torch.long), torch.zeros(3, 1), labels)
+    a_prior, b_prior = Objective(tasks, heads).output_priors(b)
+    assert float(a_prior) == pytest.approx(logit(1 / 3)) and b_prior is None

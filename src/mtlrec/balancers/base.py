@@ -195,11 +195,8 @@ class GradientBalancer(Balancer):
         gram = (grads @ grads.t()).double().cpu().numpy()
         a = self.coefficients(gram, losses.double().cpu().numpy())
         a = torch.as_tensor(a, dtype=grads.dtype).to(grads.device)
-        if rows is not None:
-            a = torch.zeros(len(present), dtype=a.dtype, device=a.device).index_copy_(0, rows, a)
-            self.record(a * self.weights, present)
-            return a[rows] @ grads
-        self.record(a * self.weights)
+        every = a if rows is None else a.new_zeros(len(present)).index_copy_(0, rows, a)
+        self.record(every * self.weights, present)
         return a @ grads
 
 

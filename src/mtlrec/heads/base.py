@@ -146,12 +146,13 @@ class Head:
             )
         return labelled
 
-    def prior(self, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def prior(self, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor | None:
         """The constant logits (K,) that minimise the mean loss over training targets
         ``targets`` (n,) of weights ``weights`` (n,) (labelled rows only, n >= 1): where
         a new network's output bias starts, so that the task starts at its labels' base
-        rate instead of pulling the shared layers towards it in the first steps."""
-        raise NotImplementedError
+        rate instead of pulling the shared layers towards it in the first steps. None (a
+        head that does not say) leaves the bias at its initial 0."""
+        return None
 
     # ---------------------------------------------------------------- logits
     def loss_key(self) -> Any:
