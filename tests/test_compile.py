@@ -69,7 +69,7 @@ def test_every_chunk_reaches_the_compiled_forward_at_one_shape(table, monkeypatc
     shapes = []
 
     def recording(fn, **kwargs):
-        return lambda sparse, dense: shapes.append((len(sparse), len(dense))) or fn(sparse, dense)
+        return lambda *inputs: shapes.append((len(inputs[0]), len(inputs[1]))) or fn(*inputs)
 
     monkeypatch.setattr(torch, "compile", recording)
     model = PLE(FEATURES, TASKS, **CONFIG).fit(table.head(128), epochs=1, verbose=0)
@@ -85,7 +85,7 @@ def test_a_folding_prediction_runs_eagerly_after_compile_inference(table, monkey
     calls = []
 
     def recording(fn, **kwargs):
-        return lambda sparse, dense: calls.append(len(sparse)) or fn(sparse, dense)
+        return lambda *inputs: calls.append(len(inputs[0])) or fn(*inputs)
 
     monkeypatch.setattr(torch, "compile", recording)
     model = PLE(FEATURES, TASKS, **CONFIG).fit(table.head(128), epochs=1, verbose=0)

@@ -162,8 +162,10 @@ def test_nan_among_strings_of_a_list_is_missing_not_the_text_nan() -> None:
     assert batch.sparse[:, 0].tolist() == [0, 3, 1]  # missing, b, the text 'nan' unknown
 
 
-def test_a_list_still_refuses_two_dimensions() -> None:
-    with pytest.raises(mtlrec.DataError, match="one-dimensional"):
+def test_a_list_of_lists_for_a_sparse_feature_points_to_sequence_features() -> None:
+    with pytest.raises(
+        mtlrec.DataError, match=r"'city' \(sparse feature\) holds lists.*SequenceFeature"
+    ):
         Preprocessor([SparseFeature("city")], [Task("click")]).fit(
             {"city": [["a", "b"], ["c", "d"]], "click": [0, 1]}
         )

@@ -25,6 +25,7 @@ PUBLIC = {
     "MtlrecWarning",
     "MultiTaskModel",
     "NotFittedError",
+    "SequenceFeature",
     "Preprocessor",
     "SparseFeature",
     "Task",

@@ -24,7 +24,7 @@ from .exceptions import (
     UndefinedMetricError,
     UndefinedMetricWarning,
 )
-from .features import DenseFeature, SparseFeature
+from .features import DenseFeature, SequenceFeature, SparseFeature
 from .heads import list_heads
 from .models import list_models
 from .preprocessing import Preprocessor
@@ -51,6 +51,7 @@ __all__ = [
     "MultiTaskModel",
     "NotFittedError",
     "Preprocessor",
+    "SequenceFeature",
     "SparseFeature",
     "Task",
     "TrainingDivergedError",

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .exceptions import DataError
 
@@ -20,9 +21,15 @@ def _is_arrow_string(type_: pa.DataType) -> bool:
     return pa.types.is_string(type_) or pa.types.is_large_string(type_)
 
 
+def _is_arrow_list(type_: pa.DataType) -> bool:
+    return pa.types.is_list(type_) or pa.types.is_large_list(type_)
+
+
 def _series_column(series: pd.Series, arrow_strings: bool) -> Column:
     """A Series as a 1-D array; nullable numbers/bools become float64 with NaN for NA."""
     dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype) and _is_arrow_list(dtype.pyarrow_dtype):
+        return pa.array(series)
     if arrow_strings and isinstance(dtype, pd.StringDtype):
         return pa.array(series)  # zero-copy for pyarrow-backed strings
     if isinstance(dtype, pd.api.extensions.ExtensionDtype) and (
@@ -40,6 +47,13 @@ def as_array(values: object) -> np.ndarray:
     """A numpy array or list-like column as a numpy array. A list-like that numpy would
     make text of (strings with NaN among them: numpy writes the text 'nan') keeps its
     Python objects, so a NaN there stays missing as it does in a DataFrame."""
+    if isinstance(values, list | tuple) and any(
+        isinstance(v, list | tuple | np.ndarray) for v in values
+    ):  # a column of lists (a sequence feature): one cell per row, never a 2-D array
+        array = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values):
+            array[i] = value
+        return array
     array = np.asarray(values)
     if array.dtype.kind in "US" and not isinstance(values, np.ndarray):
         array = np.array(values, dtype=object)
@@ -53,7 +67,7 @@ def _column(name: str, values: object, arrow_strings: bool) -> Column:
         if pa.types.is_dictionary(values.type):
             # decode first: ChunkedArray.to_numpy drops the nulls of dictionary columns
             values = values.cast(values.type.value_type)
-        if arrow_strings and _is_arrow_string(values.type):
+        if (arrow_strings and _is_arrow_string(values.type)) or _is_arrow_list(values.type):
             return values
         array = values.to_numpy(zero_copy_only=False)
     else:
@@ -220,3 +234,90 @@ def format_values(values: np.ndarray, limit: int = 5) -> str:
     """Numbers as ``[a, b, ...]`` for messages."""
     shown = ", ".join(f"{v:g}" for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def holds_lists(column: Column) -> bool:
+    """Whether a column's cells are lists (an Arrow list column, or Python lists or
+    arrays in an object column)."""
+    if is_arrow(column):
+        return _is_arrow_list(column.type)
+    if column.dtype.kind != "O" or not len(column):
+        return False
+    return any(isinstance(v, list | tuple | np.ndarray) for v in column[:1000])
+
+
+def list_column(column: Column, name: str, separator: str) -> tuple[Column, np.ndarray]:
+    """The items of a column of lists, all rows' one after another, and (N,) int64 items
+    per row. Cells are lists or arrays, Arrow lists, or strings joined by ``separator``;
+    an empty list, an empty string and a missing cell hold no items. DataError naming
+    the column for scalars among lists, nested lists, empty fields between separators
+    and missing items."""
+    where = f"column {name!r} (sequence feature)"
+    if is_arrow(column):
+        lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if _is_arrow_string(lists.type):
+            return _split_strings(lists, where, separator)
+        if not _is_arrow_list(lists.type):
+            raise DataError(
+                f"{where} holds {lists.type} values, not lists; give a list per row or "
+                f"strings joined by {separator!r}"
+            )
+    else:
+        array = as_numpy(column)
+        if array.dtype.kind == "f" and np.isnan(array).all():  # every cell missing (a CSV
+            return np.zeros(0, dtype=np.int64), np.zeros(len(array), dtype=np.int64)  # of nulls)
+        present = array[~missing_mask(array)] if array.dtype.kind == "O" else array
+        if array.dtype.kind in "US" or (
+            array.dtype.kind == "O" and all(isinstance(v, str) for v in present)
+        ):
+            return _split_strings(pa.array(array, pa.string(), from_pandas=True), where, separator)
+        if array.dtype.kind != "O" or not all(
+            isinstance(v, list | tuple | np.ndarray) for v in present
+        ):
+            example = next(
+                (v for v in present if not isinstance(v, list | tuple | np.ndarray)), None
+            )
+            raise DataError(
+                f"{where} mixes lists with other values (e.g. {example!r}); give every row a "
+                f"list (an empty list for no items) or strings joined by {separator!r}"
+            )
+        try:
+            lists = pa.array(array, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise DataError(
+                f"{where}: its lists cannot be read as one column of items ({err})"
+            ) from None
+    if _is_arrow_list(lists.type.value_type) or pa.types.is_struct(lists.type.value_type):
+        raise DataError(
+            f"{where} holds nested lists ({lists.type}); give one flat list of items per row"
+        )
+    lengths = pc.list_value_length(lists).fill_null(0).to_numpy().astype(np.int64)
+    items = lists.flatten()
+    if items.null_count:
+        raise DataError(
+            f"{where} has missing values inside its lists; drop them from the lists (a row "
+            "with no items is an empty list)"
+        )
+    return (
+        items if _is_arrow_string(items.type) else items.to_numpy(zero_copy_only=False)
+    ), lengths
+
+
+def _split_strings(strings: pa.Array, where: str, separator: str) -> tuple[pa.Array, np.ndarray]:
+    """Items and lengths of ``separator``-joined strings; "" holds no items."""
+    if strings.type != pa.string():
+        strings = strings.cast(pa.string())
+    lists = pc.split_pattern(strings, separator)
+    lengths = pc.list_value_length(lists).fill_null(0).to_numpy().astype(np.int64)
+    empty_cell = np.asarray(pc.equal(strings, "").fill_null(False))
+    lengths[empty_cell] = 0
+    items = pc.split_pattern(pc.if_else(pc.equal(strings, ""), None, strings), separator).flatten()
+    blank = np.asarray(pc.equal(items, ""))
+    if blank.any():
+        row = int(np.searchsorted(np.cumsum(lengths), int(np.argmax(blank)), side="right"))
+        raise DataError(
+            f"{where}: row {row} ({strings[row].as_py()!r}) has an empty item between "
+            f"separators {separator!r}; remove the extra separator (an empty string is a "
+            "row with no items)"
+        )
+    return items, lengths

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from . import inspection, runtime
+from ._validation import holds_lists
 from .balancers import list_balancers
 from .bundle import existing_bundle
 from .estimator import MultiTaskModel, load_model, model_class
@@ -36,7 +37,7 @@ from .experiments.benchmark import (
 )
 from .experiments.funnel import FUNNEL_DEFAULTS, FUNNEL_MODELS
 from .experiments.synthetic import SYNTHETIC_CORRELATIONS, SYNTHETIC_DEFAULTS
-from .features import DenseFeature, Feature, SparseFeature
+from .features import DenseFeature, Feature, SequenceFeature, SparseFeature, feature_to_dict
 from .heads import list_heads
 from .models import list_models, make_config, network_class
 from .tasks import Task, task_to_dict
@@ -50,8 +51,10 @@ BENCHMARK_EPOCHS = {"adult": REFERENCE_TRAINING["epochs"], "census-kdd": 10}
 SECTIONS: dict[str, tuple[str, ...]] = {
     "config": ("data", "features", "tasks", "model", "training", "output"),
     "data": ("dataset", "train", "validation", "test"),
-    "features": ("sparse", "dense", "embedding_dim", "scaling"),
-    "features.sparse": ("name", "embedding_dim"),
+    "features": ("sparse", "sequence", "dense", "embedding_dim", "scaling"),
+    "features.sparse": tuple(f.name for f in dataclasses.fields(SparseFeature)),
+    "features.sequence": tuple(f.name for f in dataclasses.fields(SequenceFeature)),
+    "features.dense": tuple(f.name for f in dataclasses.fields(DenseFeature)),
     "tasks": (
         "name",
         "type",
@@ -143,21 +146,33 @@ def _typed(name: str, value: Any, kind: type) -> Any:
 
 
 def _parse_features(section: Any, where: str) -> tuple[list[Feature], str]:
+    """The ``features`` section: ``sparse``, ``sequence`` and ``dense`` lists whose
+    entries are column names or mappings of the feature's options; ``embedding_dim`` is
+    the default size of categorical features that neither set nor share one."""
     section = _check_keys(section, "features", where)
     default_dim = section.get("embedding_dim", 16)
     features: list[Feature] = []
-    for item in section.get("sparse") or []:
-        if isinstance(item, dict):
-            item = _check_keys(item, "features.sparse", f"{where}.sparse")
+    for kind, cls in (
+        ("sparse", SparseFeature),
+        ("sequence", SequenceFeature),
+        ("dense", DenseFeature),
+    ):
+        items = section.get(kind) or []
+        if not isinstance(items, list):
+            raise ConfigError(
+                f"{where}.{kind}: expected a list of names or mappings, got {items!r}"
+            )
+        for item in items:
+            item = {"name": item} if isinstance(item, str) else item
+            item = dict(_check_keys(item, f"features.{kind}", f"{where}.{kind}"))
             if "name" not in item:
-                raise ConfigError(f"{where}.sparse: an entry needs a 'name', got {item!r}")
-            features.append(SparseFeature(item["name"], item.get("embedding_dim", default_dim)))
-        else:
-            features.append(SparseFeature(item, default_dim))
-    for item in section.get("dense") or []:
-        if not isinstance(item, str):
-            raise ConfigError(f"{where}.dense: list column names, got {item!r}")
-        features.append(DenseFeature(item))
+                raise ConfigError(f"{where}.{kind}: an entry needs a 'name', got {item!r}")
+            if cls is not DenseFeature and "shares" not in item:
+                item.setdefault("embedding_dim", default_dim)
+            try:
+                features.append(cls(**item))
+            except TypeError as err:
+                raise ConfigError(f"{where}.{kind}: {item!r}: {err}") from None
     return features, section.get("scaling", "minmax")
 
 
@@ -273,6 +288,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read it as {kind} ({err})") from None
 
 
+def _holds_lists(column: pd.Series) -> bool:
+    return holds_lists(column.to_numpy())
+
+
 def write_table(frame: pd.DataFrame, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``frame`` as CSV or Parquet by suffix; an existing file needs ``overwrite``."""
     path = Path(path)
@@ -280,7 +299,14 @@ def write_table(frame: pd.DataFrame, path: str | Path, overwrite: bool = False) 
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
+    if kind == "csv":  # list cells (sequence features) as "|"-joined strings
+        frame = frame.assign(
+            **{
+                name: [None if v is None else "|".join(map(str, v)) for v in frame[name]]
+                for name in frame.columns
+                if frame[name].dtype == object and _holds_lists(frame[name])
+            }
+        )
         frame.to_csv(path, index=False)
     else:
         frame.to_parquet(path, index=False)
@@ -436,7 +462,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             f"{args.bundle}: a {model.architecture} model has no gates to inspect; "
             "mixture-of-experts architectures (OMoE, MMoE, CGC, PLE) have them"
         )
-    summary = inspection.gate_summary(weights)
+    summary = inspection.gate_summary(weights, model.network.expert_groups())
     rows = len(next(iter(weights.values())))
     print(f"mean gate weight per expert ({model.architecture}, {rows:,} rows):")
     print(summary.to_string(float_format="{:.3f}".format, na_rep="-"))
@@ -506,6 +532,10 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise FileExistsError(
             f"{out} already holds benchmark results; pass --overwrite or another --output"
         )
+    if args.dataset in ("movielens", "entities"):
+        from .experiments.entities import entity_benchmark_command
+
+        return entity_benchmark_command(args, argv, _output_folder(args))
     if args.dataset == "synthetic":
         return _synthetic_benchmark(args, argv)
     if args.dataset in ("funnel", "hillstrom"):
@@ -691,16 +721,25 @@ def config_template(name: str, features: Sequence[Feature], tasks: Sequence[Task
 
 
 def _features_section(features: Sequence[Feature]) -> dict[str, Any]:
-    """The ``features`` config section; one shared embedding_dim when all sparse agree."""
-    sparse = [f for f in features if isinstance(f, SparseFeature)]
-    dims = {f.embedding_dim for f in sparse}
+    """The ``features`` config section: one shared embedding_dim when all categorical
+    features agree; a feature with options other than that is written as a mapping."""
+    dims = {f.dim for f in features if not isinstance(f, DenseFeature) and f.shares is None}
     section: dict[str, Any] = {}
     if len(dims) == 1:
         section["embedding_dim"] = dims.pop()
-        section["sparse"] = [f.name for f in sparse]
-    else:
-        section["sparse"] = [{"name": f.name, "embedding_dim": f.embedding_dim} for f in sparse]
-    section["dense"] = [f.name for f in features if isinstance(f, DenseFeature)]
+    for kind in ("sparse", "sequence", "dense"):
+        entries = []
+        for f in features:
+            if f.kind != kind:
+                continue
+            options = {k: v for k, v in feature_to_dict(f).items() if k != "kind"}
+            if "embedding_dim" in section and (
+                f.kind == "dense" or f.shares is not None or f.dim == section["embedding_dim"]
+            ):
+                options.pop("embedding_dim", None)
+            entries.append(options["name"] if len(options) == 1 else options)
+        if entries or kind != "sequence":
+            section[kind] = entries
     return section
 
 
@@ -718,7 +757,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite")
-    data = load_dataset(args.name)
+    data = load_dataset(args.name, **({"path": args.data} if args.data else {}))
     write_table(data.train, targets[0], overwrite=True)
     write_table(data.test, targets[1], overwrite=True)
     targets[2].write_text(
@@ -919,7 +958,10 @@ def build_parser() -> argparse.ArgumentParser:
         "MMoE paper's two regression tasks for each --correlations value. 'funnel' and "
         "'hillstrom' train click -> conversion models (experiments.funnel.FUNNEL_MODELS: "
         "a naive CVR model on clicked rows, ESMM, MMoE and PLE with each funnel loss) on "
-        "simulated impressions with ground truth, or on the MineThatData e-mail data.",
+        "simulated impressions with ground truth, or on the MineThatData e-mail data. "
+        "'movielens' and 'entities' train Shared-Bottom, MMoE and PLE each with and without "
+        "the user's history and with and without experts per entity (user, item), on "
+        "MovieLens-100K or on simulated users and items with ground truth.",
     )
     p.add_argument(
         "dataset",
@@ -978,7 +1020,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="synthetic: training rows per run (default: 100,000; 20,000 more for test); "
         f"funnel: training impressions (default: {FUNNEL_DEFAULTS['n_train']:,}; "
-        f"{FUNNEL_DEFAULTS['n_test']:,} more for test)",
+        f"{FUNNEL_DEFAULTS['n_test']:,} more for test); entities: interactions generated "
+        "(default 100,000; 20 %% of them for test)",
     )
     p.add_argument(
         "--quick",
@@ -1007,7 +1050,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="census-kdd: folder with census-income.data(.gz) and census-income.test(.gz) "
         "(default: $MTLREC_DATA_DIR/census-kdd, else ~/.cache/mtlrec/census-kdd); "
-        "hillstrom (required): the hillstrom.csv(.gz) file or the folder holding it",
+        "hillstrom (required): the hillstrom.csv(.gz) file or the folder holding it; "
+        "movielens (required): the ml-100k folder (GroupLens's or RecBole's files)",
     )
     p.add_argument(
         "--download",
@@ -1063,6 +1107,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", choices=sorted(DATASETS), help="dataset to export")
     e.add_argument("--output", required=True, metavar="DIR", help="folder to write into")
     e.add_argument("--overwrite", action="store_true", help="replace existing files")
+    e.add_argument(
+        "--data", metavar="DIR", help="the dataset's files, where it is not bundled (movielens)"
+    )
 
     sub.add_parser(
         "models",

@@ -1,6 +1,7 @@
 """The typed batch every model reads, and batch iteration (whole tensors, index slices).
 
-Shape legend: N rows, S sparse columns, D dense columns, T tasks.
+Shape legend: N rows, S sparse columns, D dense columns, T tasks, Q sequence columns,
+L the sum of their ``max_len``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class Batch:
         mask: (N, T) bool, True where a row carries a label for the task; None when
             every row does.
         weights: (N,) float32 sample weights; None for weight 1 everywhere.
+        sequences: (N, L) int64 item ids of every sequence column side by side, each
+            column ``max_len`` wide, the most recent items first-aligned (oldest first)
+            and padded with 0 after them; None without sequence features.
+        lengths: (N, Q) int64 real items per row of each sequence column (padding is
+            never an item); None without sequence features.
     """
 
     sparse: torch.Tensor
@@ -31,6 +37,8 @@ class Batch:
     labels: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     weights: torch.Tensor | None = None
+    sequences: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.sparse.shape[0])
@@ -54,7 +62,15 @@ class Batch:
         return Batch(*(None if t is None else t[index] for t in self._fields()))
 
     def _fields(self) -> tuple:
-        return (self.sparse, self.dense, self.labels, self.mask, self.weights)
+        return (
+            self.sparse,
+            self.dense,
+            self.labels,
+            self.mask,
+            self.weights,
+            self.sequences,
+            self.lengths,
+        )
 
 
 #: the name mtlrec 0.1.0 gave the batch type (kept: it is public API)

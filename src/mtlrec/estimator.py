@@ -33,9 +33,10 @@ from .exceptions import (
     UndefinedMetricWarning,
     warn,
 )
-from .features import Feature, check_features
+from .features import Feature, check_features, groups_of
 from .heads import HEADS
 from .layers import BankLinear, GateBank
+from .layers.embedding import SequenceInput
 from .metrics import METRIC_ALIASES, gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
 from .objective import Objective, funnel, l2_terms
@@ -90,7 +91,8 @@ class MultiTaskModel:
     """A multi-task model of any registered architecture.
 
     Args:
-        features: the input columns (:class:`SparseFeature`, :class:`DenseFeature`).
+        features: the input columns (:class:`SparseFeature`, :class:`SequenceFeature`,
+            :class:`DenseFeature`).
         tasks: the targets (:class:`Task`), in output order.
         architecture: registered architecture name (see :func:`list_models`); the
             named subclasses (``MMoE``, ``PLE``, ...) fill it in.
@@ -122,6 +124,13 @@ class MultiTaskModel:
         tasks = check_tasks(tasks, {f.name for f in self.features})
         self.architecture = architecture
         self.config = make_config(architecture, params, len(tasks))
+        groups = groups_of(self.features)
+        for group in self.config.entity_experts:
+            if group not in groups:
+                raise ConfigError(
+                    f"entity_experts names group {group!r}, which no feature has (feature "
+                    f"groups: {groups}); set group={group!r} on its features or fix the name"
+                )
         self.tasks = network.prepare_tasks(tasks, self.config)
         self.preprocessor = Preprocessor(self.features, self.tasks, scaling=scaling)
         self.seed = seed
@@ -141,11 +150,16 @@ class MultiTaskModel:
     def build(self) -> MultiTaskNetwork:
         """Create the network for the fitted preprocessor (fresh weights from ``seed``)."""
         pre = self.preprocessor
+        layout = pre.input_layout()
         spec = InputSpec(
             vocabulary_sizes=pre.vocabulary_sizes,
-            embedding_dims=[f.embedding_dim for f in pre.sparse_features],
+            embedding_dims=[f.dim for f in pre.sparse_features],
             num_dense=len(pre.dense_features),
             outputs=pre.outputs_per_task,
+            tables=layout["tables"],
+            sparse_tables=layout["sparse_tables"],
+            sequences=[SequenceInput(*q) for q in layout["sequences"]],
+            groups=layout["groups"],
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -549,8 +563,9 @@ class MultiTaskModel:
         """
         network = self.network
 
-        def forward(sparse: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
-            return network(Batch(sparse, dense)).named()
+        def forward(*inputs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+            sparse, dense, sequences, lengths = inputs
+            return network(Batch(sparse, dense, sequences=sequences, lengths=lengths)).named()
 
         self._compiled = torch.compile(forward, dynamic=False)
         return self
@@ -562,12 +577,13 @@ class MultiTaskModel:
         if self._compiled is None or network.embedding.folded is not None:
             return network(batch).named()
         n, pad = len(batch), rows - len(batch)
-        sparse, dense = batch.sparse, batch.dense
-        if pad > 0:  # id 0 (missing) and 0.0 are valid inputs; padded rows are dropped
-            sparse = torch.cat([sparse, sparse.new_zeros(pad, sparse.shape[1])])
-            dense = torch.cat([dense, dense.new_zeros(pad, dense.shape[1])])
+        inputs = [batch.sparse, batch.dense, batch.sequences, batch.lengths]
+        if pad > 0:  # id 0 (missing), 0.0 and no items are valid inputs; padded rows are dropped
+            inputs = [
+                None if t is None else torch.cat([t, t.new_zeros(pad, t.shape[1])]) for t in inputs
+            ]
         try:
-            return {k: v[:n] for k, v in self._compiled(sparse, dense).items()}
+            return {k: v[:n] for k, v in self._compiled(*inputs).items()}
         except Exception as error:  # no C++ compiler, unsupported op, ...
             warnings.warn(
                 f"compile_inference: torch.compile failed ({type(error).__name__}: {error}); "
@@ -781,7 +797,9 @@ class MultiTaskModel:
                 f"gate_summary: {type(self).__name__} ({self.architecture!r}) has no gates; "
                 "mixture-of-experts architectures (OMoE, MMoE, CGC, PLE) have them"
             )
-        return inspection.gate_summary(self.gate_weights(data, batch_size, threads))
+        return inspection.gate_summary(
+            self.gate_weights(data, batch_size, threads), self.network.expert_groups()
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, overwrite: bool = False) -> Path:

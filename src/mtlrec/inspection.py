@@ -24,7 +24,7 @@ weight. ``fit`` issues each as an :class:`~mtlrec.ExpertUtilisationWarning`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,18 +69,42 @@ def gate_means(gate_weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return means
 
 
-def gate_summary(gate_weights: Mapping[str, Any]) -> pd.DataFrame:
+def gate_summary(
+    gate_weights: Mapping[str, Any], expert_groups: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
     """Mean gate weight per gate (rows, by gate name) and expert (columns ``expert_0``,
     ``expert_1``, ...; the experts of the gate's own level), NaN where a gate does not
-    reach an expert. Each row sums to 1 over its numbers."""
+    reach an expert. Each row sums to 1 over its numbers.
+
+    ``expert_groups`` (a network's ``expert_groups()``: per level, each expert's group
+    -- "shared", a task, or a feature group such as "user") names the columns
+    ``expert_3 (user)`` when the experts are not all shared."""
     means = gate_means(gate_weights)
     experts = max(m.size for m in means.values())
     grid = np.full((len(means), experts), np.nan)
     for i, m in enumerate(means.values()):
         grid[i, : m.size] = m
-    frame = pd.DataFrame(grid, index=list(means), columns=[f"expert_{e}" for e in range(experts)])
+    names = [f"expert_{e}" for e in range(experts)]
+    for e, group in enumerate(_column_groups(expert_groups or {}, experts)):
+        if group is not None:
+            names[e] += f" ({group})"
+    frame = pd.DataFrame(grid, index=list(means), columns=names)
     frame.index.name = "gate"
     return frame
+
+
+def _column_groups(expert_groups: Mapping[str, Sequence[str]], experts: int) -> list:
+    """The group of each expert column, where every level that has the column agrees
+    (levels share their leading layout: task experts, shared, then feature groups)."""
+    groups: list[str | None] = [None] * experts
+    for level_groups in expert_groups.values():
+        for e, group in enumerate(list(level_groups)[:experts]):
+            if groups[e] not in (None, group):
+                return [None] * experts
+            groups[e] = group
+    if set(groups) <= {None, "shared"}:  # one kind of expert: nothing to tell apart
+        return [None] * experts
+    return groups
 
 
 def _entropy(p: np.ndarray) -> float:

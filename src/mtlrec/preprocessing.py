@@ -4,9 +4,17 @@ Conventions:
 
 * Missing values are ``None``, ``NaN``, ``pd.NA`` and ``NaT``. An empty string is a real
   category, not a missing value.
-* Sparse ids: 0 = missing, 1 = unknown (not seen in training), 2.. = the sorted training
-  vocabulary, looked up by canonical keys (:mod:`mtlrec.vocabulary`: ``2`` and ``2.0``
-  are one category, and a float32 column matches the float64 values it was trained on).
+* Sparse ids: 0 = missing, 1 = unknown (not seen in training, or rarer than
+  ``min_count``, or beyond ``max_size``), 2.. = the sorted training vocabulary, looked
+  up by canonical keys (:mod:`mtlrec.vocabulary`: ``2`` and ``2.0`` are one category,
+  and a float32 column matches the float64 values it was trained on); with
+  ``hash_buckets``, 2.. are the buckets. Features that ``share`` a vocabulary fit it
+  over all their columns together.
+* Sequences: each row's items (lists, Arrow lists or joined strings,
+  :func:`mtlrec._validation.list_column`) are encoded like sparse values (an item never
+  seen in training is unknown, id 1), the ``max_len`` most recent kept (older ones are
+  dropped: documented, not an error), and padded with 0 after the real items; the
+  lengths say how many are real.
 * Dense columns: missing values become the training mean, then are scaled with statistics
   of the non-missing training values: ``minmax`` (x - min) / (max - min) or ``standard``
   (x - mean) / std (population std). A zero range or zero std divides by 1, so a column
@@ -19,18 +27,27 @@ Conventions:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ._validation import Column, as_columns, numeric_column, require_columns
+from ._validation import (
+    Column,
+    as_columns,
+    holds_lists,
+    list_column,
+    numeric_column,
+    require_columns,
+)
 from .data import Batch
 from .exceptions import BundleError, ConfigError, DataError, NotFittedError
 from .features import (
     DenseFeature,
     Feature,
+    SequenceFeature,
     SparseFeature,
     check_features,
     feature_from_dict,
@@ -38,25 +55,41 @@ from .features import (
 )
 from .heads import Head
 from .tasks import Task, check_tasks, task_from_dict, task_to_dict
-from .vocabulary import Vocabulary
+from .vocabulary import HashedVocabulary, Vocabulary, vocabulary_from_dict
+
+logger = logging.getLogger(__name__)
 
 SCALINGS = ("minmax", "standard")
 MISSING_ID = 0
 UNKNOWN_ID = 1
 _FIRST_ID = 2
 _FORMAT = "mtlrec-preprocessor"
-#: 2: canonical vocabulary keys and label statistics (1: mtlrec 0.1.0, still read)
-_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+#: 3: sequence features, shared / hashed / bounded vocabularies, groups (2: canonical
+#: vocabulary keys and label statistics; 1: mtlrec 0.1.0; both still read)
+_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 _BLOCK_ROWS = 65536
 
 
-def _encode(column: Column, vocabulary: Vocabulary) -> np.ndarray:
+def _encode(column: Column, vocabulary: Vocabulary | HashedVocabulary) -> np.ndarray:
     """int64 ids of one column: 0 missing, 1 unknown, 2.. vocabulary position."""
     pos = vocabulary.positions(column, missing=-2)
     ids = np.where(pos >= 0, pos + _FIRST_ID, UNKNOWN_ID)
     ids[pos == -2] = MISSING_ID
     return ids
+
+
+def _pad_sequences(ids: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple:
+    """Rows' items one after another (N,) lengths -> (N, max_len) ids of the last
+    ``max_len`` items of each row, first-aligned and padded with 0, and their (N,) counts."""
+    ends = np.cumsum(lengths)
+    kept = np.minimum(lengths, max_len)
+    starts = ends - kept  # the most recent items are the last ones
+    rows = np.repeat(np.arange(len(lengths)), kept)
+    cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+    out = np.zeros((len(lengths), max_len), dtype=np.int64)
+    out[rows, cols] = ids[np.repeat(starts, kept) + cols]
+    return out, kept
 
 
 def _stack_columns(columns: list[np.ndarray], n: int, dtype: type) -> np.ndarray:
@@ -71,10 +104,12 @@ def _stack_columns(columns: list[np.ndarray], n: int, dtype: type) -> np.ndarray
 
 
 class Preprocessor:
-    """Vocabularies for sparse features, scalers for dense features, heads for labels.
+    """Vocabularies for sparse and sequence features, scalers for dense features, heads
+    for labels.
 
     Args:
-        features: SparseFeature / DenseFeature specs, in model input order.
+        features: SparseFeature / SequenceFeature / DenseFeature specs, in model input
+            order.
         tasks: Task specs (label columns), in output order.
         scaling: ``"minmax"`` or ``"standard"`` for dense features.
     """
@@ -93,7 +128,8 @@ class Preprocessor:
                 "pass scaling='minmax' or scaling='standard'"
             )
         self.scaling = scaling
-        self._vocabularies: dict[str, Vocabulary] | None = None
+        #: vocabulary per table owner (a categorical feature that shares no other's)
+        self._vocabularies: dict[str, Vocabulary | HashedVocabulary] | None = None
         self._dense_stats: dict[str, tuple[float, float, float]] = {}  # mean, offset, scale
         self.heads: dict[str, Head] = {t.name: t.head_class(t) for t in self._tasks}
 
@@ -115,14 +151,50 @@ class Preprocessor:
         return tuple(f for f in self._features if isinstance(f, DenseFeature))
 
     @property
+    def sequence_features(self) -> tuple[SequenceFeature, ...]:
+        return tuple(f for f in self._features if isinstance(f, SequenceFeature))
+
+    @property
+    def table_owners(self) -> tuple[SparseFeature | SequenceFeature, ...]:
+        """The categorical features with a table of their own (sparse ones first), in
+        order: the others share one of these."""
+        owned = [f for f in (*self.sparse_features, *self.sequence_features) if f.shares is None]
+        return tuple(owned)
+
+    @property
     def is_fitted(self) -> bool:
         return self._vocabularies is not None
+
+    def _owner(self, feature: SparseFeature | SequenceFeature) -> str:
+        return feature.shares or feature.name
 
     @property
     def vocabulary_sizes(self) -> list[int]:
         """Embedding table size per sparse feature: vocabulary + missing + unknown."""
-        vocabularies = self._require_fitted("vocabulary_sizes")
-        return [len(vocabularies[f.name]) + _FIRST_ID for f in self.sparse_features]
+        self._require_fitted("vocabulary_sizes")
+        return [len(self.vocabulary(f.name)) + _FIRST_ID for f in self.sparse_features]
+
+    def input_layout(self) -> dict:
+        """The inputs as the network's ``InputSpec`` takes them: each table's (rows,
+        dim), the table of each sparse column and each sequence, and the feature groups
+        (sparse, then sequence, then dense features)."""
+        self._require_fitted("input_layout")
+        owners = [f.name for f in self.table_owners]
+        tables = [
+            (len(self.vocabulary(n)) + _FIRST_ID, f.dim)
+            for n, f in zip(owners, self.table_owners, strict=True)
+        ]
+        sparse = self.sparse_features
+        index = {f.name: i for i, f in enumerate(sparse)}
+        return {
+            "tables": tables,
+            "sparse_tables": [owners.index(self._owner(f)) for f in sparse],
+            "sequences": [
+                (owners.index(self._owner(f)), f.max_len, f.pooling, index.get(f.target))
+                for f in self.sequence_features
+            ],
+            "groups": [f.group for f in (*sparse, *self.sequence_features, *self.dense_features)],
+        }
 
     @property
     def outputs_per_task(self) -> list[int]:
@@ -130,11 +202,14 @@ class Preprocessor:
         self._require_fitted("outputs_per_task")
         return [self.heads[t.name].num_outputs for t in self._tasks]
 
-    def vocabulary(self, name: str) -> Vocabulary:
-        """The fitted vocabulary of sparse feature ``name``."""
-        return self._require_fitted("vocabulary")[name]
+    def vocabulary(self, name: str) -> Vocabulary | HashedVocabulary:
+        """The fitted vocabulary of categorical feature ``name`` (the shared one, for a
+        feature that shares another's)."""
+        vocabularies = self._require_fitted("vocabulary")
+        feature = next(f for f in self._features if f.name == name)
+        return vocabularies[self._owner(feature)]
 
-    def _require_fitted(self, what: str) -> dict[str, Vocabulary]:
+    def _require_fitted(self, what: str) -> dict[str, Vocabulary | HashedVocabulary]:
         if self._vocabularies is None:
             raise NotFittedError(f"Preprocessor.{what}: call fit(train_data) first")
         return self._vocabularies
@@ -153,7 +228,31 @@ class Preprocessor:
         )
         for task in self._tasks:
             self.heads[task.name].fit(columns[task.name])
-        vocabularies = {f.name: Vocabulary.fit(columns[f.name]) for f in self.sparse_features}
+        values: dict[str, list[Column]] = {f.name: [] for f in self.table_owners}
+        for feature in self.sparse_features:
+            values[self._owner(feature)].append(self._sparse(columns, feature.name))
+        for feature in self.sequence_features:
+            items, lengths = list_column(columns[feature.name], feature.name, feature.separator)
+            values[self._owner(feature)].append(items)
+            longer = int((lengths > feature.max_len).sum())
+            if longer:
+                logger.info(
+                    "sequence feature %r: %d of %d rows hold more than max_len=%d items; "
+                    "the most recent %d are kept",
+                    feature.name,
+                    longer,
+                    len(lengths),
+                    feature.max_len,
+                    feature.max_len,
+                )
+        vocabularies: dict[str, Vocabulary | HashedVocabulary] = {}
+        for owner in self.table_owners:
+            if owner.hash_buckets is not None:
+                vocabularies[owner.name] = HashedVocabulary(owner.hash_buckets)
+            else:
+                vocabularies[owner.name] = Vocabulary.fit(
+                    values[owner.name], owner.min_count, owner.max_size
+                )
         stats = {}
         for feature in self.dense_features:
             x = self._dense(columns, feature.name)
@@ -180,8 +279,21 @@ class Preprocessor:
             columns, [f.name for f in self.sparse_features], "sparse feature", table=table
         )
         require_columns(
+            columns, [f.name for f in self.sequence_features], "sequence feature", table=table
+        )
+        require_columns(
             columns, [f.name for f in self.dense_features], "dense feature", table=table
         )
+
+    @staticmethod
+    def _sparse(columns: dict[str, Column], name: str) -> Column:
+        column = columns[name]
+        if holds_lists(column):
+            raise DataError(
+                f"column {name!r} (sparse feature) holds lists; declare it a "
+                f"SequenceFeature({name!r}) to pool its items"
+            )
+        return column
 
     @staticmethod
     def _dense(columns: dict[str, Column], name: str) -> np.ndarray:
@@ -207,7 +319,8 @@ class Preprocessor:
         table: str = "the data",
         label_fix: str | None = None,
     ) -> Batch:
-        """Whole-table tensors: sparse (N, S) int64, dense (N, D) float32, labels (N, T).
+        """Whole-table tensors: sparse (N, S) int64, dense (N, D) float32, sequences
+        (N, L) int64 with lengths (N, Q), labels (N, T).
 
         ``table`` names the table in error messages (e.g. "the validation table");
         ``label_fix`` replaces the advice given when a label column is missing.
@@ -216,7 +329,17 @@ class Preprocessor:
         columns = as_columns(data, arrow_strings=True, table=table)
         self._require_inputs(columns, table)
         n = len(next(iter(columns.values())))
-        sparse = [_encode(columns[f.name], vocabularies[f.name]) for f in self.sparse_features]
+        sparse = [
+            _encode(self._sparse(columns, f.name), vocabularies[self._owner(f)])
+            for f in self.sparse_features
+        ]
+        sequences, lengths = [], []
+        for feature in self.sequence_features:
+            items, counts = list_column(columns[feature.name], feature.name, feature.separator)
+            ids = _encode(items, vocabularies[self._owner(feature)])
+            padded, kept = _pad_sequences(ids, counts, feature.max_len)
+            sequences.append(padded)
+            lengths.append(kept)
         dense = []
         for feature in self.dense_features:
             mean, offset, scale = self._dense_stats[feature.name]
@@ -241,12 +364,16 @@ class Preprocessor:
                 mask = torch.from_numpy(~missing)
                 y[missing] = 0.0
             labels = torch.from_numpy(y)
-        return Batch(
+        batch = Batch(
             torch.from_numpy(_stack_columns(sparse, n, np.int64)),
             torch.from_numpy(_stack_columns(dense, n, np.float32)),
             labels,
             mask,
         )
+        if sequences:
+            batch.sequences = torch.from_numpy(np.concatenate(sequences, axis=1))
+            batch.lengths = torch.from_numpy(_stack_columns(lengths, n, np.int64))
+        return batch
 
     def fit_transform(
         self, data: object, with_labels: bool = True, table: str = "the training data"
@@ -302,8 +429,8 @@ class Preprocessor:
             if state["vocabularies"] is not None:
                 legacy = version == 1
                 pre._vocabularies = {
-                    f.name: Vocabulary.from_dict(state["vocabularies"][f.name], legacy=legacy)
-                    for f in pre.sparse_features
+                    f.name: vocabulary_from_dict(state["vocabularies"][f.name], legacy=legacy)
+                    for f in pre.table_owners
                 }
                 for feature in pre.dense_features:
                     s = state["dense_stats"][feature.name]
@@ -337,7 +464,8 @@ class Preprocessor:
 
     def __repr__(self) -> str:
         return (
-            f"Preprocessor(sparse={len(self.sparse_features)}, dense={len(self.dense_features)}, "
+            f"Preprocessor(sparse={len(self.sparse_features)}, "
+            f"sequence={len(self.sequence_features)}, dense={len(self.dense_features)}, "
             f"tasks={[t.name for t in self._tasks]}, scaling={self.scaling!r}, "
             f"fitted={self.is_fitted})"
         )

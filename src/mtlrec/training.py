@@ -331,9 +331,7 @@ class FastStep:
         any gradient) when the forward meets an operation without a rule."""
         network, objective = self.network, self.objective
         tape = Tape()
-        traced = TracedBatch(
-            batch.sparse, batch.dense, batch.labels, batch.mask, batch.weights, tape
-        )
+        traced = TracedBatch(*batch._fields(), tape=tape)
         folds = network.fold_readers(len(batch), training=True) is not None
         folding = network.folded_input(len(batch), training=True) if folds else _NOTHING
         with torch.no_grad(), folding:

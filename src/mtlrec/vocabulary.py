@@ -21,6 +21,11 @@ positions, so the same embedding rows). A vocabulary saved since, whose string
 categories could be taken for such keys, is marked ``float32_keys`` and read as it is.
 Bundles written by mtlrec 0.1.0 compared ``str(value)`` as is (``legacy`` keys) and keep
 doing so, so they predict what they did.
+
+A vocabulary may keep only values seen ``min_count`` times, or the ``max_size`` most
+frequent (ties: the smaller key), and may be fitted over several columns (features that
+share a table). :class:`HashedVocabulary` stores nothing: a value's position is a
+stable hash of its canonical key modulo the number of buckets.
 """
 
 from __future__ import annotations
@@ -172,8 +177,19 @@ class Vocabulary:
         return len(self.values)
 
     @classmethod
-    def fit(cls, column: Column) -> Vocabulary:
-        """The vocabulary of a training column (missing values left out)."""
+    def fit(
+        cls,
+        column: Column | list[Column],
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocabulary:
+        """The vocabulary of a training column, or of several columns together (missing
+        values left out): values seen at least ``min_count`` times, at most ``max_size``
+        of them (the most frequent; ties: the smaller key)."""
+        if isinstance(column, list):
+            column = _concatenate(column)
+        if min_count > 1 or max_size is not None:
+            return cls._fit_counted(column, min_count, max_size)
         if is_arrow(column):
             values = pc.unique(column.drop_null()).to_pylist()
             return cls("str", np.array(sorted(values), dtype=object))
@@ -183,6 +199,29 @@ class Vocabulary:
             return cls(kind, np.unique(_int_keys(values)[0]))
         keys = pd.unique(canonical_keys(values))
         return cls(kind, np.array(sorted(str(k) for k in keys), dtype=object))
+
+    @classmethod
+    def _fit_counted(cls, column: Column, min_count: int, max_size: int | None) -> Vocabulary:
+        if is_arrow(column):
+            counts = pc.value_counts(column.drop_null())
+            kind = "str"
+            keys = np.array(counts.field("values").to_pylist(), dtype=object)
+            counts = counts.field("counts").to_numpy()
+        else:
+            values = column[~missing_mask(column)]
+            kind = _kind(values)
+            keys = _int_keys(values)[0] if kind == "int" else canonical_keys(values)
+            codes, keys = pd.factorize(keys)
+            counts = np.bincount(codes, minlength=len(keys))
+            keys = np.asarray(keys, dtype=np.int64 if kind == "int" else object)
+        order = np.argsort(keys, kind="stable")  # by key, so ties keep the smaller key
+        keys, counts = keys[order], counts[order]
+        keep = counts >= min_count
+        keys, counts = keys[keep], counts[keep]
+        if max_size is not None and len(keys) > max_size:
+            top = np.argsort(-counts, kind="stable")[:max_size]
+            keys = keys[np.sort(top)]
+        return cls(kind, keys)
 
     def keys(self, values: np.ndarray) -> np.ndarray:
         """String keys of a numpy column, as this vocabulary compares them."""
@@ -231,6 +270,59 @@ class Vocabulary:
         if state["kind"] == "str" and not legacy and not state.get("float32_keys", False):
             values = _rekeyed(values)
         return cls(state["kind"], values, legacy=legacy)
+
+
+class HashedVocabulary:
+    """No stored values: a value's position is its canonical key's stable hash modulo
+    ``buckets``. The hash is ``pandas.util.hash_array``'s: SipHash-2-4 of the key's
+    UTF-8 bytes with pandas' fixed key ``"0123456789123456"``, then SplitMix64's
+    finaliser; the same in every process and on every platform (not Python's salted
+    ``hash``; ``tests/test_sequences.py`` checks it against an independent SipHash).
+    Distinct values may share a bucket."""
+
+    kind = "hash"
+
+    def __init__(self, buckets: int) -> None:
+        self.buckets = buckets
+
+    def __len__(self) -> int:
+        return self.buckets
+
+    def positions(self, column: Column, missing: int = -1) -> np.ndarray:
+        """The bucket of each value; ``missing`` where the value is missing."""
+        array = as_numpy(column)
+        absent = missing_mask(array)
+        present = array[~absent] if absent.any() else array
+        keys = canonical_keys(present).astype(object)
+        buckets = (pd.util.hash_array(keys, categorize=True) % np.uint64(self.buckets)).astype(
+            np.int64
+        )
+        pos = np.full(len(array), missing, dtype=np.int64)
+        pos[~absent] = buckets
+        return pos
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "hash", "buckets": self.buckets}
+
+
+def vocabulary_from_dict(state: dict[str, Any], legacy: bool = False):
+    """A saved :class:`Vocabulary` or :class:`HashedVocabulary`."""
+    if state.get("kind") == "hash":
+        return HashedVocabulary(int(state["buckets"]))
+    return Vocabulary.from_dict(state, legacy=legacy)
+
+
+def _concatenate(columns: list[Column]) -> Column:
+    """One column of several: Arrow when all are Arrow strings, else numpy."""
+    if len(columns) == 1:
+        return columns[0]
+    if all(is_arrow(c) for c in columns):
+        chunks = [c.chunks if isinstance(c, pa.ChunkedArray) else [c] for c in columns]
+        return pa.chunked_array([chunk.cast(pa.large_string()) for cs in chunks for chunk in cs])
+    arrays = [as_numpy(c) for c in columns]
+    if len({a.dtype for a in arrays}) > 1:  # ints and strings meet by canonical key
+        arrays = [a.astype(object) for a in arrays]
+    return np.concatenate(arrays)
 
 
 def _scatter(found: np.ndarray, where: np.ndarray) -> np.ndarray:

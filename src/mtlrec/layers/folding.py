@@ -108,10 +108,12 @@ class FoldedInput:
         training: bool = False,
     ) -> bool:
         """Whether folding pays for predicting ``rows`` rows (or a training step on them):
-        not without sparse columns, with several embedding copies, for tables over
-        FOLD_TABLE_BYTES or larger than the prediction, below the TRAINING_ limits, or
-        without declared readers. Depends on shapes only."""
+        not without sparse columns, with several embedding copies, with sequence
+        columns, for tables over FOLD_TABLE_BYTES or larger than the prediction, below
+        the TRAINING_ limits, or without declared readers. Depends on shapes only."""
         if not readers or embedding.copies != 1 or not embedding.vocabulary_sizes:
+            return False
+        if embedding.sequences:  # pooled sequences have no folded form
             return False
         if embedding.sparse_grad:  # the tables would give the embeddings dense gradients
             return False

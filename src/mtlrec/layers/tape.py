@@ -116,14 +116,13 @@ class Traced:
         return tuple(outs)
 
     def index_select(self, dim: int, index: torch.Tensor) -> Traced:
-        if dim != 0:
-            raise Declined("index_select of a traced value along a dimension other than 0")
-        out = self.tape.value(self.value.index_select(0, index))
-        rows = self.value.shape[0]
+        dim = dim % self.value.dim()
+        out = self.tape.value(self.value.index_select(dim, index))
+        shape = self.value.shape
 
         def backward(grads):
             (g,) = grads
-            return [g.new_zeros(rows, *g.shape[1:]).index_add_(0, index, g)]
+            return [g.new_zeros(shape).index_add_(dim, index, g)]
 
         self.tape.record(backward, [self], [out])
         return out
@@ -194,6 +193,31 @@ class Tape:
                     total, grad = grad, total
                 total[..., : grad.shape[-1]] += grad
                 grads[key] = total
+
+
+def cat(values: Sequence[Any], dim: int = 0):
+    """``torch.cat`` of tensors, or of traced values with its rule (the gradient split
+    back into the parts)."""
+    tape = tape_of(*values)
+    if tape is None:
+        return torch.cat(values, dim)
+    if not all(isinstance(v, Traced) for v in values):
+        raise Declined("cat of traced and untraced values")
+    out = tape.value(torch.cat([v.value for v in values], dim))
+    sizes = [v.shape[dim] for v in values]
+    tape.record(lambda g: list(g[0].split(sizes, dim)), list(values), [out])
+    return out
+
+
+def side_by_side(x):
+    """(E, B, H) -> (B, E * H): the members' outputs of each row next to each other (a
+    tensor, or a traced value with its rule)."""
+    e, b, h = x.shape
+    if isinstance(x, torch.Tensor):
+        return x.permute(1, 0, 2).reshape(b, e * h)
+    out = x.tape.value(x.value.permute(1, 0, 2).reshape(b, e * h))
+    x.tape.record(lambda g: [g[0].view(b, e, h).permute(1, 0, 2)], [x], [out])
+    return out
 
 
 def tape_of(*values: Any) -> Tape | None:

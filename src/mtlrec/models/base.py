@@ -22,6 +22,8 @@ from torch import nn
 from ..data import Batch
 from ..exceptions import ConfigError
 from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activation
+from ..layers.embedding import SequenceInput
+from ..layers.experts import GroupedExperts
 from ..layers.folding import FoldedInput
 from ..layers.towers import TowerLogits
 from ..objective import funnel
@@ -35,13 +37,23 @@ Units = tuple[int, ...]
 class InputSpec:
     """What the fitted preprocessor tells the network about its inputs and outputs.
 
+    vocabulary_sizes / embedding_dims: rows and size of each sparse column's table.
+    num_dense: dense columns.
     outputs: logits per row of each task's head (1 unless multiclass); default all 1.
+    tables / sparse_tables: (rows, dim) of every embedding table and the table of each
+        sparse column, when tables are shared (None: one table per sparse column).
+    sequences: the sequence columns (:class:`~mtlrec.layers.embedding.SequenceInput`).
+    groups: the feature group of each sparse column, each sequence, each dense column.
     """
 
     vocabulary_sizes: list[int]
     embedding_dims: list[int]
     num_dense: int
     outputs: list[int] | None = None
+    tables: list[tuple[int, int]] | None = None
+    sparse_tables: list[int] | None = None
+    sequences: list[SequenceInput] = field(default_factory=list)
+    groups: list[str | None] | None = None
 
 
 @dataclass
@@ -91,6 +103,9 @@ class NetworkConfig:
     activation: hidden activation name (relu, gelu, silu, tanh, ...).
     l2_embedding: L2 penalty on the embedding rows a batch uses (sum of squares / batch).
     l2_dense: L2 penalty on every hidden and output weight matrix (sum of squares).
+    entity_experts: feature group -> experts that read only that group's features
+        (``{"user": 2, "item": 2}``), beside the shared experts; for architectures that
+        have experts (or bottoms) only.
     """
 
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (64, 32)
@@ -99,9 +114,27 @@ class NetworkConfig:
     activation: str = "relu"
     l2_embedding: float = 0.0
     l2_dense: float = 0.0
+    entity_experts: dict[str, int] = field(default_factory=dict)
+
+    #: whether the architecture has experts (or bottoms) that entity_experts can add to
+    takes_entity_experts: ClassVar[bool] = False
 
     def validate(self, num_tasks: int) -> None:
         """Raise ConfigError for values no network can be built with."""
+        experts = self.entity_experts
+        if not isinstance(experts, dict) or not all(
+            isinstance(g, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 1
+            for g, n in experts.items()
+        ):
+            raise ConfigError(
+                "entity_experts must map feature group names to numbers of experts >= 1, "
+                f"e.g. {{'user': 2, 'item': 2}}; got {experts!r}"
+            )
+        if experts and not self.takes_entity_experts:
+            raise ConfigError(
+                "entity_experts: this architecture has no experts or bottoms to bind to "
+                "feature groups; use SharedBottom, OMoE, MMoE, CGC or PLE"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         for name in ("l2_embedding", "l2_dense"):
@@ -190,8 +223,22 @@ class MultiTaskNetwork(nn.Module):
         self.funnel_steps = funnel.steps_of(self.tasks)
         self.extra_outputs: dict[str, str] = {s.joint: "binary" for s in self.funnel_steps}
         self.embedding = InputLayer(
-            inputs.vocabulary_sizes, inputs.embedding_dims, inputs.num_dense, copies=self.copies
+            inputs.vocabulary_sizes,
+            inputs.embedding_dims,
+            inputs.num_dense,
+            copies=self.copies,
+            tables=inputs.tables,
+            sparse_tables=inputs.sparse_tables,
+            sequences=inputs.sequences,
+            groups=inputs.groups,
         )
+        known = self.embedding.feature_groups
+        for group in config.entity_experts:
+            if group not in known:
+                raise ConfigError(
+                    f"entity_experts names group {group!r}, which no feature has (feature "
+                    f"groups: {known}); set group={group!r} on its features or fix the name"
+                )
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -214,6 +261,24 @@ class MultiTaskNetwork(nn.Module):
             shared_input,
             self.task_outputs,
         )
+
+    def make_experts(self, shared: int, units: Sequence[int]) -> BankMLP | GroupedExperts:
+        """The bank of experts reading the input row: ``shared`` experts over every
+        feature, plus ``config.entity_experts`` experts per feature group over that
+        group's features only (:class:`~mtlrec.layers.experts.GroupedExperts`), shared
+        ones first. Output (E, B, H)."""
+        c, width = self.config, self.embedding.out_features
+        bank = (tuple(units), c.activation, c.dropout, c.batch_norm)
+        if not c.entity_experts:
+            return BankMLP(shared, width, *bank, shared_input=True)
+        columns = {g: self.embedding.group_columns(g) for g in c.entity_experts}
+        return GroupedExperts(shared, c.entity_experts, columns, width, *bank)
+
+    def expert_groups(self) -> dict[str, list[str]]:
+        """The group of each expert, per set of experts a gate mixes (``""`` for a
+        one-level model, ``"level0"`` ...): "shared", a task's name or a feature group;
+        empty for an architecture without gates."""
+        return {}
 
     def forward(self, batch: Batch) -> Outputs:
         """A batch -> logits per task (and gate weights, extras)."""

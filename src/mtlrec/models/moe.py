@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..exceptions import ConfigError
-from ..layers import BankMLP, GateBank, mix
+from ..layers import GateBank, mix
 from .base import (
     ARCHITECTURES,
     InputSpec,
@@ -25,7 +25,8 @@ from .base import (
 class MoEConfig(NetworkConfig):
     """num_experts: experts in the bank; expert_units: hidden units of each expert;
     gate_units: hidden units before each gate's softmax layer (empty = linear gate);
-    gate_temperature: softmax temperature of the gates."""
+    gate_temperature: softmax temperature of the gates; entity_experts: experts per
+    feature group beside the ``num_experts`` shared ones (which may then be 0)."""
 
     num_experts: int = 8
     expert_units: Sequence[int] = (64, 64)
@@ -33,9 +34,11 @@ class MoEConfig(NetworkConfig):
     gate_temperature: float = 1.0
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
 
+    takes_entity_experts = True
+
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
-        check_positive("num_experts", self.num_experts)
+        check_positive("num_experts", self.num_experts, minimum=0 if self.entity_experts else 1)
         check_units("expert_units", self.expert_units)
         check_units("gate_units", self.gate_units)
         if not self.gate_temperature > 0:
@@ -54,20 +57,13 @@ class MMoENet(MultiTaskNetwork):
         super().__init__(inputs, tasks, config)
         c = config
         width = self.embedding.out_features
-        self.experts = BankMLP(
-            c.num_experts,
-            width,
-            tuple(c.expert_units),
-            c.activation,
-            c.dropout,
-            c.batch_norm,
-            shared_input=True,
-        )
+        self.experts = self.make_experts(c.num_experts, c.expert_units)
+        experts = self.experts.members
         gates = len(tasks) if self.num_gates_is_tasks else 1
-        every_expert = [list(range(c.num_experts))] * gates
+        every_expert = [list(range(experts))] * gates
         self.gates = GateBank(
             every_expert,
-            c.num_experts,
+            experts,
             width,
             tuple(c.gate_units),
             c.activation,
@@ -81,6 +77,9 @@ class MMoENet(MultiTaskNetwork):
 
     def input_readers(self):
         return self.readers_of(self.experts, self.gates)
+
+    def expert_groups(self) -> dict[str, list[str]]:
+        return {"": list(getattr(self.experts, "member_groups", ["shared"] * self.experts.members))}
 
     def forward(self, batch) -> Outputs:
         x = self.embedding(batch)  # (B, I)

@@ -5,6 +5,10 @@ shared ones. Task t's gate mixes its own experts with the shared ones; in every 
 but the last a shared gate mixes all experts and feeds the next level's shared experts,
 while task t's mixture feeds the next level's task-t experts. One level is CGC.
 
+With ``entity_experts`` the first level (the one reading the features) also has
+experts per feature group, each reading only its group's features; every gate of the
+level mixes them as it mixes the shared experts.
+
 Shape legend: T tasks, E experts of a level, G gates, B batch, H expert units.
 Groups: 0..T-1 are the tasks, T is the shared group.
 """
@@ -44,6 +48,8 @@ class PLEConfig(NetworkConfig):
     gate_units: Sequence[int] = (16, 16)
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
 
+    takes_entity_experts = True
+
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
         check_positive("num_specific_experts", self.num_specific_experts, minimum=0)
@@ -74,14 +80,25 @@ class ExtractionLevel(nn.Module):
     """One CGC level: all experts in one bank, all gates in one gate bank."""
 
     def __init__(
-        self, num_tasks: int, in_features: int, c: PLEConfig, first: bool, last: bool
+        self,
+        num_tasks: int,
+        in_features: int,
+        c: PLEConfig,
+        first: bool,
+        last: bool,
+        experts: nn.Module | None = None,
     ) -> None:
+        """``experts``: the first level's bank (task experts, shared experts, then any
+        entity experts; :meth:`MultiTaskNetwork.make_experts`)."""
         super().__init__()
         s, n = c.num_specific_experts, c.num_shared_experts
-        num_experts = num_tasks * s + n
+        num_experts = num_tasks * s + n if experts is None else experts.members
         # expert e belongs to group e // s for task experts, group T for shared experts
         group = torch.cat(
-            [torch.arange(num_tasks).repeat_interleave(s), torch.full((n,), num_tasks)]
+            [
+                torch.arange(num_tasks).repeat_interleave(s),
+                torch.full((num_experts - num_tasks * s,), num_tasks),
+            ]
         )
         self.expert_runs = member_runs(group.tolist())  # the group input each expert reads
         # a shared gate feeds the next level's shared experts: none in the last level
@@ -90,14 +107,15 @@ class ExtractionLevel(nn.Module):
         selections = [list(range(t * s, (t + 1) * s)) + shared for t in range(num_tasks)]
         if gates > num_tasks:
             selections.append(list(range(num_experts)))  # the shared gate sees every expert
-        self.experts = BankMLP(
+        # the first level reads the embeddings; later ones group inputs
+        self.experts = experts or BankMLP(
             num_experts,
             in_features,
             tuple(c.expert_units),
             c.activation,
             c.dropout,
             c.batch_norm,
-            shared_input=first,  # the first level reads the embeddings; later ones group inputs
+            shared_input=first,
         )
         self.gates = GateBank(
             selections,
@@ -131,16 +149,33 @@ class PLENet(MultiTaskNetwork):
 
     def __init__(self, inputs: InputSpec, tasks, config: PLEConfig) -> None:
         super().__init__(inputs, tasks, config)
-        width, levels = self.embedding.out_features, []
+        width, levels, c = self.embedding.out_features, [], config
+        first_bank = self.make_experts(
+            len(self.tasks) * c.num_specific_experts + c.num_shared_experts, c.expert_units
+        )
         for level in range(config.num_levels):
-            last = level == config.num_levels - 1
-            levels.append(ExtractionLevel(len(tasks), width, config, level == 0, last))
+            last, bank = level == config.num_levels - 1, first_bank if level == 0 else None
+            levels.append(ExtractionLevel(len(tasks), width, config, level == 0, last, bank))
             width = levels[-1].out_features
         self.levels = nn.ModuleList(levels)
         self.towers = self.make_towers(width)
 
     def input_readers(self):
         return self.readers_of(self.levels[0].experts, self.levels[0].gates)
+
+    def expert_groups(self) -> dict[str, list[str]]:
+        s = self.config.num_specific_experts
+        groups = {}
+        for i, level in enumerate(self.levels):
+            own = [t for t in self.task_names for _ in range(s)]
+            rest = getattr(level.experts, "member_groups", None)
+            rest = (
+                ["shared"] * (level.experts.members - len(own))
+                if rest is None
+                else rest[len(own) :]
+            )
+            groups[f"level{i}"] = own + list(rest)
+        return groups
 
     def forward(self, batch) -> Outputs:
         x = self.embedding(batch)  # (B, I)

@@ -33,6 +33,7 @@ as any binary task. Shape legend: N rows, T tasks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -204,7 +205,7 @@ def training_labels(
         else:
             labels[:, s.task] = chain.joint
             mask[:, s.task] = chain.known
-    return Batch(batch.sparse, batch.dense, labels, None if mask.all() else mask, batch.weights)
+    return dataclasses.replace(batch, labels=labels, mask=None if mask.all() else mask)
 
 
 def evaluation_targets(

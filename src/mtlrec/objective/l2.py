@@ -10,7 +10,8 @@ from .terms import Term
 
 class L2Embedding(Term):
     """lambda x the squared norm of every embedding row a batch looks up (once per
-    lookup), per row of the batch: lambda / B sum_{b, s} ||e[id_bs]||^2."""
+    lookup: sparse columns and real sequence items), per row of the batch:
+    lambda / B sum_{b, s} ||e[id_bs]||^2."""
 
     name = "l2_embedding"
     per_row = True
@@ -19,15 +20,14 @@ class L2Embedding(Term):
         self.strength = strength
 
     def value(self, network, batch: Batch) -> torch.Tensor:
-        rows = network.embedding.looked_up(batch.sparse)
+        rows = network.embedding.looked_up(batch)
         return self.strength * sum(r.square().sum() for r in rows)
 
     def add_gradients(self, network, batch: Batch, scale: float) -> bool:
         layer = network.embedding
         if layer.sparse_grad:
             return False
-        for g, table in enumerate(layer.tables):
-            ids = layer.row_ids(batch.sparse, g).reshape(-1)
+        for table, ids in layer.used_rows(batch):
             rows = table.weight.index_select(0, ids)
             table.weight.grad.index_add_(0, ids, rows, alpha=2.0 * self.strength * scale)
         return True
