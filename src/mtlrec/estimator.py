@@ -36,7 +36,6 @@ from .exceptions import (
 from .features import Feature, check_features, groups_of
 from .heads import HEADS
 from .layers import BankLinear, GateBank
-from .layers.embedding import SequenceInput
 from .metrics import METRIC_ALIASES, gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
 from .objective import Objective, funnel, l2_terms
@@ -150,16 +149,12 @@ class MultiTaskModel:
     def build(self) -> MultiTaskNetwork:
         """Create the network for the fitted preprocessor (fresh weights from ``seed``)."""
         pre = self.preprocessor
-        layout = pre.input_layout()
         spec = InputSpec(
             vocabulary_sizes=pre.vocabulary_sizes,
             embedding_dims=[f.dim for f in pre.sparse_features],
             num_dense=len(pre.dense_features),
             outputs=pre.outputs_per_task,
-            tables=layout["tables"],
-            sparse_tables=layout["sparse_tables"],
-            sequences=[SequenceInput(*q) for q in layout["sequences"]],
-            groups=layout["groups"],
+            layout=pre.input_layout(),
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)

@@ -175,9 +175,11 @@ class Preprocessor:
         return [len(self.vocabulary(f.name)) + _FIRST_ID for f in self.sparse_features]
 
     def input_layout(self) -> dict:
-        """The inputs as the network's ``InputSpec`` takes them: each table's (rows,
-        dim), the table of each sparse column and each sequence, and the feature groups
-        (sparse, then sequence, then dense features)."""
+        """What the network's input layer reads besides the sparse sizes (keyword
+        arguments of :class:`~mtlrec.layers.InputLayer`, in ``InputSpec.layout``): each
+        table's (rows, dim), the table of each sparse column, each sequence's (table,
+        max_len, pooling, target column), and the feature groups (sparse, then sequence,
+        then dense features)."""
         self._require_fitted("input_layout")
         owners = [f.name for f in self.table_owners]
         tables = [

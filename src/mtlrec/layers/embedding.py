@@ -66,7 +66,8 @@ class InputLayer(nn.Module):
         copies: independent copies of the embeddings.
         tables: (rows, dim) of every table; None: one table per sparse column.
         sparse_tables: the table of each sparse column (with ``tables``).
-        sequences: the sequence columns, in ``Batch.sequences`` order.
+        sequences: the sequence columns, in ``Batch.sequences`` order
+            (:class:`SequenceInput`, or its fields as a tuple).
         groups: the feature group of each sparse column, then each sequence, then each
             dense column (None: no group).
     """
@@ -91,7 +92,9 @@ class InputLayer(nn.Module):
             sparse_tables = list(range(len(tables)))
         self.table_shapes = [(int(r), int(d)) for r, d in tables]
         self.sparse_tables = list(sparse_tables)
-        self.sequences = list(sequences)
+        self.sequences = [
+            q if isinstance(q, SequenceInput) else SequenceInput(*q) for q in sequences
+        ]
         self.vocabulary_sizes = [self.table_shapes[t][0] for t in self.sparse_tables]
         embedding_dims = [self.table_shapes[t][1] for t in self.sparse_tables]
         self.folded = None  # a layers.folding.FoldedInput while predicting with one

@@ -22,7 +22,6 @@ from torch import nn
 from ..data import Batch
 from ..exceptions import ConfigError
 from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activation
-from ..layers.embedding import SequenceInput
 from ..layers.experts import GroupedExperts
 from ..layers.folding import FoldedInput
 from ..layers.towers import TowerLogits
@@ -40,20 +39,17 @@ class InputSpec:
     vocabulary_sizes / embedding_dims: rows and size of each sparse column's table.
     num_dense: dense columns.
     outputs: logits per row of each task's head (1 unless multiclass); default all 1.
-    tables / sparse_tables: (rows, dim) of every embedding table and the table of each
-        sparse column, when tables are shared (None: one table per sparse column).
-    sequences: the sequence columns (:class:`~mtlrec.layers.embedding.SequenceInput`).
-    groups: the feature group of each sparse column, each sequence, each dense column.
+    layout: the rest of what the input layer reads, as keyword arguments of
+        :class:`~mtlrec.layers.InputLayer` (shared tables, sequences, feature groups:
+        ``Preprocessor.input_layout()``); passed through untouched, so a new input kind
+        adds its keys there and here nothing changes.
     """
 
     vocabulary_sizes: list[int]
     embedding_dims: list[int]
     num_dense: int
     outputs: list[int] | None = None
-    tables: list[tuple[int, int]] | None = None
-    sparse_tables: list[int] | None = None
-    sequences: list[SequenceInput] = field(default_factory=list)
-    groups: list[str | None] | None = None
+    layout: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -227,10 +223,7 @@ class MultiTaskNetwork(nn.Module):
             inputs.embedding_dims,
             inputs.num_dense,
             copies=self.copies,
-            tables=inputs.tables,
-            sparse_tables=inputs.sparse_tables,
-            sequences=inputs.sequences,
-            groups=inputs.groups,
+            **inputs.layout,
         )
         known = self.embedding.feature_groups
         for group in config.entity_experts:
