@@ -266,27 +266,33 @@ def list_column(column: Column, name: str, separator: str) -> tuple[Column, np.n
         array = as_numpy(column)
         if array.dtype.kind == "f" and np.isnan(array).all():  # every cell missing (a CSV
             return np.zeros(0, dtype=np.int64), np.zeros(len(array), dtype=np.int64)  # of nulls)
-        present = array[~missing_mask(array)] if array.dtype.kind == "O" else array
-        if array.dtype.kind in "US" or (
-            array.dtype.kind == "O" and all(isinstance(v, str) for v in present)
-        ):
-            return _split_strings(pa.array(array, pa.string(), from_pandas=True), where, separator)
-        if array.dtype.kind != "O" or not all(
-            isinstance(v, list | tuple | np.ndarray) for v in present
-        ):
+        if array.dtype.kind in "US":
+            array = array.astype(object)
+        try:  # Arrow reads the cells and tells lists, strings and scalars apart
+            lists = pa.array(array, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
+            present = array[~missing_mask(array)]
             example = next(
                 (v for v in present if not isinstance(v, list | tuple | np.ndarray)), None
             )
-            raise DataError(
-                f"{where} mixes lists with other values (e.g. {example!r}); give every row a "
-                f"list (an empty list for no items) or strings joined by {separator!r}"
+            what = (
+                f"mixes lists with other values (e.g. {example!r})"
+                if example is not None
+                else (f"holds lists it cannot read as one column of items ({err})")
             )
-        try:
-            lists = pa.array(array, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
             raise DataError(
-                f"{where}: its lists cannot be read as one column of items ({err})"
+                f"{where} {what}; give every row a list (an empty list for no items) or "
+                f"strings joined by {separator!r}"
             ) from None
+        if _is_arrow_string(lists.type):
+            return _split_strings(lists, where, separator)
+        if pa.types.is_null(lists.type):  # every cell missing
+            return np.zeros(0, dtype=np.int64), np.zeros(len(array), dtype=np.int64)
+        if not _is_arrow_list(lists.type):
+            raise DataError(
+                f"{where} holds {lists.type} values, not lists; give a list per row (an empty "
+                f"list for no items) or strings joined by {separator!r}"
+            )
     if _is_arrow_list(lists.type.value_type) or pa.types.is_struct(lists.type.value_type):
         raise DataError(
             f"{where} holds nested lists ({lists.type}); give one flat list of items per row"

@@ -82,13 +82,13 @@ def _encode(column: Column, vocabulary: Vocabulary | HashedVocabulary) -> np.nda
 def _pad_sequences(ids: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple:
     """Rows' items one after another (N,) lengths -> (N, max_len) ids of the last
     ``max_len`` items of each row, first-aligned and padded with 0, and their (N,) counts."""
-    ends = np.cumsum(lengths)
     kept = np.minimum(lengths, max_len)
-    starts = ends - kept  # the most recent items are the last ones
-    rows = np.repeat(np.arange(len(lengths)), kept)
-    cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+    if len(ids) > kept.sum():  # some rows are longer: keep each one's last max_len items
+        starts = np.cumsum(lengths) - lengths
+        position = np.arange(len(ids)) - np.repeat(starts, lengths)
+        ids = ids[position >= np.repeat(lengths - kept, lengths)]
     out = np.zeros((len(lengths), max_len), dtype=np.int64)
-    out[rows, cols] = ids[np.repeat(starts, kept) + cols]
+    out[np.arange(max_len) < kept[:, None]] = ids  # row-major: each row's items in order
     return out, kept
 
 

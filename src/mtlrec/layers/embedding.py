@@ -213,12 +213,13 @@ class InputLayer(nn.Module):
         sparse, dense = batch.sparse, batch.dense
         if self.folded is not None:
             return self.folded(sparse, dense, tape)
-        x = tape.value(self.lookup(sparse, dense, batch), grad_width=self.embedding_width)
+        bags = self._bags(batch) if self.sequences else []  # once for forward and backward
+        x = tape.value(self.lookup(sparse, dense, batch, bags), grad_width=self.embedding_width)
 
         def backward(grads):
             grad = grads[0]
             self.add_row_gradients(sparse, grad[..., : self.sparse_width])
-            self.add_sequence_gradients(batch, grad[..., self.sparse_width : self.embedding_width])
+            self.add_sequence_gradients(bags, grad[..., self.sparse_width : self.embedding_width])
             return [None]
 
         tape.record(backward, [None], [x])
@@ -240,33 +241,46 @@ class InputLayer(nn.Module):
             )
             start += width
 
-    def add_sequence_gradients(self, batch: Batch, grad: torch.Tensor) -> None:
-        """The rows' gradients of sum- and mean-pooled sequences from their pooled
-        columns' gradient (B, W) or (C, B, W): each real item gets its row's share."""
+    def add_sequence_gradients(self, bags: list, grad: torch.Tensor) -> None:
+        """The rows' gradients of sum- and mean-pooled sequences (``bags``, from
+        :meth:`_bags`) from their pooled columns' gradient (B, W) or (C, B, W): each item
+        gets its row's gradient times its weight (0 for padding)."""
         start = 0
-        for i, dim in enumerate(self.sequence_dims):
-            table, ids, mask = self.sequence_ids(batch, i)
+        for (table, ids, weights, _), dim in zip(bags, self.sequence_dims, strict=True):
             part = grad[..., start : start + dim]
             if self.copies > 1:  # (C, B, dim) -> (B, C * dim)
                 part = part.permute(1, 0, 2).reshape(part.shape[1], -1)
-            weights = self._item_weights(i, mask)  # (B, L)
             rows = part.unsqueeze(1) * weights.unsqueeze(2)  # (B, L, C * dim)
             table.weight.grad.index_add_(0, ids.reshape(-1), rows.reshape(-1, rows.shape[2]))
             start += dim
 
-    def _item_weights(self, i: int, mask: torch.Tensor) -> torch.Tensor:
-        """(B, L) weight of each item in a sum or mean: 1 (or 1 / length) for real items,
-        0 for padding."""
-        weights = mask.to(self.tables[0].weight.dtype)
-        if self.sequences[i].pooling == "mean":
-            weights = weights / weights.sum(1, keepdim=True).clamp_min(1.0)
-        return weights
+    def _bags(self, batch: Batch) -> list[tuple]:
+        """Per sequence: (its stacked table, row ids (B, L), item weights in a sum or
+        mean (B, L; 1 or 1 / length for real items, 0 for padding; None for max and
+        attention), the real-item mask (B, L))."""
+        if batch is None or batch.sequences is None:
+            raise ValueError("the input layer reads sequence columns: pass the whole batch")
+        bags = []
+        for i, q in enumerate(self.sequences):
+            table, ids, mask = self.sequence_ids(batch, i)
+            weights = None
+            if q.pooling in ("mean", "sum"):
+                weights = mask.to(table.weight.dtype)
+                if q.pooling == "mean":
+                    weights /= batch.lengths[:, i : i + 1].clamp_min(1)
+            bags.append((table, ids, weights, mask))
+        return bags
 
     def lookup(
-        self, sparse: torch.Tensor, dense: torch.Tensor, batch: Batch | None = None
+        self,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        batch: Batch | None = None,
+        bags: list | None = None,
     ) -> torch.Tensor:
-        """sparse (B, S) int64, dense (B, D) (and the batch's sequences) -> (B, I), or
-        (C, B, I) when copies > 1; a ProjectedInput while :attr:`folded` is set."""
+        """sparse (B, S) int64, dense (B, D) (and the batch's sequences, or their
+        :meth:`_bags`) -> (B, I), or (C, B, I) when copies > 1; a ProjectedInput while
+        :attr:`folded` is set."""
         if self.folded is not None:
             return self.folded(sparse, dense)
         b = sparse.shape[0]
@@ -274,8 +288,9 @@ class InputLayer(nn.Module):
         for g in range(len(self.groups)):
             emb = self._lookup(self.tables[self.stack_of_group[g]], self.row_ids(sparse, g))
             parts.append(self._per_copy(emb.reshape(b, -1), emb.shape[1]))
-        for i in range(len(self.sequences)):
-            parts.append(self._pooled(batch, i, parts))
+        if self.sequences:
+            bags = bags or self._bags(batch)
+            parts += [self._pooled(batch, i, bag) for i, bag in enumerate(bags)]
         if self.copies == 1:
             return torch.cat([*parts, dense], dim=1)
         return torch.cat([*parts, dense.expand(self.copies, *dense.shape)], dim=2)
@@ -290,23 +305,16 @@ class InputLayer(nn.Module):
             rows.view(b, columns, self.copies, dim).permute(2, 0, 1, 3).reshape(self.copies, b, -1)
         )
 
-    def _pooled(self, batch: Batch | None, i: int, sparse_parts: list) -> torch.Tensor:
+    def _pooled(self, batch: Batch, i: int, bag: tuple) -> torch.Tensor:
         """Sequence ``i`` pooled over its real items: (B, dim) or (C, B, dim)."""
-        if batch is None or batch.sequences is None:
-            raise ValueError("the input layer reads sequence columns: pass the whole batch")
-        q = self.sequences[i]
-        table, ids, mask = self.sequence_ids(batch, i)
-        if q.pooling in ("mean", "sum"):  # embedding-bag style: padding weighs 0
+        table, ids, weights, mask = bag
+        if weights is not None:  # mean and sum, embedding-bag style: padding weighs 0
             pooled = F.embedding_bag(
-                ids,
-                table.weight,
-                per_sample_weights=self._item_weights(i, mask),
-                mode="sum",
-                sparse=self.sparse_grad,
+                ids, table.weight, per_sample_weights=weights, mode="sum", sparse=self.sparse_grad
             )
             return self._per_copy(pooled, 1)
         items = self._lookup(table, ids)  # (B, L, C * dim)
-        if q.pooling == "max":
+        if self.sequences[i].pooling == "max":
             items = items.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(1)
             pooled = torch.where(mask.any(1, keepdim=True), items, 0.0)  # no items: zeros
             return self._per_copy(pooled, 1)
