@@ -196,7 +196,7 @@ class Vocabulary:
         values = column[~missing_mask(column)]
         kind = _kind(values)
         if kind == "int":
-            return cls(kind, np.unique(_int_keys(values)[0]))
+            return cls(kind, sorted_unique(_int_keys(values)[0]))
         keys = pd.unique(canonical_keys(values))
         return cls(kind, np.array(sorted(str(k) for k in keys), dtype=object))
 
@@ -273,12 +273,13 @@ class Vocabulary:
 
 
 class HashedVocabulary:
-    """No stored values: a value's position is its canonical key's stable hash modulo
-    ``buckets``. The hash is ``pandas.util.hash_array``'s: SipHash-2-4 of the key's
-    UTF-8 bytes with pandas' fixed key ``"0123456789123456"``, then SplitMix64's
-    finaliser; the same in every process and on every platform (not Python's salted
-    ``hash``; ``tests/test_sequences.py`` checks it against an independent SipHash).
-    Distinct values may share a bucket."""
+    """No stored values: a value's position is a stable hash of its canonical key modulo
+    ``buckets`` (:func:`_key_hashes`): for an integer key, the SplitMix64 finaliser of
+    its int64 value; for any other key, SipHash-2-4 of its UTF-8 bytes with pandas' fixed
+    key ``"0123456789123456"`` followed by the same finaliser (both are
+    ``pandas.util.hash_array``'s). The same in every process and on every platform (not
+    Python's salted ``hash``; ``tests/test_sequences.py`` checks it against independent
+    implementations). Distinct values may share a bucket."""
 
     kind = "hash"
 
@@ -293,10 +294,9 @@ class HashedVocabulary:
         array = as_numpy(column)
         absent = missing_mask(array)
         present = array[~absent] if absent.any() else array
-        keys = canonical_keys(present).astype(object)
-        buckets = (pd.util.hash_array(keys, categorize=True) % np.uint64(self.buckets)).astype(
-            np.int64
-        )
+        buckets = (_key_hashes(present) % np.uint64(self.buckets)).astype(np.int64)
+        if not absent.any():
+            return buckets
         pos = np.full(len(array), missing, dtype=np.int64)
         pos[~absent] = buckets
         return pos
@@ -323,6 +323,60 @@ def _concatenate(columns: list[Column]) -> Column:
     if len({a.dtype for a in arrays}) > 1:  # ints and strings meet by canonical key
         arrays = [a.astype(object) for a in arrays]
     return np.concatenate(arrays)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values of an int array, sorted: one sort and a comparison of
+    neighbours (numpy 2's ``np.unique`` hashes, about 10x slower on millions of ids)."""
+    if len(values) == 0:
+        return values.copy()
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+#: a canonical key that is an integer: "0", "7", "-12" (not "007", "+7" or "7.0")
+_INTEGER_KEY = r"^(0|-?[1-9][0-9]{0,18})$"
+
+
+def _integer_hashes(values: np.ndarray) -> np.ndarray:
+    """uint64 hashes of int64 values, as ``pandas.util.hash_array`` hashes int64 (the
+    SplitMix64 finaliser of the value's bits)."""
+    return pd.util.hash_array(values.astype(np.int64, copy=False))
+
+
+def _key_hashes(values: np.ndarray) -> np.ndarray:
+    """uint64 hashes of a column's canonical keys: integer keys (``2``, ``2.0``, ``True``,
+    ``"2"``) by their int64 value, every other key by SipHash-2-4 of its UTF-8 text
+    (pandas' ``hash_array``, fixed key) -- so equal keys hash equal whatever the dtype,
+    and an integer column hashes without being written as text."""
+    kind = values.dtype.kind
+    if kind in "iub":
+        return _integer_hashes(values)
+    if kind == "f":
+        integral = _whole(values)
+        out = np.empty(len(values), dtype=np.uint64)
+        out[integral] = _integer_hashes(values[integral])
+        if not integral.all():
+            out[~integral] = _text_hashes(_float_keys(values[~integral]))
+        return out
+    return _text_hashes(canonical_keys(values))
+
+
+def _text_hashes(keys: np.ndarray) -> np.ndarray:
+    """uint64 hashes of canonical string keys (integer keys by their value)."""
+    text = pa.array(keys, pa.large_string(), from_pandas=True)
+    integer = np.asarray(pc.match_substring_regex(text, _INTEGER_KEY).fill_null(False))
+    out = np.empty(len(keys), dtype=np.uint64)
+    if integer.any():
+        digits = pc.filter(text, pa.array(integer))
+        out[integer] = _integer_hashes(pc.cast(digits, pa.int64()).to_numpy())
+    if not integer.all():
+        rest = np.asarray(keys, dtype=object)[~integer]
+        out[~integer] = pd.util.hash_array(rest, categorize=True)
+    return out
 
 
 def _scatter(found: np.ndarray, where: np.ndarray) -> np.ndarray:
