@@ -55,7 +55,7 @@ def run(ids: int, train_rows: int, buckets: int | None) -> dict:
     item = SparseFeature("item_id", hash_buckets=buckets)
     features = [item, SparseFeature("user_id"), DenseFeature("price")]
     model = mtlrec.MMoE(features, [Task("click")], seed=0, num_experts=4)
-    record: dict = {"ids": ids, "hash_buckets": buckets, "table_mb": round(baseline, 1)}
+    record: dict = {"ids": ids, "hash_buckets": buckets, "rss_with_table_mb": round(baseline, 1)}
     start = time.perf_counter()
     model.preprocessor.fit(table)
     record["preprocessor_fit_s"] = round(time.perf_counter() - start, 2)

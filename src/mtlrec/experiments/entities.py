@@ -56,6 +56,7 @@ from ..features import SequenceFeature, groups_of
 from ..heads import HEADS
 from ..metrics import gauc, mae, rmse, roc_auc
 from ..tasks import Task
+from ..training import EarlyStopping
 from .benchmark import REFERENCE_CONFIGS, REFERENCE_TRAINING, BenchmarkData, format_mean_std
 from .plots import _legend_outside, _new_figure, _save
 from .records import mean_std, provenance_lines, write_records
@@ -85,7 +86,9 @@ VARIANTS: tuple[tuple[bool, bool], ...] = (
 
 #: defaults of :func:`run_entity_benchmark` and of the generator's data (:func:`load_entities`)
 ENTITY_DEFAULTS: dict[str, Any] = {
-    "epochs": REFERENCE_TRAINING["epochs"],
+    "epochs": 10,  # at most: early stopping on the validation rows ends most runs sooner
+    "patience": 1,
+    "validation": 0.1,
     "batch_size": REFERENCE_TRAINING["batch_size"],
     "lr": REFERENCE_TRAINING["lr"],
     "rows": 100_000,
@@ -266,6 +269,8 @@ def run_entity_benchmark(
     max_rows: int | None = None,
     warmup: bool = True,
     on_fit: Callable[[MultiTaskModel, dict[str, Any]], None] | None = None,
+    validation: float = ENTITY_DEFAULTS["validation"],
+    patience: int = ENTITY_DEFAULTS["patience"],
 ) -> list[dict[str, Any]]:
     """Train and test every model x history (with, without) x entity experts (with,
     without) x seed ``0 .. seeds-1``.
@@ -285,6 +290,13 @@ def run_entity_benchmark(
             land in the first run's ``seconds``.
         on_fit: called after each fit with the fitted model and ``{"model", "history",
             "entity_experts", "seed"}`` (to inspect or keep the models).
+        validation: the last fraction of the training rows (the latest ones, for a table
+            sorted by time such as MovieLens) held out for early stopping on the first
+            task's AUC; the best epoch's weights are kept (0: no validation, every run
+            trains ``epochs`` epochs). Without it the models overfit the ids: on the
+            generator, Shared-Bottom's test click AUC falls from 0.71 after one epoch
+            to 0.66 after four while its training AUC climbs to 0.89.
+        patience: epochs without improvement before stopping.
 
     Returns:
         The ground truth's records (when the test rows carry it), then one record per
@@ -301,6 +313,13 @@ def run_entity_benchmark(
     if max_rows is not None:
         train, test = train.head(max_rows), test.head(max_rows)
     fit = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "threads": threads}
+    held_out = None
+    if validation:
+        if not 0 < validation < 1:
+            raise ConfigError(f"validation must be a fraction in [0, 1), got {validation!r}")
+        cut = round(len(train) * (1 - validation))
+        train, held_out = train.iloc[:cut], train.iloc[cut:]
+    main = data.tasks[0]
 
     if warmup:
         build_variant(data, models[0], history=True, entity_experts=True).fit(
@@ -314,8 +333,12 @@ def run_entity_benchmark(
                 model = build_variant(
                     data, name, history=history, entity_experts=experts, seed=seed
                 )
+                stopper = None
+                if held_out is not None:
+                    metric = HEADS.get(main.type).metrics[0]
+                    stopper = EarlyStopping(main.name, metric, patience=patience)
                 start = time.perf_counter()
-                model.fit(train, **fit, verbose=int(verbose >= 2))
+                model.fit(train, held_out, **fit, early_stopping=stopper, verbose=int(verbose >= 2))
                 seconds = time.perf_counter() - start
                 head = {"model": name, "history": history, "entity_experts": experts}
                 if on_fit is not None:
@@ -350,6 +373,7 @@ def _run_records(
                 "value": float(value),
                 "seconds": seconds,
                 "parameters": parameters,
+                "epochs_run": len(model.history_),
             }
             if metric == "gauc":
                 record["groups_used"] = int(values.get("gauc_groups", 0))
@@ -745,6 +769,9 @@ def entity_benchmark_command(
             "split": data.split,
             "seeds": args.seeds,
             **fit,
+            "epochs": f"at most {fit['epochs']}: early stopping on the first task's AUC over "
+            f"the last {ENTITY_DEFAULTS['validation']:.0%} of the training rows (patience "
+            f"{ENTITY_DEFAULTS['patience']}), the best epoch's weights kept",
             "optimizer": "adam",
             "models": ", ".join(models),
             "entity experts": "; ".join(f"{m} {ENTITY_EXPERTS[m]}" for m in models),
