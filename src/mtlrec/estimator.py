@@ -9,6 +9,7 @@ registered architecture, named by its ``facade_name``.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -779,6 +780,13 @@ class MultiTaskModel:
 
     def _has_gates(self) -> bool:
         return any(isinstance(m, GateBank) for m in self.network.modules())
+
+    def export_onnx(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the fitted model as ONNX (``path``, ending in .onnx) with its
+        preprocessing spec beside it; see :mod:`mtlrec.export`."""
+        from .export import export_onnx
+
+        return export_onnx(self, path, overwrite=overwrite)
 
     def gate_summary(
         self, data: Any, batch_size: int | None = None, threads: int | None = None
