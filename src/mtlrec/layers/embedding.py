@@ -385,6 +385,7 @@ class InputLayer(nn.Module):
         yield from self.sequence_rows(batch)
 
     def sequence_rows(self, batch: Batch) -> Iterator[tuple[nn.Embedding, torch.Tensor]]:
+        """(stacked table, row ids of the real items) of each sequence column."""
         for i in range(len(self.sequences)):
             table, ids, mask = self.sequence_ids(batch, i)
             yield table, ids[mask]
