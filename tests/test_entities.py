@@ -143,8 +143,6 @@ def test_tasks() -> None:
 
 
 def test_features() -> None:
-    if not hasattr(mtlrec.features, "SequenceFeature"):
-        pytest.skip("mtlrec.features.SequenceFeature is not there yet")
     features = entity_features(history_len=20)
     names = [f.name for f in features]
     assert names == [

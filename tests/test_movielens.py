@@ -229,8 +229,6 @@ def test_tasks() -> None:
 
 
 def test_features() -> None:
-    if not hasattr(mtlrec.features, "SequenceFeature"):
-        pytest.skip("mtlrec.features.SequenceFeature is not there yet")
     features = movielens_features()
     names = [f.name for f in features]
     assert names == [

@@ -42,17 +42,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import ConfigError
+from ..features import DenseFeature, Feature, SequenceFeature, SparseFeature
 from ..tasks import Task
 from .synthetic import check_int
-
-if TYPE_CHECKING:
-    from ..features import Feature
 
 logger = logging.getLogger(__name__)
 
@@ -224,10 +221,8 @@ def entity_features(
     """Feature specs of :func:`synthetic_entities`: user then item features, then (when
     ``history``) the history (``max_len=history_len``) pooled by mean, sharing the
     ``item_id`` embeddings. With ``groups`` each spec carries its entity group, else
-    none. Needs ``SequenceFeature`` and the ``group`` argument of mtlrec.features.
+    none.
     """
-    from ..features import DenseFeature, SequenceFeature, SparseFeature
-
     user = {"group": "user"} if groups else {}
     item = {"group": "item"} if groups else {}
     features: list = [

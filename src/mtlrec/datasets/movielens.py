@@ -23,16 +23,13 @@ import logging
 import os
 from itertools import compress
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import ConfigError, DataError
+from ..features import DenseFeature, Feature, SequenceFeature, SparseFeature
 from ..tasks import Task
-
-if TYPE_CHECKING:
-    from ..features import Feature
 
 logger = logging.getLogger(__name__)
 
@@ -330,10 +327,8 @@ def movielens_features(history: bool = True, groups: bool = True) -> list[Featur
     ``history``) the history pooled by mean, sharing the ``item_id`` embeddings.
 
     With ``groups`` each spec carries its entity group (``"user"`` / ``"item"``), else
-    none. Needs ``SequenceFeature`` and the ``group`` argument of mtlrec.features.
+    none.
     """
-    from ..features import DenseFeature, SequenceFeature, SparseFeature
-
     user = {"group": "user"} if groups else {}
     item = {"group": "item"} if groups else {}
     features: list = [
