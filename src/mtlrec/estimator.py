@@ -39,6 +39,7 @@ from .heads import HEADS
 from .layers import BankLinear, GateBank
 from .metrics import METRIC_ALIASES, gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
+from .models.base import check_entity_groups
 from .objective import Objective, funnel, l2_terms
 from .preprocessing import Preprocessor
 from .tasks import Task, check_tasks
@@ -124,13 +125,7 @@ class MultiTaskModel:
         tasks = check_tasks(tasks, {f.name for f in self.features})
         self.architecture = architecture
         self.config = make_config(architecture, params, len(tasks))
-        groups = groups_of(self.features)
-        for group in self.config.entity_experts:
-            if group not in groups:
-                raise ConfigError(
-                    f"entity_experts names group {group!r}, which no feature has (feature "
-                    f"groups: {groups}); set group={group!r} on its features or fix the name"
-                )
+        check_entity_groups(self.config.entity_experts, groups_of(self.features))
         self.tasks = network.prepare_tasks(tasks, self.config)
         self.preprocessor = Preprocessor(self.features, self.tasks, scaling=scaling)
         self.seed = seed

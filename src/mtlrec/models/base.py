@@ -186,6 +186,16 @@ def check_units(name: str, units: Sequence[int]) -> Units:
     return units
 
 
+def check_entity_groups(entity_experts: dict[str, int], groups: Sequence[str]) -> None:
+    """ConfigError when ``entity_experts`` names a group that no feature has."""
+    for group in entity_experts:
+        if group not in groups:
+            raise ConfigError(
+                f"entity_experts names group {group!r}, which no feature has (feature "
+                f"groups: {list(groups)}); set group={group!r} on its features or fix the name"
+            )
+
+
 def check_positive(name: str, value: int, minimum: int = 1) -> None:
     if not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -225,13 +235,7 @@ class MultiTaskNetwork(nn.Module):
             copies=self.copies,
             **inputs.layout,
         )
-        known = self.embedding.feature_groups
-        for group in config.entity_experts:
-            if group not in known:
-                raise ConfigError(
-                    f"entity_experts names group {group!r}, which no feature has (feature "
-                    f"groups: {known}); set group={group!r} on its features or fix the name"
-                )
+        check_entity_groups(config.entity_experts, self.embedding.feature_groups)
 
     @property
     def task_names(self) -> tuple[str, ...]:
