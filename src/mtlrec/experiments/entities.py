@@ -58,7 +58,7 @@ from ..metrics import gauc, mae, rmse, roc_auc
 from ..tasks import Task
 from ..training import EarlyStopping
 from .benchmark import REFERENCE_CONFIGS, REFERENCE_TRAINING, BenchmarkData, format_mean_std
-from .plots import _legend_outside, _new_figure, _save
+from .plots import legend_outside, new_figure, save_figure
 from .records import mean_std, provenance_lines, write_records
 
 #: entity experts of the "with entity experts" variant, by architecture (the models the
@@ -542,7 +542,7 @@ def entity_figure(records: Sequence[dict[str, Any]], title: str = "Entity benchm
     types = {r["task"]: "binary" if r["task"] in binary else "regression" for r in rows}
     seeds = max(r["seeds"] for r in rows if r["model"] != TRUTH)
 
-    fig = _new_figure(max(5.0, 1.2 * len(models) + 2.2) * len(columns) + 1.8, 4.2)
+    fig = new_figure(max(5.0, 1.2 * len(models) + 2.2) * len(columns) + 1.8, 4.2)
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
     width = 0.8 / len(VARIANTS)
     for ax, (task, metric) in zip(axes, columns, strict=True):
@@ -606,7 +606,7 @@ def entity_figure(records: Sequence[dict[str, Any]], title: str = "Entity benchm
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     labels = sorted(handles, key=lambda label: label.startswith("ground truth"))
-    _legend_outside(axes[-1], [handles[label] for label in labels], labels)
+    legend_outside(axes[-1], [handles[label] for label in labels], labels)
     fig.suptitle(
         title + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else " (one seed)"),
         fontsize=10,
@@ -619,7 +619,7 @@ def plot_entity_benchmark(
     records: Sequence[dict[str, Any]], path: str | Path, title: str = "Entity benchmark"
 ) -> Path:
     """Write :func:`entity_figure` as a PNG at ``path``."""
-    return _save(entity_figure(records, title), path)
+    return save_figure(entity_figure(records, title), path)
 
 
 # ---------------------------------------------------------------------------- files

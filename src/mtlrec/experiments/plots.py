@@ -36,7 +36,7 @@ def plot_benchmark(
     balancer: str | Iterable[str | None] | None = None,
 ) -> Path:
     """Dot plot of mean test AUC per model, one panel per task; see :func:`benchmark_figure`."""
-    return _save(benchmark_figure(summary, balancer), path)
+    return save_figure(benchmark_figure(summary, balancer), path)
 
 
 def benchmark_figure(
@@ -59,7 +59,7 @@ def benchmark_figure(
     colors = [colormaps["tab10"](i % 10) for i in range(len(models))]
     seeds = max(r["seeds"] for r in rows)
 
-    fig = _new_figure(max(6.0, 4.6 * len(tasks)), 1.3 + 0.4 * len(models))
+    fig = new_figure(max(6.0, 4.6 * len(tasks)), 1.3 + 0.4 * len(models))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks, strict=True):
         mine = {r["model"]: r for r in rows if r["task"] == task}
@@ -95,7 +95,7 @@ def plot_training_curves(
     monitor: str | None = None,
 ) -> Path:
     """Training loss and validation metric per epoch; see :func:`training_curves_figure`."""
-    return _save(training_curves_figure(runs, monitor), path)
+    return save_figure(training_curves_figure(runs, monitor), path)
 
 
 def training_curves_figure(
@@ -117,7 +117,7 @@ def training_curves_figure(
         raise ValueError("plot_training_curves: no run has a per-epoch training loss")
     has_validation = any(c["validation"] for c in curves.values())
     panels = 2 if has_validation else 1
-    fig = _new_figure(4.6 * panels + 1.6, 3.6)
+    fig = new_figure(4.6 * panels + 1.6, 3.6)
     axes = fig.subplots(1, panels, squeeze=False)[0]
     colors = {m: colormaps["tab10"](i % 10) for i, m in enumerate(curves)}
     for ax, key, ylabel in zip(
@@ -134,7 +134,7 @@ def training_curves_figure(
         ax.set_ylabel(ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    _legend_outside(axes[-1], *axes[0].get_legend_handles_labels())
+    legend_outside(axes[-1], *axes[0].get_legend_handles_labels())
     seeds = max(len(c["loss"]) for c in curves.values())
     note = "" if isinstance(runs, Mapping) else balancer_note(r.get("balancer") for r in runs)
     fig.suptitle(_title("Training curves", note, "mean", seeds), fontsize=10)
@@ -184,7 +184,7 @@ def _mean_curve(curves: list[list[float]]) -> np.ndarray:
 
 def plot_gates(gate_weights: dict[str, np.ndarray] | pd.DataFrame, path: str | Path) -> Path:
     """Heatmap of the mean weight each gate gives each expert; see :func:`gates_figure`."""
-    return _save(gates_figure(gate_weights), path)
+    return save_figure(gates_figure(gate_weights), path)
 
 
 def gates_figure(gate_weights: dict[str, np.ndarray] | pd.DataFrame) -> Figure:
@@ -207,7 +207,7 @@ def gates_figure(gate_weights: dict[str, np.ndarray] | pd.DataFrame) -> Figure:
     experts = grid.shape[1]
     groups = expert_groups(names, grid)
 
-    fig = _new_figure(max(4.0, 0.55 * experts + 2.5), max(2.0, 0.5 * len(names) + 1.2))
+    fig = new_figure(max(4.0, 0.55 * experts + 2.5), max(2.0, 0.5 * len(names) + 1.2))
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto", vmin=0.0)
     for (i, j), value in np.ndenumerate(grid):
@@ -283,7 +283,7 @@ def plot_synthetic(
 ) -> Path:
     """Training loss per epoch per correlation plus test losses; see
     :func:`synthetic_figure`."""
-    return _save(synthetic_figure(records, summary), path)
+    return save_figure(synthetic_figure(records, summary), path)
 
 
 def synthetic_figure(
@@ -305,7 +305,7 @@ def synthetic_figure(
     colors = {m: colormaps["tab10"](i % 10) for i, m in enumerate(models)}
 
     panels = len(correlations) + 1
-    fig = _new_figure(3.6 * panels + 1.4, 3.8)
+    fig = new_figure(3.6 * panels + 1.4, 3.8)
     axes = fig.subplots(1, panels, squeeze=False)[0]
     for ax, p in zip(axes, correlations, strict=False):
         for model in models:
@@ -359,7 +359,7 @@ def synthetic_figure(
     ax.set_xlim(-0.6, len(correlations) - 0.4)
     ax.set_title("Test loss (mean ± std; dots: seeds)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    _legend_outside(ax, *ax.get_legend_handles_labels())
+    legend_outside(ax, *ax.get_legend_handles_labels())
     seeds = len({r["seed"] for r in records})
     note = balancer_note(r.get("balancer") for r in records)
     fig.suptitle(
@@ -387,7 +387,7 @@ def plot_funnel(
     summary: Sequence[dict[str, Any]], path: str | Path, title: str = "Funnel benchmark"
 ) -> Path:
     """Dot plot per metric of a funnel benchmark; see :func:`funnel_figure`."""
-    return _save(funnel_figure(summary, title), path)
+    return save_figure(funnel_figure(summary, title), path)
 
 
 def funnel_figure(summary: Sequence[dict[str, Any]], title: str = "Funnel benchmark") -> Figure:
@@ -414,7 +414,7 @@ def funnel_figure(summary: Sequence[dict[str, Any]], title: str = "Funnel benchm
 
     cols = min(3, len(panels))
     grid = (len(panels) + cols - 1) // cols
-    fig = _new_figure(4.6 * cols + 1.2, 0.32 * len(models) * grid + 1.4 * grid + 0.6)
+    fig = new_figure(4.6 * cols + 1.2, 0.32 * len(models) * grid + 1.4 * grid + 0.6)
     axes = fig.subplots(grid, cols, squeeze=False).reshape(-1)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
@@ -577,21 +577,22 @@ def decimal_log_ticks(axis: Any) -> None:
     axis.set_minor_formatter(_DecimalLogFormatter(labelOnlyBase=False))
 
 
-def _legend_outside(ax: Axes, handles: list, labels: list) -> None:
+def legend_outside(ax: Axes, handles: list, labels: list) -> None:
     """The legend right of ``ax``, outside every panel, so it covers no data."""
     ax.legend(
         handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8
     )
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A figure on an Agg canvas."""
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
