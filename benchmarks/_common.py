@@ -173,14 +173,20 @@ class PeerData(NamedTuple):
     y_test: np.ndarray
 
 
-def peer_data(args: argparse.Namespace) -> PeerData:
-    """Sets the thread count, then loads and encodes the worker's data (untimed)."""
+def peer_data(
+    args: argparse.Namespace, encode_more: Callable[[Any, dict, dict], None] | None = None
+) -> PeerData:
+    """Sets the thread count, then loads and encodes the worker's data (untimed);
+    ``encode_more(data, x_train, x_test)`` adds further encoded inputs (the sequence
+    workers' padded histories)."""
     import torch
 
     torch.set_num_threads(args.threads)
     data = load_dataset(args.data)
     tasks = data.spec["tasks"]
     x_train, x_test, vocab = encode_for_peers(data)
+    if encode_more is not None:
+        encode_more(data, x_train, x_test)
     return PeerData(
         data.spec,
         json.loads(args.config),

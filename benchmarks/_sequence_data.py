@@ -248,32 +248,19 @@ def pad_histories(cells: Any, train_items: np.ndarray, max_len: int) -> np.ndarr
 
 
 def peer_sequence_data(args: argparse.Namespace) -> Any:
-    """``_common.peer_data`` plus the sequence columns: sets the thread count, loads the
-    data, label-encodes and scales as the other peer workers do, and adds each history
-    as a post-padded (rows, max_len) array of its shared column's ids (untimed)."""
-    import torch
-    from _common import PeerData, encode_for_peers, labels, load_dataset
+    """``_common.peer_data`` plus the sequence columns: each history as a post-padded
+    (rows, max_len) array of its shared column's ids (untimed)."""
+    from _common import peer_data
 
-    torch.set_num_threads(args.threads)
-    data = load_dataset(args.data)
-    spec, tasks = data.spec, data.spec["tasks"]
-    x_train, x_test, vocab = encode_for_peers(data)
-    for seq in spec["sequence"]:
-        shared = data.train[seq["shares"]].to_numpy()
-        if not np.array_equal(encode_items(shared, shared), x_train[seq["shares"]]):
-            raise SystemExit("history encoding does not match encode_for_peers")
-        for frame, out in ((data.train, x_train), (data.test, x_test)):
-            out[seq["name"]] = pad_histories(frame[seq["name"]], shared, seq["max_len"])
-    return PeerData(
-        spec,
-        json.loads(args.config),
-        tasks,
-        x_train,
-        x_test,
-        vocab,
-        labels(data.train, tasks),
-        labels(data.test, tasks),
-    )
+    def add_histories(data: Any, x_train: dict, x_test: dict) -> None:
+        for seq in data.spec["sequence"]:
+            shared = data.train[seq["shares"]].to_numpy()
+            if not np.array_equal(encode_items(shared, shared), x_train[seq["shares"]]):
+                raise SystemExit("history encoding does not match encode_for_peers")
+            for frame, out in ((data.train, x_train), (data.test, x_test)):
+                out[seq["name"]] = pad_histories(frame[seq["name"]], shared, seq["max_len"])
+
+    return peer_data(args, add_histories)
 
 
 def main() -> None:

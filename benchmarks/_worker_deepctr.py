@@ -77,12 +77,19 @@ def build(
 
 def main() -> None:
     args = parse_args()
-    data, bs = peer_data(args), args.batch_size
-    spec, tasks, x_train, y_train = data.spec, data.tasks, data.x_train, data.y_train
+    data = peer_data(args)
+    spec = data.spec
     columns = [
         SparseFeat(c, vocabulary_size=data.vocab[c], embedding_dim=spec["embedding_dim"])
         for c in spec["sparse"]
     ] + [DenseFeat(c, 1) for c in spec["dense"]]
+    measure(args, data, columns)
+
+
+def measure(args: Any, data: Any, columns: list, extra_note: str = "") -> None:
+    """Warm up, time ``fit`` and the fastest ``predict`` of the model for ``columns``,
+    and print the record (the sequence worker passes its history column too)."""
+    bs, tasks, x_train, y_train = args.batch_size, data.tasks, data.x_train, data.y_train
 
     def make() -> tuple[Any, str]:
         model, note = build(args.model, data.config, columns, tasks, args.seed)
@@ -116,7 +123,7 @@ def main() -> None:
             predicted,
             np.asarray(scores),
             model,
-            "; ".join(n for n in (note, COMMON_NOTE) if n),
+            "; ".join(n for n in (note, extra_note, COMMON_NOTE) if n),
         )
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -23,15 +24,21 @@ COMMON_NOTE = (
 
 
 def build(
-    name: str, cfg: dict[str, Any], spec: dict[str, Any], vocab: dict[str, int]
+    name: str,
+    cfg: dict[str, Any],
+    spec: dict[str, Any],
+    vocab: dict[str, int],
+    extra_features: Sequence[Any] = (),
 ) -> tuple[torch.nn.Module, str]:
-    """The torch-rechub model closest to mtlrec's ``name`` with config ``cfg``, and a note.
+    """The torch-rechub model closest to mtlrec's ``name`` with config ``cfg``, and a note;
+    ``extra_features`` (the sequence worker's histories) go between the sparse and the
+    dense features.
 
-    Feature objects are created here: torch-rechub caches embedding tables on them.
+    Feature objects are created per call: torch-rechub caches embedding tables on them.
     """
     dim, tasks = spec["embedding_dim"], spec["tasks"]
     sparse = [SparseFeature(c, vocab_size=vocab[c], embed_dim=dim) for c in spec["sparse"]]
-    features = sparse + [DenseFeature(c) for c in spec["dense"]]
+    features = sparse + list(extra_features) + [DenseFeature(c) for c in spec["dense"]]
     types = ["classification"] * len(tasks)
     towers = [{"dims": list(cfg["tower_units"])} for _ in tasks]
     gates = "gates are linear (no hidden layers: mtlrec gates have {})".format(
@@ -67,8 +74,19 @@ def build(
 
 def main() -> None:
     args = parse_args()
-    data, bs = peer_data(args), args.batch_size
-    x_train, y_train = data.x_train, data.y_train
+    data = peer_data(args)
+    measure(args, data, lambda: build(args.model, data.config, data.spec, data.vocab))
+
+
+def measure(
+    args: Any,
+    data: Any,
+    make_model: Callable[[], tuple[torch.nn.Module, str]],
+    extra_note: str = "",
+) -> None:
+    """Warm up, time ``fit`` and the fastest ``predict`` of the model ``make_model``
+    builds (a fresh one per call), and print the record."""
+    bs, x_train, y_train = args.batch_size, data.x_train, data.y_train
     esmm = args.model == "esmm"
     # ESMM returns [cvr, ctr, ctcvr] and wants three label columns (loss on the last two)
     y_fit = np.concatenate([y_train[:, 1:], y_train], axis=1) if esmm else y_train
@@ -76,7 +94,7 @@ def main() -> None:
 
     def run_fit(n_rows: int | None, epochs: int) -> tuple[torch.nn.Module, MTLTrainer, str, float]:
         torch.manual_seed(args.seed)
-        model, note = build(args.model, data.config, data.spec, data.vocab)
+        model, note = make_model()
         trainer = MTLTrainer(
             model,
             ["classification"] * y_fit.shape[1],
@@ -123,7 +141,7 @@ def main() -> None:
             predicted,
             scores,
             model,
-            "; ".join(n for n in (note, COMMON_NOTE) if n),
+            "; ".join(n for n in (note, extra_note, COMMON_NOTE) if n),
         )
     )
 

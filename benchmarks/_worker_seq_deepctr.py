@@ -4,14 +4,9 @@ history as a ``VarLenSparseFeat`` (mean pooling, sharing the item-id embedding t
 
 from __future__ import annotations
 
-from typing import Any
-
-import deepctr_torch
-import numpy as np
-import torch
-from _common import emit, fastest_predict, parse_args, peer_record, timed
+from _common import parse_args
 from _sequence_data import peer_sequence_data
-from _worker_deepctr import COMMON_NOTE, build  # importing it lets the version check finish
+from _worker_deepctr import measure  # importing it lets the version check finish
 from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
 
 SEQUENCE_NOTE = (
@@ -22,8 +17,8 @@ SEQUENCE_NOTE = (
 
 def main() -> None:
     args = parse_args()
-    data, bs = peer_sequence_data(args), args.batch_size
-    spec, tasks, x_train, y_train = data.spec, data.tasks, data.x_train, data.y_train
+    data = peer_sequence_data(args)
+    spec = data.spec
     dim = spec["embedding_dim"]
     columns = [
         SparseFeat(c, vocabulary_size=data.vocab[c], embedding_dim=dim) for c in spec["sparse"]
@@ -42,42 +37,7 @@ def main() -> None:
         for s in spec["sequence"]
     ]
     columns += [DenseFeat(c, 1) for c in spec["dense"]]
-
-    def make() -> tuple[Any, str]:
-        model, note = build(args.model, data.config, columns, tasks, args.seed)
-        model.compile(
-            torch.optim.Adam(model.parameters(), lr=args.lr),
-            loss=["binary_crossentropy"] * len(tasks),
-        )
-        return model, note
-
-    if not args.no_warmup:
-        head = {k: v[: 8 * bs] for k, v in x_train.items()}
-        make()[0].fit(head, y_train[: 8 * bs], batch_size=bs, epochs=1, verbose=0)
-
-    model, note = make()
-    _, fit_seconds = timed(
-        lambda: model.fit(x_train, y_train, batch_size=bs, epochs=args.epochs, verbose=0)
-    )
-    scores, predicted = fastest_predict(
-        lambda size: model.predict(data.x_test, batch_size=size),
-        args.predict_batch_sizes,
-        args.predict_repeats,
-        len(data.y_test),
-    )
-    emit(
-        peer_record(
-            args,
-            "deepctr",
-            deepctr_torch.__version__,
-            data,
-            fit_seconds,
-            predicted,
-            np.asarray(scores),
-            model,
-            "; ".join(n for n in (note, SEQUENCE_NOTE, COMMON_NOTE) if n),
-        )
-    )
+    measure(args, data, columns, SEQUENCE_NOTE)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import pyarrow.parquet as pq  # noqa: E402
+from _driver import median, num, run_worker, spread  # noqa: E402
 from _sequence_data import SPEC, TEST_ROWS, TRAIN_ROWS, describe, write_dataset  # noqa: E402
 
 LIBRARIES = {"mtlrec": "mtlrec", "deepctr": "DeepCTR-Torch", "rechub": "torch-rechub"}
@@ -56,53 +56,6 @@ METRICS = [
 
 
 # ---------------------------------------------------------------------------- workers
-def cpu_stall_us() -> int | None:
-    """Total microseconds some task waited for a CPU (Linux PSI), or None where unavailable."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    return int(line.rsplit("total=", 1)[1])
-
-
-def run_worker(python: str, script: str, args: list[str], timeout: float) -> dict[str, Any]:
-    """Run a worker; its last JSON stdout line (plus ``cpu_stall_percent``, as in
-    speed.py: the share of its wall time in which some task waited for a CPU), or
-    {"error": ...}."""
-    threads = args[args.index("--threads") + 1]
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-        "PYTHONUNBUFFERED": "1",
-        "TQDM_DISABLE": "1",
-    }
-    stall, start = cpu_stall_us(), time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [python, str(HERE / script), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            cwd=HERE,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f}s"}
-    wall, stall_end = time.perf_counter() - start, cpu_stall_us()
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                result = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if stall is not None and stall_end is not None:
-                result["cpu_stall_percent"] = 100 * (stall_end - stall) / 1e6 / wall
-            return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
-
-
 def import_problem(python: str, library: str) -> str | None:
     """Why ``library`` cannot run under ``python`` (missing interpreter, failed import)."""
     if not Path(python).exists():
@@ -129,10 +82,6 @@ def reference_configs() -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- summary
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per library, model and batch size: medians, min/max, AUC medians."""
     keys = ("library", "model", "batch_size")
@@ -157,10 +106,10 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             record["note"] = next((r["note"] for r in ok if r.get("note")), None)
             for metric in METRICS:
                 values = [r[metric] for r in ok if r.get(metric) is not None]
-                record[metric] = _median(values)
+                record[metric] = median(values)
                 if values:
                     record["min"][metric], record["max"][metric] = min(values), max(values)
-            record["auc"] = {t: _median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
+            record["auc"] = {t: median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
         records.append(record)
     add_ratios(records)
     return records
@@ -184,17 +133,6 @@ def add_ratios(records: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------- report
-def _num(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
-
-
-def _spread(r: dict[str, Any], metric: str, digits: int = 0) -> str:
-    text = _num(r.get(metric), digits)
-    if r.get("repeats", 0) > 1 and metric in r["min"]:
-        text += f" ({_num(r['min'][metric], digits)}–{_num(r['max'][metric], digits)})"
-    return text
-
-
 def _ratio(r: dict[str, Any], metric: str) -> str:
     found = r["ratio_to_faster_peer"].get(metric)
     if found is None:
@@ -226,14 +164,14 @@ def results_table(records: list[dict[str, Any]], tasks: list[str]) -> str:
         rows.append(
             [
                 *cells,
-                _num(r.get("parameters")),
-                _spread(r, "train_samples_per_second"),
-                _spread(r, "predict_rows_per_second"),
-                _spread(r, "predict_rows_per_second_pretransformed"),
-                *(_num(r["auc"].get(t), 4) for t in tasks),
+                num(r.get("parameters")),
+                spread(r, "train_samples_per_second"),
+                spread(r, "predict_rows_per_second"),
+                spread(r, "predict_rows_per_second_pretransformed"),
+                *(num(r["auc"].get(t), 4) for t in tasks),
                 _ratio(r, "train_samples_per_second"),
                 _ratio(r, "predict_rows_per_second"),
-                _num(r.get("cpu_stall_percent")),
+                num(r.get("cpu_stall_percent")),
             ]
         )
     lines = [
@@ -384,7 +322,11 @@ def main(argv: list[str] | None = None) -> None:
                             str(args.seed),
                         ]
                         result = run_worker(
-                            pythons[lib], f"_worker_seq_{lib}.py", worker_args, args.timeout
+                            pythons[lib],
+                            f"_worker_seq_{lib}.py",
+                            worker_args,
+                            args.timeout,
+                            threads=str(args.threads),
                         )
                         result.update(
                             {"library": lib, "model": model, "batch_size": bs, "repeat": repeat}

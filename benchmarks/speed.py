@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
+from _driver import median, num, run_worker, spread  # noqa: E402
 from _flops import counted_forward_flops, flops_per_sample  # noqa: E402
 from _synthetic import DENSE, SPARSE, TASKS, make_click_log  # noqa: E402
 
@@ -95,51 +95,6 @@ def synthetic_dataset(tmp: Path, rows: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- workers
-def cpu_stall_us() -> int | None:
-    """Total microseconds some task waited for a CPU (Linux PSI), or None where unavailable."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    return int(line.rsplit("total=", 1)[1])
-
-
-def run_worker(
-    python: str, script: str, args: list[str], pythonpath: str | None = None
-) -> dict[str, Any]:
-    """Run a worker; its last JSON stdout line (plus ``cpu_stall_percent``: share of the
-    worker's wall time in which some task on this machine waited for a CPU, a contention
-    flag), or {"error": ...}. ``pythonpath`` puts another mtlrec checkout first."""
-    env = {
-        **os.environ,
-        **({"PYTHONPATH": pythonpath} if pythonpath else {}),
-        "OMP_NUM_THREADS": "2",
-        "MKL_NUM_THREADS": "2",
-        "PYTHONUNBUFFERED": "1",
-        "TQDM_DISABLE": "1",
-    }
-    command = [python, str(HERE / script), *args]
-    stall, start = cpu_stall_us(), time.perf_counter()
-    try:
-        proc = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S, cwd=HERE
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT_S}s"}
-    wall, stall_end = time.perf_counter() - start, cpu_stall_us()
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                result = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if stall is not None and stall_end is not None:
-                result["cpu_stall_percent"] = 100 * (stall_end - stall) / 1e6 / wall
-            return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
-
-
 def peer_problem(python: Path, module: str) -> str | None:
     """Why the peer cannot run (missing venv, failed import), or None."""
     if not python.exists():
@@ -153,7 +108,9 @@ def peer_problem(python: Path, module: str) -> str | None:
 
 
 def ceiling(threads: int) -> dict[str, float]:
-    result = run_worker(sys.executable, "_worker_matmul.py", ["--threads", str(threads)])
+    result = run_worker(
+        sys.executable, "_worker_matmul.py", ["--threads", str(threads)], WORKER_TIMEOUT_S
+    )
     if "error" in result:
         print(f"matmul ceiling failed: {result['error']}", file=sys.stderr)
         return {}
@@ -186,10 +143,6 @@ def mtlrec_flops(models: list[str], data_dir: Path) -> dict[str, dict[str, float
 
 
 # ---------------------------------------------------------------------------- summary
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def summarize(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """One record per group of ``keys``: medians of every metric, min/max, AUC medians."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -222,10 +175,10 @@ def summarize(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[st
             record[field] = ok[0].get(field)
         for metric in METRICS:
             values = [r[metric] for r in ok if r.get(metric) is not None]
-            record[metric] = _median(values)
+            record[metric] = median(values)
             if values:
                 record["min"][metric], record["max"][metric] = min(values), max(values)
-        record["auc"] = {t: _median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
+        record["auc"] = {t: median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
         for task in record["auc"]:
             values = [r["auc"][task] for r in ok]
             record["min"][f"auc/{task}"], record["max"][f"auc/{task}"] = min(values), max(values)
@@ -258,18 +211,6 @@ def add_efficiency(
 
 
 # ---------------------------------------------------------------------------- tables
-def _num(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
-
-
-def _spread(r: dict[str, Any], metric: str, digits: int = 0) -> str:
-    """median (min–max) when there are several repeats."""
-    text = _num(r.get(metric), digits)
-    if r.get("repeats", 0) > 1 and metric in r["min"]:
-        text += f" ({_num(r['min'][metric], digits)}–{_num(r['max'][metric], digits)})"
-    return text
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = [
         "| " + " | ".join(header) + " |",
@@ -283,7 +224,7 @@ def ceiling_table(rates: dict[str, list[float]]) -> str:
         [
             name,
             "matmul",
-            _num(_median(v), 1) + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""),
+            num(median(v), 1) + (f" ({min(v):.1f}–{max(v):.1f})" if len(v) > 1 else ""),
         ]
         for name, v in rates.items()
     ]
@@ -304,15 +245,15 @@ def results_table(records: list[dict[str, Any]], batch_size: int) -> str:
             [
                 r["model"],
                 LIBRARIES[r["library"]],
-                _num(r.get("parameters")),
-                _spread(r, "train_samples_per_second"),
-                _spread(r, "predict_rows_per_second"),
-                _spread(r, "predict_rows_per_second_pretransformed"),
-                _spread(r, "predict_rows_per_second_compiled"),
-                *(_num(r["auc"].get(t), 4) for t in tasks),
-                _num(r.get("peak_rss_mb")),
-                _num(r.get("ceiling_percent"), 1),
-                _num(r.get("cpu_stall_percent")),
+                num(r.get("parameters")),
+                spread(r, "train_samples_per_second"),
+                spread(r, "predict_rows_per_second"),
+                spread(r, "predict_rows_per_second_pretransformed"),
+                spread(r, "predict_rows_per_second_compiled"),
+                *(num(r["auc"].get(t), 4) for t in tasks),
+                num(r.get("peak_rss_mb")),
+                num(r.get("ceiling_percent"), 1),
+                num(r.get("cpu_stall_percent")),
             ]
         )
     return _table(
@@ -343,15 +284,15 @@ def efficiency_table(records: list[dict[str, Any]]) -> str:
             [
                 r["model"],
                 str(r["batch_size"]),
-                _num(f["forward"] / 1e6, 3),
-                _num(f["forward_counted"] / 1e6, 3),
-                _num(f["train"] / 1e6, 3),
-                _num(r["train_gflops"], 2),
-                _num(r["ceiling_percent"], 1),
-                _num(r["predict_gflops"], 2),
-                _num(r.get("ceiling_percent_predict"), 1),
-                _num(r.get("predict_gflops_pretransformed"), 2),
-                _num(r.get("ceiling_percent_predict_pretransformed"), 1),
+                num(f["forward"] / 1e6, 3),
+                num(f["forward_counted"] / 1e6, 3),
+                num(f["train"] / 1e6, 3),
+                num(r["train_gflops"], 2),
+                num(r["ceiling_percent"], 1),
+                num(r["predict_gflops"], 2),
+                num(r.get("ceiling_percent_predict"), 1),
+                num(r.get("predict_gflops_pretransformed"), 2),
+                num(r.get("ceiling_percent_predict_pretransformed"), 1),
             ]
         )
     return _table(
@@ -448,11 +389,11 @@ def scaling_table(records: list[dict[str, Any]]) -> str:
             [
                 r["model"],
                 f"{r['rows']:,}",
-                _spread(r, "fit_seconds", 1),
-                _num(pre, 1),
-                _num(fit / r["rows"] * 1e6, 1),
-                _num(r["train_samples_per_second"]),
-                _num(r["peak_rss_mb"]),
+                spread(r, "fit_seconds", 1),
+                num(pre, 1),
+                num(fit / r["rows"] * 1e6, 1),
+                num(r["train_samples_per_second"]),
+                num(r["peak_rss_mb"]),
                 " / ".join(f"{v:.3f}" for v in r["auc"].values()),
             ]
         )
@@ -558,14 +499,18 @@ def main(argv: list[str] | None = None) -> None:
                         script = "mtlrec" if lib in MTLREC_LIBRARIES else lib
                         baseline = str(args.baseline_src) if lib == "baseline" else None
                         result = run_worker(
-                            pythons[lib], f"_worker_{script}.py", worker_args, baseline
+                            pythons[lib],
+                            f"_worker_{script}.py",
+                            worker_args,
+                            WORKER_TIMEOUT_S,
+                            pythonpath=baseline,
                         )
                         result.update(
                             {"library": lib, "model": model, "batch_size": bs, "repeat": repeat}
                         )
                         runs.append(result)
                         _progress(len(runs), total, result, started)
-        ceiling_rates = {shape: _median(v) for shape, v in rates.items()}
+        ceiling_rates = {shape: median(v) for shape, v in rates.items()}
         best_ceiling = max(ceiling_rates.values(), default=None)
         records = summarize(runs, ("library", "model", "batch_size"))
         add_efficiency(records, flops, best_ceiling)
@@ -630,6 +575,7 @@ def run_scaling(
                         "8192",
                         "--time-preprocessing",
                     ],
+                    WORKER_TIMEOUT_S,
                 )
                 result.update(
                     {
@@ -719,7 +665,7 @@ def render(
         "the worker's wall time in which some task on the machine waited for a CPU "
         "(/proc/pressure/cpu); high values mean contention distorted the timing.",
         "",
-        f"## Machine ceiling (best: {_num(best_ceiling, 1)} GFLOP/s)",
+        f"## Machine ceiling (best: {num(best_ceiling, 1)} GFLOP/s)",
         "",
         ceiling_table(rates),
         "",
