@@ -71,6 +71,48 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+#: the fields a summary takes from a group's first successful run
+RUN_FIELDS = ("version", "torch", "epochs", "train_rows", "test_rows", "parameters", "note")
+
+
+def summarize(
+    runs: list[dict[str, Any]], keys: tuple[str, ...], metrics: list[str]
+) -> list[dict[str, Any]]:
+    """One record per group of ``keys``: the repeats that ran and the failures, the
+    first run's :data:`RUN_FIELDS`, medians and min/max of every metric and of each
+    task's AUC (``min["auc/<task>"]``)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(tuple(run[k] for k in keys), []).append(run)
+    records = []
+    for key, group in groups.items():
+        ok = [r for r in group if "error" not in r]
+        record: dict[str, Any] = dict(zip(keys, key, strict=True))
+        record.update(
+            {
+                "repeats": len(ok),
+                "failures": [r["error"] for r in group if "error" in r],
+                "min": {},
+                "max": {},
+            }
+        )
+        records.append(record)
+        if not ok:
+            continue
+        for field in RUN_FIELDS:
+            record[field] = ok[0].get(field)
+        for metric in metrics:
+            values = [r[metric] for r in ok if r.get(metric) is not None]
+            record[metric] = median(values)
+            if values:
+                record["min"][metric], record["max"][metric] = min(values), max(values)
+        record["auc"] = {t: median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
+        for task in record["auc"]:
+            values = [r["auc"][task] for r in ok]
+            record["min"][f"auc/{task}"], record["max"][f"auc/{task}"] = min(values), max(values)
+    return records
+
+
 def num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 

@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import pyarrow.parquet as pq  # noqa: E402
-from _driver import median, num, run_worker, spread  # noqa: E402
+from _driver import num, run_worker, spread, summarize  # noqa: E402
 from _sequence_data import SPEC, TEST_ROWS, TRAIN_ROWS, describe, write_dataset  # noqa: E402
 
 LIBRARIES = {"mtlrec": "mtlrec", "deepctr": "DeepCTR-Torch", "rechub": "torch-rechub"}
@@ -82,35 +82,18 @@ def reference_configs() -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- summary
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per library, model and batch size: medians, min/max, AUC medians."""
+def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per library, model and batch size (``_driver.summarize``), with the
+    first note any run gave, and the ratios to the faster peer."""
     keys = ("library", "model", "batch_size")
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    records = summarize(runs, keys, METRICS)
+    notes: dict[tuple, str] = {}
     for run in runs:
-        groups.setdefault(tuple(run[k] for k in keys), []).append(run)
-    records = []
-    for key, group in groups.items():
-        ok = [r for r in group if "error" not in r]
-        record: dict[str, Any] = dict(zip(keys, key, strict=True))
-        record.update(
-            {
-                "repeats": len(ok),
-                "failures": [r["error"] for r in group if "error" in r],
-                "min": {},
-                "max": {},
-            }
-        )
-        if ok:
-            for field in ("version", "torch", "epochs", "train_rows", "test_rows", "parameters"):
-                record[field] = ok[0].get(field)
-            record["note"] = next((r["note"] for r in ok if r.get("note")), None)
-            for metric in METRICS:
-                values = [r[metric] for r in ok if r.get(metric) is not None]
-                record[metric] = median(values)
-                if values:
-                    record["min"][metric], record["max"][metric] = min(values), max(values)
-            record["auc"] = {t: median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
-        records.append(record)
+        if run.get("note") and "error" not in run:
+            notes.setdefault(tuple(run[k] for k in keys), run["note"])
+    for record in records:
+        if record["repeats"]:
+            record["note"] = notes.get(tuple(record[k] for k in keys))
     add_ratios(records)
     return records
 
@@ -334,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
                         runs.append(result)
                         _progress(len(runs), total, result, started)
 
-    records = summarize(runs)
+    records = summarize_runs(runs)
     elapsed = time.perf_counter() - started
     report = render(args, records, data, skipped, elapsed)
     print(report)

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
-from _driver import median, num, run_worker, spread  # noqa: E402
+from _driver import median, num, run_worker, spread, summarize  # noqa: E402
 from _flops import counted_forward_flops, flops_per_sample  # noqa: E402
 from _synthetic import DENSE, SPARSE, TASKS, make_click_log  # noqa: E402
 
@@ -143,49 +143,6 @@ def mtlrec_flops(models: list[str], data_dir: Path) -> dict[str, dict[str, float
 
 
 # ---------------------------------------------------------------------------- summary
-def summarize(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One record per group of ``keys``: medians of every metric, min/max, AUC medians."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault(tuple(run[k] for k in keys), []).append(run)
-    records = []
-    for key, group in groups.items():
-        ok = [r for r in group if "error" not in r]
-        record: dict[str, Any] = dict(zip(keys, key, strict=True))
-        record.update(
-            {
-                "repeats": len(ok),
-                "failures": [r["error"] for r in group if "error" in r],
-                "min": {},
-                "max": {},
-            }
-        )
-        if not ok:
-            records.append(record)
-            continue
-        for field in (
-            "version",
-            "torch",
-            "epochs",
-            "train_rows",
-            "test_rows",
-            "parameters",
-            "note",
-        ):
-            record[field] = ok[0].get(field)
-        for metric in METRICS:
-            values = [r[metric] for r in ok if r.get(metric) is not None]
-            record[metric] = median(values)
-            if values:
-                record["min"][metric], record["max"][metric] = min(values), max(values)
-        record["auc"] = {t: median([r["auc"][t] for r in ok]) for t in ok[0]["auc"]}
-        for task in record["auc"]:
-            values = [r["auc"][task] for r in ok]
-            record["min"][f"auc/{task}"], record["max"][f"auc/{task}"] = min(values), max(values)
-        records.append(record)
-    return records
-
-
 def add_efficiency(
     records: list[dict[str, Any]], flops: dict[str, dict[str, float]], ceiling_gflops: float | None
 ) -> None:
@@ -512,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
                         _progress(len(runs), total, result, started)
         ceiling_rates = {shape: median(v) for shape, v in rates.items()}
         best_ceiling = max(ceiling_rates.values(), default=None)
-        records = summarize(runs, ("library", "model", "batch_size"))
+        records = summarize(runs, ("library", "model", "batch_size"), METRICS)
         add_efficiency(records, flops, best_ceiling)
 
         scaling: list[dict[str, Any]] = []
@@ -596,7 +553,7 @@ def run_scaling(
                 )
         for path in folder.iterdir():
             path.unlink()
-    records = summarize(runs, ("library", "model", "rows", "batch_size"))
+    records = summarize(runs, ("library", "model", "rows", "batch_size"), METRICS)
     for r in records:
         r["ceiling_percent"] = None
     return records
