@@ -208,8 +208,9 @@ class InputLayer(nn.Module):
 
     def _traced(self, tape: Tape, batch: Batch):
         """The fast-path rule: the lookup without autograd, and the rows' gradients."""
-        if self.fast_path_declines() is not None:
-            raise Declined(f"input layer: {self.fast_path_declines()}")
+        reason = self.fast_path_declines()
+        if reason is not None:
+            raise Declined(f"input layer: {reason}")
         sparse, dense = batch.sparse, batch.dense
         if self.folded is not None:
             return self.folded(sparse, dense, tape)
