@@ -14,8 +14,10 @@ from .data import Batch, ColumnBatch
 from .estimator import MultiTaskModel, create_model, load_model, model_classes
 from .exceptions import (
     BundleError,
+    CheckpointError,
     ConfigError,
     DataError,
+    DistributedError,
     ExpertUtilisationWarning,
     MtlrecError,
     MtlrecWarning,
@@ -40,10 +42,12 @@ globals().update(_MODEL_CLASSES)  # CGC, ESMM, MMoE, OMoE, PLE, SharedBottom, Si
 __all__ = [
     "Batch",
     "BundleError",
+    "CheckpointError",
     "ColumnBatch",
     "ConfigError",
     "DataError",
     "DenseFeature",
+    "DistributedError",
     "EarlyStopping",
     "ExpertUtilisationWarning",
     "MtlrecError",

@@ -8,6 +8,7 @@ registered architecture, named by its ``facade_name``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -24,7 +25,9 @@ from . import inspection, runtime
 from ._validation import as_array, as_columns, as_numpy, column_names
 from .balancers import Balancer, make_balancer
 from .bundle import read_bundle, write_bundle, written_by
+from .checkpoint import Checkpoints, latest_checkpoint
 from .data import Batch, iterate_batches
+from .distributed import Group, current_group
 from .exceptions import (
     BundleError,
     ConfigError,
@@ -34,7 +37,7 @@ from .exceptions import (
     UndefinedMetricWarning,
     warn,
 )
-from .features import Feature, check_features, groups_of
+from .features import Feature, check_features, feature_to_dict, groups_of
 from .heads import HEADS
 from .layers import BankLinear, GateBank
 from .metrics import METRIC_ALIASES, gauc, undefined
@@ -42,7 +45,17 @@ from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, net
 from .models.base import check_entity_groups
 from .objective import Objective, funnel, l2_terms
 from .preprocessing import Preprocessor
-from .tasks import Task, check_tasks
+from .sources import (
+    SHUFFLE_BUFFER,
+    InMemorySource,
+    StreamSource,
+    concat_batches,
+    describe_data,
+    is_stream,
+    open_dataset,
+    part_of,
+)
+from .tasks import Task, check_tasks, task_to_dict
 from .training import (
     OPTIMIZER_NAMES,
     EarlyStopping,
@@ -58,6 +71,10 @@ logger = logging.getLogger(__name__)
 #: backward pass's matmuls gain more from larger blocks than they lose to cache misses
 #: (MMoE at batch 2048: 2048-row micro-batches 13 % faster than 1024, docs/benchmarks.md)
 TRAINING_CACHE_BYTES = 6 << 20
+#: rows of a stream read to start the output layers at the label priors
+PRIOR_ROWS = 100_000
+#: the preprocessor a checkpoint folder keeps (a resumed run encodes as it did)
+PREPROCESSOR_FILE = "preprocessor.json"
 
 
 def inference_rows(network: MultiTaskNetwork, cache_bytes: int = 3 << 20) -> int:
@@ -195,6 +212,10 @@ class MultiTaskModel:
         balancer: str | Balancer | None = None,
         warm_start: bool = False,
         verbose: int = 1,
+        shuffle_buffer: int | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> MultiTaskModel:
         """Fit the preprocessor on ``train_data``, build the network and train it; with
         ``warm_start``, train the fitted network further.
@@ -208,7 +229,12 @@ class MultiTaskModel:
 
         Args:
             train_data: a pandas DataFrame, pyarrow Table or dict of arrays with every
-                feature column and, unless labels are passed apart, every label column.
+                feature column and, unless labels are passed apart, every label column;
+                or rows on disk, read as a stream (:mod:`mtlrec.sources`): a Parquet
+                file, a folder of Parquet files, a CSV file or a ``pyarrow.dataset``.
+                The preprocessor is then fitted on one pass over it, and every epoch
+                reads it again, record batch by record batch (memory does not grow
+                with the rows).
             y: the training labels passed apart, Keras-style: ``fit(X, [y_task1,
                 y_task2])`` (a list in task order, a dict or DataFrame by task name, an
                 (N, T) array). A table with feature columns in this place is taken as
@@ -248,6 +274,21 @@ class MultiTaskModel:
                 fitted yet is fitted as without it.
             verbose: 0 silent, 1 progress bar and one line per epoch (on stderr), 2 the
                 lines without the bar (Keras' ``verbose=2``).
+            shuffle_buffer: rows a stream shuffles together (default 262,144; 0: read in
+                file order); the units' order (row groups, files) is shuffled too.
+            checkpoint_dir: save the whole training state there (model, optimizer,
+                balancer, random states, data position) after every epoch and every
+                ``checkpoint_every`` steps, atomically (:mod:`mtlrec.checkpoint`). A
+                folder holding another run's checkpoints is refused unless resuming.
+            resume: continue the run saved in ``checkpoint_dir`` (killed, say) from its
+                newest checkpoint: the same result as an unbroken run, bit for bit on one
+                process. A checkpoint made with other settings or data is refused,
+                naming the differences.
+
+        Under ``torchrun`` (several processes), each process trains on its part of
+        every global batch of ``batch_size`` rows and the gradients are summed
+        (:mod:`mtlrec.distributed`); validation metrics are computed over every
+        process's rows, and only rank 0 writes checkpoints.
 
         Returns:
             self, with ``history_`` holding one record per epoch and, for models with
@@ -287,15 +328,67 @@ class MultiTaskModel:
                 "over (a new preprocessor, weights from the seed); warm_start=True continues",
                 verbose,
             )
+        streaming = is_stream(train_data)
+        if streaming and (y is not None or validation_split):
+            raise ConfigError(
+                "fit: a file or dataset carries its labels as columns; y= and "
+                "validation_split= need a table in memory (give validation= a file instead)"
+            )
+        if streaming and sample_weight is not None and not isinstance(sample_weight, str):
+            raise ConfigError("sample_weight: with a file or dataset, name a column of it")
+        if resume and checkpoint_dir is None:
+            raise ConfigError("resume=True needs checkpoint_dir=, the folder to resume from")
+        if resume and warm_start:
+            raise ConfigError("fit: give resume=True or warm_start=True, not both")
+        group = current_group(self.device)
         with runtime.threads(threads):
-            if warm:
-                data = self.preprocessor.transform(train_data, table="the training data")
+            checkpoints, state = None, None
+            if checkpoint_dir is not None:
+                checkpoints, state = self._checkpoints(
+                    checkpoint_dir,
+                    checkpoint_every,
+                    resume,
+                    group,
+                    train_data,
+                    dict(
+                        optimizer=optimizer,
+                        lr=lr,
+                        weight_decay=weight_decay,
+                        batch_size=batch_size,
+                        balancer=balancer.name,
+                        sparse_embeddings=sparse_embeddings,
+                        shuffle_buffer=shuffle_buffer,
+                        sample_weight=sample_weight if isinstance(sample_weight, str) else None,
+                        processes=1 if group is None else group.world,
+                    ),
+                )
+                warm = False
+            if group is not None and sparse_embeddings is None:
+                sparse_embeddings = False  # processes sum dense gradients
+            fitted = warm or state is not None  # the preprocessor is fitted already
+            if streaming:
+                source = self._stream_source(
+                    train_data, sample_weight, fitted, shuffle_buffer, "the training data"
+                )
+                data = source.first_rows(PRIOR_ROWS)
             else:
-                data = self.preprocessor.fit_transform(train_data, table="the training data")
-            data.weights = sample_weights(train_data, sample_weight, len(data), "the training data")
-            data = data.to(self.device)
-            val = None
-            if validation is not None:
+                if fitted:
+                    data = self.preprocessor.transform(train_data, table="the training data")
+                else:
+                    data = self.preprocessor.fit_transform(train_data, table="the training data")
+                data.weights = sample_weights(
+                    train_data, sample_weight, len(data), "the training data"
+                )
+                data = data.to(self.device)
+            if checkpoints is not None and checkpoints.writes and state is None:
+                checkpoints.directory.mkdir(parents=True, exist_ok=True)
+                self.preprocessor.save(checkpoints.directory / PREPROCESSOR_FILE)
+            val, val_source = None, None
+            if validation is not None and is_stream(validation):
+                val_source = self._stream_source(
+                    validation, sample_weight, True, 0, "the validation table", labels=True
+                )
+            elif validation is not None:
                 val = self.preprocessor.transform(
                     validation,
                     table="the validation table",
@@ -318,35 +411,47 @@ class MultiTaskModel:
                 opt = self._optimizers if self._optimizer_settings == settings else None
             else:
                 network, opt, self.history_ = self.build(), None, []
-                network.start_at_priors(objective.output_priors(data))
+                network.start_at_priors(
+                    objective.output_priors(data, table="the training data's first rows")
+                    if streaming
+                    else objective.output_priors(data)
+                )
             if opt is None:
                 opt = build_optimizers(network, optimizer, lr, weight_decay, sparse_embeddings)
             opt.set_lr(lr)
             self._optimizers, self._optimizer_settings = opt, settings
             done = len(self.history_)  # epochs trained before this fit
             generator = torch.Generator().manual_seed(self.seed + done)
+            if streaming:
+                source.encode = _training_encoder(source.encode, objective)
+                source.seed = self.seed + done
+            else:
+                source = InMemorySource(objective.training_labels(data), generator)
+            monitor = None if stopper is None else {stopper.task: stopper.metric}
+            validate = None
+            if val is not None:
+                validate = lambda: self._metrics(  # noqa: E731
+                    val, table="the validation table", monitor=monitor, group=group
+                )
+            elif val_source is not None:
+                validate = lambda: self._stream_metrics(  # noqa: E731
+                    val_source, None, table="the validation table", monitor=monitor, group=group
+                )
             try:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.seed + done)
                     records = train(
                         network,
-                        data,
+                        source,
                         objective,
                         epochs=epochs,
                         batch_size=batch_size,
                         optimizer=opt,
                         generator=generator,
+                        seed=self.seed + done,
                         early_stopping=stopper,
-                        verbose=verbose,
-                        validate=None
-                        if val is None
-                        else (
-                            lambda: self._metrics(
-                                val,
-                                table="the validation table",
-                                monitor=None if stopper is None else {stopper.task: stopper.metric},
-                            )
-                        ),
+                        verbose=verbose if group is None or group.is_main else 0,
+                        validate=validate,
                         # activations kept for backward: micro-batches sized like a chunk
                         micro_batch=None
                         if self.config.batch_norm
@@ -354,6 +459,9 @@ class MultiTaskModel:
                         fast=fast,
                         balancer=balancer,
                         first_epoch=done + 1,
+                        group=group,
+                        checkpoints=checkpoints,
+                        resume=state,
                     )
             except Exception as error:
                 self.history_ = self.history_ + getattr(error, "history", [])
@@ -363,10 +471,88 @@ class MultiTaskModel:
             self.history_ = self.history_ + records
             self.expert_utilisation_ = None  # the gates on the first training rows
             if self._has_gates():
-                rows = data.take(slice(0, inspection.UTILISATION_ROWS))
+                rows = data.take(slice(0, inspection.UTILISATION_ROWS)).to(self.device)
                 weights = self._gate_weights(rows, None)
                 self.expert_utilisation_ = inspection.check_utilisation(weights)
         return self
+
+    def _checkpoints(
+        self,
+        directory: str | os.PathLike,
+        every: int | None,
+        resume: bool,
+        group: Group | None,
+        train_data: Any,
+        settings: dict[str, Any],
+    ) -> tuple[Checkpoints, dict | None]:
+        """The fit's checkpoints and, with ``resume``, the state to resume from (its
+        preprocessor put in place); ConfigError when the folder holds another run's
+        checkpoints and ``resume`` is off (nothing saved is overwritten)."""
+        directory = Path(directory)
+        run = {
+            "architecture": self.architecture,
+            "config": dataclasses.asdict(self.config),
+            "features": [feature_to_dict(f) for f in self.features],
+            "tasks": [task_to_dict(t) for t in self.tasks],
+            "seed": self.seed,
+            "data": describe_data(train_data),
+            **settings,
+        }
+        writes = group is None or group.is_main
+        checkpoints = Checkpoints(directory, every, run, writes=writes)
+        held = directory.exists() and latest_checkpoint(directory) is not None
+        if not resume:
+            if held:
+                raise ConfigError(
+                    f"checkpoint_dir {directory} holds checkpoints of an earlier run; pass "
+                    "resume=True (mtlrec train --resume) to continue it, or give an empty "
+                    "folder: nothing there is overwritten"
+                )
+            return checkpoints, None
+        state = checkpoints.resume_state()
+        if state is None:
+            say(f"resume: no checkpoint in {directory} yet; training from the start", 1)
+            return checkpoints, None
+        self.preprocessor = Preprocessor.load(directory / PREPROCESSOR_FILE)
+        return checkpoints, state
+
+    def _stream_source(
+        self,
+        data: Any,
+        sample_weight: Any,
+        fitted: bool,
+        shuffle_buffer: int | None,
+        table: str,
+        labels: bool = True,
+    ) -> StreamSource:
+        """A stream of encoded batches of ``data`` (a file, folder or dataset), the
+        preprocessor fitted on one pass over it first unless ``fitted``."""
+        columns = [f.name for f in self.features]
+        columns += [t.name for t in self.tasks] if labels else []
+        weight = sample_weight if isinstance(sample_weight, str) else None
+        dataset = open_dataset(data, columns)
+        if weight is not None and weight in dataset.schema.names:
+            columns.append(weight)
+        elif weight is not None and table == "the training data":
+            raise DataError(f"sample_weight: {table} has no column {weight!r}; name a column of it")
+
+        def encode(rb: pa.RecordBatch) -> Batch:
+            batch = self.preprocessor.transform(rb, with_labels=labels, table=table)
+            if weight in rb.schema.names:
+                batch.weights = sample_weights(rb, weight, len(batch), table)
+            return batch.to(self.device)
+
+        source = StreamSource(
+            dataset,
+            encode,
+            columns,
+            seed=self.seed,
+            shuffle_buffer=SHUFFLE_BUFFER if shuffle_buffer is None else shuffle_buffer,
+        )
+        if not fitted:
+            say(f"fitting the preprocessor on a pass over {table} ...", 1)
+            self.preprocessor.fit_chunks(source.read(), table=table)
+        return source
 
     def compile(
         self,
@@ -593,8 +779,18 @@ class MultiTaskModel:
         return heads
 
     @torch.inference_mode()
-    def _outputs(self, data: Batch, batch_size: int | None) -> dict[str, torch.Tensor]:
-        """Predictions per output (probabilities, values, means), on the CPU."""
+    def _outputs(
+        self, data: Batch, batch_size: int | None, group: Group | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Predictions per output (probabilities, values, means), on the CPU; with a
+        process ``group``, each process predicts its consecutive part of the rows and
+        every process gets all of them."""
+        if group is not None:
+            part = part_of(data, group.rank, group.world)
+            mine = self._outputs(part, batch_size) if len(part) else None
+            if mine is None:  # shapes from one row: the other processes' parts carry the rows
+                mine = {k: v[:0] for k, v in self._outputs(data.take(slice(0, 1)), 1).items()}
+            return {name: group.gather_rows(values) for name, values in mine.items()}
         network = self.network
         network.eval()
         batch_size = batch_size or inference_rows(network)
@@ -608,6 +804,37 @@ class MultiTaskModel:
             name: heads[name].activate(torch.cat(parts).float()).cpu()
             for name, parts in chunks.items()
         }
+
+    def _stream_outputs(
+        self, source: StreamSource, batch_size: int | None, keep_labels: bool = False
+    ) -> tuple[dict[str, torch.Tensor], Batch | None]:
+        """Predictions of every row of a stream, in file order, and with ``keep_labels``
+        a Batch of their labels, mask and weights (no features)."""
+        outputs: dict[str, list[torch.Tensor]] = {}
+        labels: list[Batch] = []
+        for rb in source.read():
+            batch = source.encode(rb)
+            for name, values in self._outputs(batch, batch_size).items():
+                outputs.setdefault(name, []).append(values)
+            if keep_labels:
+                labels.append(_labels_only(batch))
+        if not outputs:
+            raise DataError("the data holds no rows")
+        joined = {name: torch.cat(parts) for name, parts in outputs.items()}
+        return joined, concat_batches(labels) if keep_labels else None
+
+    def _stream_metrics(
+        self,
+        source: StreamSource,
+        batch_size: int | None,
+        table: str = "the data",
+        monitor: dict[str, str] | None = None,
+        group: Group | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """:meth:`_metrics` of a stream's rows (each process reads every row: the
+        metrics are exact and the same everywhere)."""
+        outputs, labels = self._stream_outputs(source, batch_size, keep_labels=True)
+        return self._metrics(labels, batch_size, table=table, monitor=monitor, outputs=outputs)
 
     def predict(
         self, data: Any, batch_size: int | None = None, threads: int | None = None
@@ -623,8 +850,12 @@ class MultiTaskModel:
         """
         network = self.network
         with runtime.threads(threads):
-            batch = self._as_batch(data, with_labels=False)
-            outputs = self._outputs(batch, batch_size)
+            if is_stream(data):
+                source = self._stream_source(data, None, True, 0, "the data", labels=False)
+                outputs, _ = self._stream_outputs(source, batch_size)
+            else:
+                batch = self._as_batch(data, with_labels=False)
+                outputs = self._outputs(batch, batch_size)
         return Predictions((name, outputs[name].numpy()) for name in network.output_names)
 
     def _class_tasks(self) -> list[str]:
@@ -687,6 +918,16 @@ class MultiTaskModel:
                 raise DataError("evaluate: labels given apart need the raw table, not a Batch")
             data = self._with_labels(data, y, table="the data")
         with runtime.threads(threads):
+            if is_stream(data):
+                if group is not None or (
+                    sample_weight is not None and not isinstance(sample_weight, str)
+                ):
+                    raise ConfigError(
+                        "evaluate: with a file or dataset, sample_weight names a column and "
+                        "group= needs a table in memory"
+                    )
+                source = self._stream_source(data, sample_weight, True, 0, "the data")
+                return self._stream_metrics(source, batch_size)
             batch = self._as_batch(data, with_labels=True)
             if sample_weight is not None:
                 batch.weights = sample_weights(data, sample_weight, len(batch), "the data")
@@ -715,10 +956,15 @@ class MultiTaskModel:
         groups: tuple[str, np.ndarray] | None = None,
         table: str = "the data",
         monitor: dict[str, str] | None = None,
+        group: Group | None = None,
+        outputs: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, dict[str, float]]:
         """Each output's metrics on the rows that carry its label (see :meth:`evaluate`);
-        ``monitor``: {output: metric} computed whatever :meth:`compile` chose."""
-        outputs = self._outputs(data, batch_size)
+        ``monitor``: {output: metric} computed whatever :meth:`compile` chose;
+        ``outputs``: the predictions when computed already (``data`` needs only the
+        labels, mask and weights then)."""
+        if outputs is None:
+            outputs = self._outputs(data, batch_size, group)
         network = self.network
         labels = data.labels.cpu().numpy()
         mask = np.ones(labels.shape, bool) if data.mask is None else data.mask.cpu().numpy()
@@ -962,6 +1208,23 @@ def _grouped(
         "gauc_groups": scores.groups_used,
         "gauc_skipped": scores.groups_skipped,
     }
+
+
+def _labels_only(batch: Batch) -> Batch:
+    """The labels, mask and weights of ``batch``, without its features."""
+    empty = batch.sparse[:, :0]
+    return Batch(empty, batch.dense[:, :0], batch.labels, batch.mask, batch.weights)
+
+
+def _training_encoder(
+    encode: Callable[[pa.RecordBatch], Batch], objective: Objective
+) -> Callable[[pa.RecordBatch], Batch]:
+    """``encode``, then the labels as the losses read them (funnel steps)."""
+
+    def encoded(rb: pa.RecordBatch) -> Batch:
+        return objective.training_labels(encode(rb))
+
+    return encoded
 
 
 def load_model(path: str | Path, device: str = "cpu") -> MultiTaskModel:

@@ -58,6 +58,16 @@ class TrainingDivergedError(MtlrecError, FloatingPointError):
         self.history = history or []
 
 
+class DistributedError(MtlrecError, RuntimeError):
+    """A collective of a multi-process fit failed: another process died, hung past the
+    timeout or disagreed (the message names this process's rank)."""
+
+
+class CheckpointError(MtlrecError, RuntimeError):
+    """A checkpoint could not be written (the earlier ones are kept) or read (a folder
+    incomplete, corrupt or of another format version), or belongs to another run."""
+
+
 class MtlrecWarning(UserWarning):
     """Base class of every warning mtlrec issues (``warnings.simplefilter("ignore",
     mtlrec.MtlrecWarning)`` silences them all)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -54,8 +54,9 @@ from .features import (
     feature_to_dict,
 )
 from .heads import Head
+from .running import RunningMoments
 from .tasks import Task, check_tasks, task_from_dict, task_to_dict
-from .vocabulary import HashedVocabulary, Vocabulary, vocabulary_from_dict
+from .vocabulary import HashedVocabulary, Vocabulary, VocabularyCounter, vocabulary_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -219,31 +220,63 @@ class Preprocessor:
     # ------------------------------------------------------------------- fitting
     def fit(self, data: object, table: str = "the training data") -> Preprocessor:
         """Learn vocabularies, scaling and label statistics from training data."""
-        columns = as_columns(data, arrow_strings=True, table=table)
-        self._require_inputs(columns, table)
-        require_columns(
-            columns,
-            [t.name for t in self._tasks],
-            "label",
-            "add the label column or remove the task",
-            table=table,
-        )
+        return self.fit_chunks([data], table)
+
+    def fit_chunks(
+        self, chunks: Iterable[object], table: str = "the training data"
+    ) -> Preprocessor:
+        """:meth:`fit` from consecutive chunks of the training rows (tables, e.g. a
+        stream's record batches): vocabularies from exact counts
+        (:class:`~mtlrec.vocabulary.VocabularyCounter`), scaling and label statistics
+        from running moments (:class:`~mtlrec.running.RunningMoments`), so memory grows
+        with the distinct values, not the rows. One chunk is :meth:`fit` exactly; several
+        give the same vocabularies and statistics equal to float rounding."""
+        counters = {
+            owner.name: VocabularyCounter(owner.name, owner.min_count, owner.max_size)
+            for owner in self.table_owners
+            if owner.hash_buckets is None
+        }
+        moments = {feature.name: RunningMoments() for feature in self.dense_features}
         for task in self._tasks:
-            self.heads[task.name].fit(columns[task.name])
-        values: dict[str, list[Column]] = {f.name: [] for f in self.table_owners}
-        for feature in self.sparse_features:
-            values[self._owner(feature)].append(self._sparse(columns, feature.name))
+            self.heads[task.name].start_fit()
+        longer = dict.fromkeys((f.name for f in self.sequence_features), 0)
+        rows = 0
+        for chunk in chunks:
+            columns = as_columns(chunk, arrow_strings=True, table=table)
+            self._require_inputs(columns, table)
+            require_columns(
+                columns,
+                [t.name for t in self._tasks],
+                "label",
+                "add the label column or remove the task",
+                table=table,
+            )
+            rows += len(next(iter(columns.values())))
+            for task in self._tasks:
+                self.heads[task.name].add_labels(columns[task.name])
+            values: dict[str, list[Column]] = {name: [] for name in counters}
+            for feature in self.sparse_features:
+                column = self._sparse(columns, feature.name)
+                values.get(self._owner(feature), []).append(column)
+            for feature in self.sequence_features:
+                items, lengths = list_column(columns[feature.name], feature.name, feature.separator)
+                values.get(self._owner(feature), []).append(items)
+                longer[feature.name] += int((lengths > feature.max_len).sum())
+            for name, counter in counters.items():
+                counter.add(values[name])
+            for feature in self.dense_features:
+                x = self._dense(columns, feature.name)
+                moments[feature.name].add(x[~np.isnan(x)])
+        for task in self._tasks:
+            self.heads[task.name].finish_fit()
         for feature in self.sequence_features:
-            items, lengths = list_column(columns[feature.name], feature.name, feature.separator)
-            values[self._owner(feature)].append(items)
-            longer = int((lengths > feature.max_len).sum())
-            if longer:
+            if longer[feature.name]:
                 logger.info(
                     "sequence feature %r: %d of %d rows hold more than max_len=%d items; "
                     "the most recent %d are kept",
                     feature.name,
-                    longer,
-                    len(lengths),
+                    longer[feature.name],
+                    rows,
                     feature.max_len,
                     feature.max_len,
                 )
@@ -252,29 +285,24 @@ class Preprocessor:
             if owner.hash_buckets is not None:
                 vocabularies[owner.name] = HashedVocabulary(owner.hash_buckets)
             else:
-                vocabularies[owner.name] = Vocabulary.fit(
-                    values[owner.name], owner.min_count, owner.max_size
-                )
+                vocabularies[owner.name] = counters[owner.name].finish()
         stats = {}
         for feature in self.dense_features:
-            x = self._dense(columns, feature.name)
-            x = x[~np.isnan(x)]
-            if len(x) == 0:
+            if moments[feature.name].count == 0:
                 raise DataError(
                     f"column {feature.name!r} (dense feature) has no non-missing values in "
                     f"{table}; fill it or remove the feature"
                 )
-            stats[feature.name] = self._scaler_stats(x)
+            stats[feature.name] = self._scaler_stats(moments[feature.name])
         self._vocabularies, self._dense_stats = vocabularies, stats
         return self
 
-    def _scaler_stats(self, x: np.ndarray) -> tuple[float, float, float]:
-        mean = float(x.mean())
+    def _scaler_stats(self, x: RunningMoments) -> tuple[float, float, float]:
         if self.scaling == "minmax":
-            offset, spread = float(x.min()), float(x.max() - x.min())
+            offset, spread = x.min, x.max - x.min
         else:
-            offset, spread = mean, float(x.std())
-        return mean, offset, spread if spread > 0 else 1.0
+            offset, spread = x.mean, x.std
+        return x.mean, offset, spread if spread > 0 else 1.0
 
     def _require_inputs(self, columns: dict[str, Column], table: str) -> None:
         require_columns(

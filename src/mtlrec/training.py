@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,7 +28,8 @@ from tqdm.auto import tqdm
 
 from ._flat import FlatParameters, can_flatten
 from .balancers import Balancer, make_balancer
-from .data import Batch, iterate_batches
+from .data import Batch
+from .distributed import Group
 from .exceptions import (
     ConfigError,
     DataError,
@@ -38,7 +40,11 @@ from .exceptions import (
 from .layers.tape import Declined, Tape, Traced, TracedBatch
 from .models import MultiTaskNetwork
 from .objective import Normalisers, Objective
+from .sources import InMemorySource, Source
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +165,24 @@ class Optimizers:
         if self.sparse is not None:
             self.sparse.step()
 
+    def state_dict(self) -> dict:
+        """The optimizers' states (Adam's moments and step counts)."""
+        state = {"dense": self.dense.state_dict()}
+        if self.sparse is not None:
+            state["sparse"] = self.sparse.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict` (for optimizers built the same way)."""
+        if ("sparse" in state) != (self.sparse is not None):
+            raise ConfigError(
+                "the saved optimizer state was made with other sparse_embeddings; resume "
+                "with the setting the run started with"
+            )
+        self.dense.load_state_dict(state["dense"])
+        if self.sparse is not None:
+            self.sparse.load_state_dict(state["sparse"])
+
     def set_lr(self, lr: float) -> None:
         """Every parameter group's learning rate (a warm start may change it)."""
         for optimizer in (self.dense, self.sparse):
@@ -233,6 +257,19 @@ class EarlyStopping:
                 f"early_stopping: task {self.task!r} reports {list(allowed)}, not {self.metric!r}"
             )
         self._maximise = by_name[self.task].head_class.maximises(self.metric)
+
+    def state_dict(self) -> dict:
+        """The monitored best so far, its epoch and weights, and the epochs waited."""
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "waited": self.waited,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best_state, self.waited = state["best_state"], int(state["waited"])
 
     def update(self, epoch: int, metrics: dict, network: torch.nn.Module) -> bool:
         """Record an epoch's validation metrics; True when training should stop."""
@@ -530,9 +567,26 @@ class Accumulator:
         micro_batch: int | None = None,
         fast: bool = True,
         balancer: Balancer | str | None = None,
+        group: Group | None = None,
+        optimizer: Optimizers | None = None,
     ) -> None:
-        self.network, self.objective = network, objective
+        self.network, self.objective, self.group = network, objective, group
         self.balancer = make_balancer(balancer)
+        if group is not None and self.balancer.autograd_reason() is not None:
+            raise ConfigError(
+                f"balancer {self.balancer.name!r} needs each task's gradient or the batch's "
+                "losses of the whole batch, which a multi-process fit does not gather; use "
+                "'equal', 'uncertainty' or 'dwa' with several processes"
+            )
+        if group is not None and (optimizer is None or optimizer.sparse is not None):
+            raise ConfigError(
+                "a multi-process fit sums dense gradients: give sparse_embeddings=False"
+            )
+        #: the gradients a multi-process step sums: the flat buffer, or every parameter's
+        self._shared = []
+        if group is not None:
+            flat = optimizer.flat
+            self._shared = [flat.param] if flat is not None else [p for p in network.parameters()]
         self.step, self.reason = choose_step(network, objective, fast, self.balancer)
         # a balanced step needs each whole batch's gradients at once
         self.micro_batch = None if isinstance(self.step, BalancedStep) else micro_batch
@@ -551,25 +605,63 @@ class Accumulator:
         """``"fast"`` or ``"autograd"``: the step that runs now."""
         return self.step.path
 
-    def __call__(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, Normalisers]:
+    def __call__(
+        self, batch: Batch | None
+    ) -> tuple[torch.Tensor, torch.Tensor, Normalisers] | None:
         """Accumulate one batch's gradients; (loss, per-task mean losses L_t (T,), the
-        batch's normalisers: its label counts N_t, which tasks it carries), detached."""
+        batch's normalisers: its label counts N_t, which tasks it carries), detached.
+        In a multi-process fit, ``batch`` is this process's part (None when it has
+        none left), everything returned is the global batch's, and the gradients
+        are summed over the processes; None once no process has rows left."""
+        if self.group is not None:
+            return self._shared_step(batch)
         normalisers = self.objective.normalisers(batch)
+        n = len(batch)
+        loss, sums = self._accumulate(batch, normalisers, n, True)
+        return loss, sums * normalisers.inverse, normalisers
+
+    def _accumulate(
+        self, batch: Batch, normalisers: Normalisers, rows: int, first: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, per-task loss sums S_t) of ``batch``, its gradients added; ``rows`` and
+        ``normalisers`` are the whole step's, ``first``: whether it adds the per-step
+        terms."""
         coefficients = normalisers.coefficients
         multipliers = self.balancer.multipliers() if self._weighs else None
         if multipliers is not None:
             coefficients = self._scale(coefficients, multipliers)
         n, size = len(batch), self.micro_batch
         if not size or n <= size:
-            loss, sums = self._part(batch, coefficients, n, True)
-            return loss, sums * normalisers.inverse, normalisers
+            return self._part(batch, coefficients, rows, first)
         loss_total, sums_total = None, None
         for start in range(0, n, size):
             part = batch.take(slice(start, start + size))
-            loss, sums = self._part(part, coefficients, n, start == 0)
+            loss, sums = self._part(part, coefficients, rows, first and start == 0)
             loss_total = loss if loss_total is None else loss_total + loss
             sums_total = sums if sums_total is None else sums_total + sums
-        return loss_total, sums_total * normalisers.inverse, normalisers
+        return loss_total, sums_total
+
+    def _shared_step(self, batch: Batch | None):
+        """A step of a multi-process fit (see :mod:`mtlrec.distributed`)."""
+        group, objective = self.group, self.objective
+        device = self._shared[0].device
+        tasks = objective.num_tasks
+        counted = torch.zeros(tasks + 1, device=device)
+        if batch is not None:
+            counted[:tasks] = objective.counts(batch)
+            counted[tasks] = len(batch)
+        group.sum_(counted, "the label counts' all-reduce")
+        rows = int(counted[tasks])
+        if rows == 0:
+            return None
+        normalisers = objective.normalisers_of(counted[:tasks])
+        summed = torch.zeros(tasks + 1, device=device)
+        if batch is not None:
+            loss, sums = self._accumulate(batch, normalisers, rows, group.rank == 0)
+            summed[0], summed[1:] = loss, sums
+        group.sum_gradients_(self._shared)
+        group.sum_(summed, "the losses' all-reduce")
+        return summed[0], summed[1:] * normalisers.inverse, normalisers
 
     def _scale(self, coefficients: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
         """coefficients x multipliers (a new tensor: the normalisers' is cached), kept
@@ -627,15 +719,74 @@ def _batch_norm_kept(network: nn.Module):
                 b.copy_(kept)
 
 
+@dataclass
+class EpochTotals:
+    """What an epoch's record sums over its steps (kept in a checkpoint mid-epoch)."""
+
+    task_sums: torch.Tensor  # S_t over the epoch (T,)
+    task_counts: torch.Tensor  # N_t over the epoch, batches with masks or weights (T,)
+    every_label: int = 0  # rows of the batches labelled throughout (on the host)
+    total: torch.Tensor | None = None  # the steps' losses summed
+    window: torch.Tensor | None = None  # the losses since the last check
+    steps: int = 0
+    seconds: float = 0.0  # spent before a resume
+
+    @classmethod
+    def zeros(cls, tasks: int, device: torch.device) -> EpochTotals:
+        return cls(
+            torch.zeros(tasks, device=device),
+            torch.zeros(tasks, device=device),
+            total=torch.zeros((), device=device),
+            window=torch.zeros((), device=device),
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "task_sums": self.task_sums,
+            "task_counts": self.task_counts,
+            "every_label": self.every_label,
+            "total": self.total,
+            "window": self.window,
+            "steps": self.steps,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device) -> EpochTotals:
+        tensors = {k: v.to(device) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        return cls(
+            **tensors,
+            every_label=int(state["every_label"]),
+            steps=int(state["steps"]),
+            seconds=float(state["seconds"]),
+        )
+
+
+def rng_state(device: torch.device) -> dict:
+    """The random states a step reads: torch's global CPU generator (dropout) and, on
+    CUDA, the device's."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def train(
     network: MultiTaskNetwork,
-    data: Batch,
+    data: Batch | Source,
     objective: Objective,
     *,
     epochs: int,
     batch_size: int,
     optimizer: Optimizers,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
     validate: Callable[[], dict] | None = None,
     early_stopping: EarlyStopping | None = None,
     verbose: int = 1,
@@ -643,18 +794,29 @@ def train(
     fast: bool = True,
     balancer: Balancer | str | None = None,
     first_epoch: int = 1,
+    seed: int | None = None,
+    group: Group | None = None,
+    checkpoints: Checkpoints | None = None,
+    resume: dict | None = None,
 ) -> list[dict]:
     """Run the training loop; returns one history record per epoch, numbered from
     ``first_epoch`` (a continued fit counts on). ``verbose``: 0 silent, 1 a progress bar
     and a line per epoch on stderr, 2 the lines only.
 
+    ``data``: an encoded Batch (shuffled by ``generator`` every epoch) or a
+    :class:`~mtlrec.sources.Source` (a stream, say) that yields the batches.
     ``micro_batch``: batches larger than this are run as consecutive parts whose
     gradients add up to the whole batch's exactly (every part is normalised by the whole
     batch's label counts), so activations stay in cache; the step is the same. Not for
     batch norm, whose statistics depend on the rows seen together. ``fast``: use the
     fast step where it applies. ``balancer``: how the task losses are weighed
     (:mod:`mtlrec.balancers`; a name or a Balancer, default ``"equal"``), started with
-    the tasks' weights, the optimizer's learning rate and the generator's seed.
+    the tasks' weights, the optimizer's learning rate and ``seed`` (default: the
+    generator's). ``group``: this process's place in a multi-process fit
+    (:mod:`mtlrec.distributed`): each step's gradients, label counts and losses are
+    summed over the processes. ``checkpoints``: saves the whole training state every
+    ``checkpoints.every`` steps and after every epoch (:mod:`mtlrec.checkpoint`);
+    ``resume``: such a state, from which the loop continues exactly where it was.
 
     Each record holds the epoch, its seconds, the mean loss over steps, ``task_loss``
     (each task's loss summed over the epoch's rows labelled for it, divided by their
@@ -667,54 +829,113 @@ def train(
     the weights of the best epoch so far (early stopping) or of the last completed one.
     """
     history: list[dict] = []
-    steps = math.ceil(len(data) / batch_size)
-    data = objective.training_labels(data)
-    trainer = Accumulator(network, objective, micro_batch, fast, balancer)
+    device = next(network.parameters()).device
+    if isinstance(data, Batch):
+        if generator is None:
+            raise ConfigError("train: a Batch needs the generator that shuffles it")
+        source: Source = InMemorySource(objective.training_labels(data), generator)
+    else:
+        source = data
+    if seed is None:
+        seed = generator.initial_seed() if generator is not None else 0
+    rank, world = (0, 1) if group is None else (group.rank, group.world)
+    steps = source.steps(batch_size, rank, world)
+    trainer = Accumulator(network, objective, micro_batch, fast, balancer, group, optimizer)
     trainer.balancer.start(
-        torch.tensor(objective.task_weights, device=data.device),
+        torch.tensor(objective.task_weights, device=device),
         lr=float(optimizer.dense.param_groups[0]["lr"]),
-        seed=generator.initial_seed(),
+        seed=seed,
     )
     names = [t.name for t in network.tasks]
     first_loss: float | None = None
     last = first_epoch + epochs - 1
-    for epoch in range(first_epoch, last + 1):
+    start_epoch, skip, totals = first_epoch, 0, None
+    if resume is not None:
+        network.load_state_dict(resume["network"])
+        optimizer.load_state_dict(resume["optimizer"])
+        trainer.balancer.load_state_dict(resume["balancer"])
+        source.restore(resume["source"])
+        set_rng_state(resume["rng"], device)
+        history = list(resume["history"])
+        first_loss = resume["first_loss"]
+        start_epoch, skip = int(resume["epoch"]), int(resume["step"])
+        if early_stopping is not None and resume.get("early_stopping") is not None:
+            early_stopping.load_state_dict(resume["early_stopping"])
+        if skip:
+            totals = EpochTotals.from_state(resume["totals"], device)
+        if resume.get("stopped"):  # early stopping had ended the run
+            start_epoch = last + 1
+
+    def checkpoint(epoch: int, step: int, at_end: bool, stopped: bool = False) -> None:
+        """Save the state from which the loop continues at ``step`` of ``epoch``."""
+        checkpoints.save(
+            {
+                "network": network.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "balancer": trainer.balancer.state_dict(),
+                "source": source.state(at_end),
+                "rng": rng_state(device),
+                "history": history,
+                "first_loss": first_loss,
+                "epoch": epoch + 1 if at_end else epoch,
+                "step": 0 if at_end else step,
+                "totals": None if at_end else totals.state_dict(),
+                "early_stopping": None if early_stopping is None else early_stopping.state_dict(),
+                "stopped": stopped,
+            },
+            epoch=epoch,
+            step=step,
+        )
+
+    for epoch in range(start_epoch, last + 1):
         network.train()
         # the weights to put back if the loss diverges: early stopping's best epoch once
         # there is one, else the last completed epoch's (copied here)
         has_best = early_stopping is not None and early_stopping.best_state is not None
         kept = None if has_best else copy.deepcopy(network.state_dict())
         start = time.perf_counter()
+        if totals is None:
+            totals = EpochTotals.zeros(len(names), device)
         bar = tqdm(
             total=steps,
+            initial=totals.steps,
             desc=f"epoch {epoch}/{last}",
             disable=verbose != 1,
             leave=False,
             file=sys.stderr,
             mininterval=0.5,
         )
-        task_sums = torch.zeros(len(names), device=data.device)  # S_t over the epoch
-        task_counts = torch.zeros(len(names), device=data.device)  # N_t over the epoch ...
-        every_label = 0  # ... plus the rows of the batches labelled throughout (on the host)
-        total = torch.zeros((), device=data.device)
-        window = torch.zeros((), device=data.device)
-        for step, batch in enumerate(iterate_batches(data, batch_size, True, generator), 1):
+        batches = source.batches(epoch, batch_size, rank, world)
+        for _ in range(skip):  # a resumed epoch: the batches trained before the stop
+            next(batches, None)
+        skip = 0
+        while True:
+            batch = next(batches, None)
+            if batch is not None and len(batch) == 0:
+                batch = None
+            if batch is None and group is None:
+                break
             optimizer.zero_grad()
-            loss, losses, normalisers = trainer(batch)
+            result = trainer(batch)
+            if result is None:  # every process is done with the epoch
+                break
+            loss, losses, normalisers = result
             optimizer.step()
             trainer.observe(batch, losses, normalisers)
-            task_sums.addcmul_(losses, normalisers.counts)  # on the device: no host sync
+            totals.task_sums.addcmul_(losses, normalisers.counts)  # on the device: no sync
             if normalisers.present is None:  # every row labelled, weight 1
-                every_label += len(batch)
+                totals.every_label += len(batch)
             else:
-                task_counts.add_(normalisers.counts)
-            total.add_(loss)
-            window.add_(loss)
+                totals.task_counts.add_(normalisers.counts)
+            totals.total.add_(loss)
+            totals.window.add_(loss)
+            totals.steps += 1
+            step = totals.steps
             if first_loss is None:
                 first_loss = abs(float(loss))
             if step % CHECK_EVERY == 0 or step == steps:
-                mean = float(window) / ((step - 1) % CHECK_EVERY + 1)
-                window.zero_()
+                mean = float(totals.window) / ((step - 1) % CHECK_EVERY + 1)
+                totals.window.zero_()
                 if not math.isfinite(mean) or mean > DIVERGED_RATIO * max(first_loss, 1e-3):
                     bar.close()
                     lr = float(optimizer.dense.param_groups[0]["lr"])
@@ -731,20 +952,25 @@ def train(
                         history,
                     )
                 if verbose >= 1:
-                    bar.set_postfix(loss=f"{float(total) / step:.4f}", refresh=False)
+                    bar.set_postfix(loss=f"{float(totals.total) / step:.4f}", refresh=False)
                     bar.update(step - bar.n)
+            if checkpoints is not None and checkpoints.every and step % checkpoints.every == 0:
+                totals.seconds += time.perf_counter() - start
+                start = time.perf_counter()
+                checkpoint(epoch, step, at_end=False)
         bar.close()
         # each task's mean loss over the rows labelled for it (NaN: no row was)
-        task_counts += every_label
-        task_loss = torch.where(task_counts > 0, task_sums / task_counts, math.nan)
+        task_counts = totals.task_counts + totals.every_label
+        task_loss = torch.where(task_counts > 0, totals.task_sums / task_counts, math.nan)
         record = {
             "epoch": epoch,
-            "seconds": time.perf_counter() - start,
-            "loss": float(total) / steps,
+            "seconds": totals.seconds + time.perf_counter() - start,
+            "loss": float(totals.total) / max(totals.steps, 1),
             "task_loss": dict(zip(names, task_loss.tolist(), strict=True)),
             "task_weights": dict(zip(names, trainer.balancer.task_weights(), strict=True)),
             "step": trainer.step.path,
         }
+        totals = None
         trainer.balancer.end_epoch(task_loss)
         if trainer.reason is not None:
             record["step_reason"] = trainer.reason
@@ -753,9 +979,12 @@ def train(
         history.append(record)
         if verbose >= 1:
             tqdm.write(format_epoch(record, last), file=sys.stderr)
-        if early_stopping is not None and early_stopping.update(
+        stop = early_stopping is not None and early_stopping.update(
             epoch, record["validation"], network
-        ):
+        )
+        if checkpoints is not None:
+            checkpoint(epoch, 0, at_end=True, stopped=stop)
+        if stop:
             say(
                 f"early stopping after epoch {epoch}: {early_stopping.task}/"
                 f"{early_stopping.metric} did not improve for {early_stopping.patience} epochs",

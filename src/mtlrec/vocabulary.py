@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._validation import Column, as_numpy, is_arrow, missing_mask
+from .exceptions import DataError
 
 
 def _integral(values: np.ndarray) -> np.ndarray:
@@ -214,6 +215,20 @@ class Vocabulary:
             codes, keys = pd.factorize(keys)
             counts = np.bincount(codes, minlength=len(keys))
             keys = np.asarray(keys, dtype=np.int64 if kind == "int" else object)
+        return cls.from_counts(kind, keys, counts, min_count, max_size)
+
+    @classmethod
+    def from_counts(
+        cls,
+        kind: str,
+        keys: np.ndarray,
+        counts: np.ndarray,
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocabulary:
+        """The vocabulary of distinct ``keys`` (int64 or canonical strings) seen ``counts``
+        times: those seen at least ``min_count`` times, at most ``max_size`` of them (the
+        most frequent; ties: the smaller key)."""
         order = np.argsort(keys, kind="stable")  # by key, so ties keep the smaller key
         keys, counts = keys[order], counts[order]
         keep = counts >= min_count
@@ -303,6 +318,96 @@ class HashedVocabulary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "hash", "buckets": self.buckets}
+
+
+class VocabularyCounter:
+    """Fits a :class:`Vocabulary` from a stream of chunks of one or more columns, with
+    the result :meth:`Vocabulary.fit` gives on all of them at once.
+
+    The chunks of the first call to :meth:`add` are kept as they are (a table in memory
+    is one chunk, fitted by :meth:`Vocabulary.fit` itself); from the second on, each
+    chunk is reduced to its distinct keys and their counts, merged when the pending
+    counts outgrow the distinct keys. Memory grows with the distinct keys, not the rows;
+    more than ``limit`` distinct keys is a DataError that points to ``hash_buckets``.
+    """
+
+    def __init__(
+        self, name: str, min_count: int = 1, max_size: int | None = None, limit: int = 10**8
+    ) -> None:
+        self.name, self.min_count, self.max_size, self.limit = name, min_count, max_size, limit
+        self._first: list[Column] | None = None
+        self._kind: str | None = None
+        self._keys: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+        self._distinct = 0
+
+    def add(self, columns: list[Column]) -> None:
+        """Add one chunk: the chunk's values of every column that shares the table."""
+        if self._first is None and not self._keys:
+            self._first = list(columns)
+            return
+        if self._first is not None:
+            first, self._first = self._first, None
+            self.add(first)
+        for column in columns:
+            kind, keys, counts = _key_counts(column)
+            if kind is None:
+                continue
+            if self._kind is not None and kind != self._kind:  # ints meet text by key
+                if kind == "int":
+                    keys = keys.astype(str).astype(object)
+                else:
+                    self._keys = [k.astype(str).astype(object) for k in self._keys]
+                    self._kind = kind
+            self._kind = self._kind or kind
+            self._keys.append(keys)
+            self._counts.append(counts)
+        if sum(len(k) for k in self._keys) > max(2 * self._distinct, 1 << 20):
+            self._merge()
+
+    def _merge(self) -> None:
+        if len(self._keys) <= 1:
+            return
+        codes, keys = pd.factorize(np.concatenate(self._keys))
+        counts = np.bincount(codes, weights=np.concatenate(self._counts), minlength=len(keys))
+        keys = np.asarray(keys, dtype=np.int64 if self._kind == "int" else object)
+        self._keys, self._counts = [keys], [counts.astype(np.int64)]
+        self._distinct = len(keys)
+        if self._distinct > self.limit:
+            raise DataError(
+                f"column {self.name!r} holds more than {self.limit:,} distinct values; "
+                "a vocabulary of them would not fit in memory: give the feature "
+                "hash_buckets=... instead"
+            )
+
+    def finish(self) -> Vocabulary:
+        """The vocabulary of everything added."""
+        if self._first is not None:
+            return Vocabulary.fit(self._first, self.min_count, self.max_size)
+        self._merge()
+        if not self._keys:
+            return Vocabulary("str", np.array([], dtype=object))
+        keys, counts = self._keys[0], self._counts[0]
+        return Vocabulary.from_counts(self._kind, keys, counts, self.min_count, self.max_size)
+
+
+def _key_counts(column: Column) -> tuple[str | None, np.ndarray, np.ndarray]:
+    """(kind, distinct keys, their counts) of a column's non-missing values; kind None
+    when it has none."""
+    if is_arrow(column):
+        counts = pc.value_counts(column.drop_null())
+        if len(counts) == 0:
+            return None, np.array([], dtype=object), np.array([], dtype=np.int64)
+        keys = np.array(counts.field("values").to_pylist(), dtype=object)
+        return "str", keys, counts.field("counts").to_numpy().astype(np.int64)
+    values = column[~missing_mask(column)]
+    if len(values) == 0:
+        return None, np.array([], dtype=object), np.array([], dtype=np.int64)
+    kind = _kind(values)
+    keys = _int_keys(values)[0] if kind == "int" else canonical_keys(values)
+    codes, keys = pd.factorize(keys)
+    counts = np.bincount(codes, minlength=len(keys)).astype(np.int64)
+    return kind, np.asarray(keys, dtype=np.int64 if kind == "int" else object), counts
 
 
 def vocabulary_from_dict(state: dict[str, Any], legacy: bool = False):

@@ -158,6 +158,15 @@ class Balancer:
             weights = torch.where(torch.isnan(medians), weights, medians)
         return weights.tolist()
 
+    def state_dict(self) -> dict:
+        """Everything the balancer learned so far (its tensors, numbers, inner
+        optimizers and generators), for a checkpoint; :meth:`load_state_dict` after
+        :meth:`start` puts it back."""
+        return attribute_state(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        load_attribute_state(self, state)
+
     def autograd_reason(self) -> str | None:
         """Why this balancer needs an autograd step (None when the fast step can run)."""
         if self.gradient_level:
@@ -279,3 +288,44 @@ class SmallAdam:
         v_hat = self.exp_avg_sq / (1 - torch.pow(beta2, steps))
         update = m_hat / (v_hat.sqrt() + self.eps) * self.lr
         self.param.sub_(torch.where(moves, update, torch.zeros_like(update)))
+
+
+def attribute_state(owner: object) -> dict:
+    """The instance attributes of ``owner`` as plain state: tensors, numbers, strings,
+    None, lists of tensors, torch generators (their state) and objects holding such
+    attributes (an inner optimizer), recursively; methods and functions left out."""
+    state: dict = {}
+    for name, value in vars(owner).items():
+        if isinstance(value, torch.Generator):
+            state[name] = {"generator": value.get_state()}
+        elif value is None or isinstance(value, torch.Tensor | int | float | str | bool):
+            state[name] = value
+        elif isinstance(value, list | tuple) and all(
+            isinstance(v, torch.Tensor | int | float) for v in value
+        ):
+            state[name] = list(value)
+        elif hasattr(value, "__dict__") and not callable(value):
+            state[name] = {"attributes": attribute_state(value)}
+    return state
+
+
+def load_attribute_state(owner: object, state: dict) -> None:
+    """Inverse of :func:`attribute_state`: a tensor of the same shape is copied in place
+    (so tensors shared between attributes stay shared), anything else is set."""
+    for name, value in state.items():
+        current = getattr(owner, name, None)
+        if isinstance(current, torch.Generator):
+            current.set_state(value["generator"])
+        elif isinstance(value, dict) and "attributes" in value and current is not None:
+            load_attribute_state(current, value["attributes"])
+        elif (
+            isinstance(current, torch.Tensor)
+            and isinstance(value, torch.Tensor)
+            and current.shape == value.shape
+        ):
+            with torch.no_grad():
+                current.copy_(value)
+        elif isinstance(value, torch.Tensor) and isinstance(current, torch.Tensor):
+            setattr(owner, name, value.to(current.device))
+        elif not callable(current) or current is None:
+            setattr(owner, name, value)

@@ -16,6 +16,7 @@ import torch
 from .._validation import Column, numeric_column
 from ..exceptions import ConfigError, DataError, UndefinedMetricError
 from ..metrics import undefined
+from ..running import RunningMoments
 
 if TYPE_CHECKING:
     from ..tasks import Task
@@ -102,7 +103,24 @@ class Head:
     def fit(self, column: Column) -> None:
         """Learn label statistics from the training labels (checked as by encode; missing
         labels are left out)."""
-        self.require_labelled(self.encode(column))
+        self.start_fit()
+        self.add_labels(column)
+        self.finish_fit()
+
+    def start_fit(self) -> None:
+        """Start learning label statistics from chunks of the training labels
+        (:meth:`add_labels` each, then :meth:`finish_fit`; :meth:`fit` is one chunk)."""
+        self._moments = RunningMoments()
+
+    def add_labels(self, column: Column) -> None:
+        """Add a chunk of training labels (checked as by encode)."""
+        y = self.encode(column)
+        self._moments.add(y[~np.isnan(y)])
+
+    def finish_fit(self) -> None:
+        """Set the statistics from every chunk added; DataError when none held a label."""
+        if self._moments.count == 0:
+            self.require_labelled(np.array([np.nan]))
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready label statistics (empty when the head keeps none)."""

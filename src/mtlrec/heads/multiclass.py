@@ -18,10 +18,10 @@ import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
-from .._validation import Column, missing_mask
+from .._validation import Column
 from ..exceptions import DataError
 from ..metrics import accuracy, macro_auc, multiclass_log_loss
-from ..vocabulary import Vocabulary
+from ..vocabulary import Vocabulary, VocabularyCounter
 from . import HEADS
 from .base import PRIOR_FLOOR, Head
 
@@ -50,10 +50,17 @@ class Multiclass(Head):
             raise DataError(f"task {self.name!r}: the classes are learned by fit")
         return len(self.vocabulary)
 
-    def fit(self, column: Column) -> None:
-        if missing_mask(column).all():
-            self.require_labelled(np.full(len(column), np.nan))
-        self.vocabulary = Vocabulary.fit(column)
+    def start_fit(self) -> None:
+        self._counter = VocabularyCounter(self.name)
+
+    def add_labels(self, column: Column) -> None:
+        self._counter.add([column])
+
+    def finish_fit(self) -> None:
+        vocabulary = self._counter.finish()
+        if len(vocabulary) == 0:
+            self.require_labelled(np.array([np.nan]))
+        self.vocabulary = vocabulary
         if len(self.vocabulary) < 2:
             raise DataError(
                 f"task {self.name!r} (multiclass): column {self.name!r} holds only the class "

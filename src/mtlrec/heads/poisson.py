@@ -31,8 +31,12 @@ def count_scale(counts: np.ndarray) -> float:
     c = 1). Measured against units of 1 and of the mean in docs/benchmarks.md
     (``benchmarks/prior_probe.py``): the shared task's AUC as with the mean, the counts'
     deviance as with 1, and counts x 2,500 train exactly as the counts."""
-    mean = float(counts.mean())
-    return max(float(counts.var()) / mean, 1.0) if mean > 0 else 1.0
+    return dispersion_scale(float(counts.mean()), float(counts.var()))
+
+
+def dispersion_scale(mean: float, var: float) -> float:
+    """:func:`count_scale` from the counts' mean and (population) variance."""
+    return max(var / mean, 1.0) if mean > 0 else 1.0
 
 
 @HEADS.register("poisson", rank=30)
@@ -48,11 +52,14 @@ class Poisson(Head):
         super().__init__(task)
         self.scale = 1.0
 
-    def fit(self, column: Column) -> None:
-        self.scale = 1.0
-        y = self.require_labelled(self.encode(column))
+    def start_fit(self) -> None:
+        self.scale = 1.0  # encode the chunks as they are
+        super().start_fit()
+
+    def finish_fit(self) -> None:
+        super().finish_fit()
         if self.task is None or self.task.standardize:
-            self.scale = count_scale(y)
+            self.scale = dispersion_scale(self._moments.mean, self._moments.var)
 
     def state_dict(self) -> dict[str, Any]:
         return {"scale": self.scale}

@@ -34,12 +34,15 @@ class Regression(Head):
         super().__init__(task)
         self.mean, self.std = 0.0, 1.0
 
-    def fit(self, column: Column) -> None:
-        self.mean, self.std = 0.0, 1.0
-        y = self.require_labelled(self.encode(column))
+    def start_fit(self) -> None:
+        self.mean, self.std = 0.0, 1.0  # encode the chunks as they are
+        super().start_fit()
+
+    def finish_fit(self) -> None:
+        super().finish_fit()
         if self.task is None or self.task.standardize:
-            std = float(y.std())
-            self.mean, self.std = float(y.mean()), std if std > 0 else 1.0
+            std = self._moments.std
+            self.mean, self.std = self._moments.mean, std if std > 0 else 1.0
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std}

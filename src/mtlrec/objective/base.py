@@ -155,16 +155,20 @@ class Objective:
         key = (len(batch), batch.device)
         if plain and key in self._normalisers:
             return self._normalisers[key]
-        counts = self.counts(batch)
-        result = Normalisers(
+        result = self.normalisers_of(self.counts(batch), plain)
+        if plain:
+            self._normalisers[key] = result
+        return result
+
+    def normalisers_of(self, counts: torch.Tensor, plain: bool = False) -> Normalisers:
+        """The :class:`Normalisers` of label counts N_t (T,) (summed over the processes
+        of a distributed step, say); ``plain``: every row labelled with weight 1."""
+        return Normalisers(
             counts,
             1.0 / counts.clamp_min(_EMPTY),
             self.coefficients(counts),
             None if plain else counts > _EMPTY,
         )
-        if plain:
-            self._normalisers[key] = result
-        return result
 
     def _group_coefficients(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
         """Per group, its coefficients shaped to scale its gradient ((T', 1) or ()); kept
