@@ -154,7 +154,8 @@ def units_of(dataset: ds.Dataset) -> list[Unit]:
     for fragment in dataset.get_fragments():
         if isinstance(fragment, ds.ParquetFileFragment):
             for group in fragment.split_by_row_group():
-                units.append(Unit(group, group.metadata.num_rows if group.metadata else None))
+                rows = sum(g.num_rows for g in group.row_groups) if group.row_groups else None
+                units.append(Unit(group, rows))
         else:
             units.append(Unit(fragment, None))
     return units

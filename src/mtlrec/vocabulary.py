@@ -348,7 +348,10 @@ class VocabularyCounter:
             return
         if self._first is not None:
             first, self._first = self._first, None
-            self.add(first)
+            self._count(first)
+        self._count(columns)
+
+    def _count(self, columns: list[Column]) -> None:
         for column in columns:
             kind, keys, counts = _key_counts(column)
             if kind is None:

@@ -22,7 +22,7 @@ from ..tasks import Task, task_to_dict
 #: allowed keys of each config section
 SECTIONS: dict[str, tuple[str, ...]] = {
     "config": ("data", "features", "tasks", "model", "training", "output"),
-    "data": ("dataset", "train", "validation", "test"),
+    "data": ("dataset", "train", "validation", "test", "stream"),
     "features": ("sparse", "sequence", "dense", "embedding_dim", "scaling"),
     "features.sparse": tuple(f.name for f in dataclasses.fields(SparseFeature)),
     "features.sequence": tuple(f.name for f in dataclasses.fields(SequenceFeature)),
@@ -51,6 +51,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "device",
         "balancer",
         "sample_weight",
+        "shuffle_buffer",
+        "checkpoint_dir",
+        "checkpoint_every",
     ),
 }
 
@@ -67,6 +70,9 @@ _TRAINING_TYPES: dict[str, type] = {
     "device": str,
     "balancer": str,
     "sample_weight": str,
+    "shuffle_buffer": int,
+    "checkpoint_dir": str,
+    "checkpoint_every": int,
 }
 
 
@@ -85,6 +91,7 @@ class TrainConfig:
     validation: Path | None = None
     test: Path | None = None
     output: Path | None = None
+    stream: bool = False
 
 
 def _check_keys(mapping: Any, section: str, where: str) -> dict:
@@ -219,6 +226,13 @@ def load_config(path: str | Path) -> TrainConfig:
     for split in ("train", "validation", "test"):
         if split in data:
             setattr(config, split, resolve(data[split], f"data.{split}"))
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ConfigError(f"{path}: data.stream must be true or false, got {stream!r}")
+    # a folder of files is read as a stream
+    config.stream = stream or bool(config.train and config.train.is_dir())
+    if "checkpoint_dir" in training:
+        training["checkpoint_dir"] = resolve(training["checkpoint_dir"], "checkpoint_dir")
     if raw.get("output") is not None:
         config.output = resolve(raw["output"], "output")
     if raw.get("features") is not None:

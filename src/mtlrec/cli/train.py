@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 from ..bundle import existing_bundle
+from ..distributed import is_main_process
 from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
 from ..experiments.benchmark import load_dataset
+from ..sources import describe_data
 from .common import _add_threads
 from .config import load_config
 from .tables import format_metrics, read_table
@@ -46,6 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, validation, test = bundled.train, None, bundled.test
         features = config.features or bundled.features
         tasks = config.tasks or bundled.tasks
+    elif config.stream or args.stream:  # read batch by batch: any size
+        train, validation, test = config.train, config.validation, config.test
+        features, tasks = config.features, config.tasks
     else:
         train = read_table(config.train)
         validation = read_table(config.validation) if config.validation else None
@@ -55,6 +60,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_options = dict(config.training)
     if args.epochs is not None:
         fit_options["epochs"] = args.epochs
+    if args.checkpoint_dir is not None:
+        fit_options["checkpoint_dir"] = Path(args.checkpoint_dir)
+    if args.checkpoint_every is not None:
+        fit_options["checkpoint_every"] = args.checkpoint_every
+    if args.resume:
+        if "checkpoint_dir" not in fit_options:
+            raise ConfigError(
+                "--resume needs the checkpoint folder: pass --checkpoint-dir or set "
+                "training.checkpoint_dir in the config"
+            )
+        fit_options["resume"] = True
     seed = fit_options.pop("seed", 0)
     device = fit_options.pop("device", "cpu")
     model = MultiTaskModel(
@@ -71,13 +87,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, validation, verbose=0 if args.quiet else 1, threads=args.threads, **fit_options
     )
     seconds = time.perf_counter() - start
+    if not is_main_process():  # under torchrun, rank 0 saves and reports
+        return 0
     model.save(output, overwrite=args.overwrite)
+    rows = describe_data(train).get("rows")
     print(
         f"trained {config.architecture} ({model.num_parameters():,} parameters) on "
-        f"{len(train):,} rows in {seconds:.1f}s; saved to {output}"
+        f"{'a stream' if rows is None else f'{rows:,} rows'} in {seconds:.1f}s; "
+        f"saved to {output}"
     )
     if test is not None:
-        print(f"test metrics ({len(test):,} rows):")
+        print(f"test metrics ({describe_data(test).get('rows') or 'all'} rows):")
         print(format_metrics(model.evaluate(test, threads=args.threads)))
     return 0
 
@@ -112,6 +132,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="E",
         help="training epochs (overrides the config's training.epochs)",
+    )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the data files batch by batch instead of into memory (any size; a "
+        "folder of Parquet files is always streamed)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="save the training state there after every epoch (and every "
+        "--checkpoint-every steps), to resume a stopped run",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, metavar="K", help="also save a checkpoint every K steps"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved in the checkpoint folder from its newest checkpoint",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
     _add_threads(p)
