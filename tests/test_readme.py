@@ -28,7 +28,8 @@ def marked_blocks(text: str) -> list[list[str]]:
 
 def readme_commands(text: str) -> list[list[str]]:
     """Every ``mtlrec ...`` command in the README's code (fenced lines, indented lines,
-    inline code), split like a shell would, comments dropped, pipes and ``&&`` split."""
+    inline code; ``torchrun ... -m mtlrec ...`` too), split like a shell would, comments
+    dropped, pipes and ``&&`` split."""
     snippets = re.findall(r"```[a-z]*\n(.*?)\n```", text, flags=re.DOTALL)
     snippets += [line for line in text.splitlines() if line.startswith("    ")]
     snippets += re.findall(r"`(mtlrec [^`]+)`", text)
@@ -37,6 +38,8 @@ def readme_commands(text: str) -> list[list[str]]:
         for line in snippet.splitlines():
             for part in re.split(r"\|\||&&|\|", line):
                 words = shlex.split(part, comments=True)
+                if words[:1] == ["torchrun"] and "-m" in words:  # torchrun ... -m mtlrec ARGS
+                    words = words[words.index("-m") + 1 :]
                 if words[:1] == ["mtlrec"] and words[1:2] != ["COMMAND"]:
                     commands.append(words)
     return commands

@@ -335,7 +335,9 @@ class StreamSource(Source):
                 full = len(whole) // local * local
                 for start in range(0, full, local):
                     yield whole.take(slice(start, start + local))
-                window = [whole.take(slice(full, len(whole)))] if full < len(whole) else []
+                # a copy of the rest: a view would keep the whole window alive
+                rest = whole.take(torch.arange(full, len(whole)))
+                window = [rest] if full < len(whole) else []
                 held = len(whole) - full
         if held:
             whole = concat_batches(window)
