@@ -3,7 +3,8 @@ RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, as torchrun starts it.
 
 Usage: python _distributed_worker.py MODE DATA OUT
 MODE: ``memory`` (fit the Parquet file read into memory), ``stream`` (fit the folder as a
-stream), ``die`` (rank 1 exits in the middle of epoch 1).
+stream), ``die`` (rank 1 exits in the middle of epoch 1), ``stop`` (every rank stops at
+step 30 of a fit that checkpoints into OUT.checkpoints), ``resume`` (resume that fit).
 """
 
 from __future__ import annotations
@@ -33,12 +34,27 @@ def main(mode: str, data: str, out: str) -> None:
             original(self)
 
         Optimizers.step = step
+    if mode == "stop":
+        original, calls = Optimizers.step, {"n": 0}
+
+        def stop(self):
+            calls["n"] += 1
+            if calls["n"] == 30:  # the whole job stops (a machine lost, say)
+                os._exit(4)
+            original(self)
+
+        Optimizers.step = stop
     rows = data if mode == "stream" else pd.read_parquet(data)
     valid = pd.read_parquet(data) if mode != "stream" else None
+    checkpoints: dict = {"checkpoint_every": None}
+    if mode in ("stop", "resume"):
+        checkpoints = dict(
+            checkpoint_dir=out + ".checkpoints", checkpoint_every=5, resume=mode == "resume"
+        )
     fitted = model(dropout=0.0).fit(
         rows,
         validation=valid,
-        **dict(FIT, checkpoint_every=None, batch_size=64, epochs=2),
+        **{**FIT, "batch_size": 64, "epochs": 2, **checkpoints},
         shuffle_buffer=300,
     )
     if rank == 0:

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
+from mtlrec.checkpoint import latest_checkpoint
 from test_resume import FIT, model, table
 
 pytestmark = pytest.mark.skipif(
@@ -111,3 +112,18 @@ def test_a_rank_that_dies_mid_epoch_stops_the_others_with_an_error_naming_the_ra
     assert code1 == 3
     assert code0 != 0
     assert "DistributedError" in err0 and "rank 0 of 2" in err0, err0[-2000:]
+
+
+def test_two_processes_resume_a_stopped_run_to_the_weights_of_one_unbroken_process(tmp_path):
+    data = table(1500)
+    data.to_parquet(tmp_path / "rows.parquet")
+    stopped = launch("stop", tmp_path / "rows.parquet", tmp_path / "out")
+    assert [code for code, _ in stopped] == [4, 4], stopped
+    newest = latest_checkpoint(tmp_path / "out.checkpoints")
+    assert newest is not None and newest.name.endswith("epoch-0002-step-000000005")
+    results = launch("resume", tmp_path / "rows.parquet", tmp_path / "out")
+    assert [code for code, _ in results] == [0, 0], results
+    alone = model(dropout=0.0).fit(
+        data, validation=data, **dict(FIT, checkpoint_every=None, batch_size=64, epochs=2)
+    )
+    check_close(tmp_path / "out", alone)
