@@ -63,13 +63,24 @@ class Group:
         self._run(what, dist.all_reduce, tensor, dist.ReduceOp.SUM)
         return tensor
 
-    def sum_gradients_(self, params: Sequence[torch.nn.Parameter]) -> None:
-        """Sum the gradients of ``params`` over the processes, in place (a missing
-        gradient counts as zeros: it becomes a zero tensor first)."""
+    def sum_gradients_(self, params: Sequence[torch.nn.Parameter], *more: torch.Tensor) -> None:
+        """Sum the gradients of ``params`` (a missing gradient counts as zeros: it
+        becomes a zero tensor first) and the tensors ``more`` over the processes, in
+        place; the all-reduces are issued together and then waited for."""
+        tensors = []
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            self.sum_(p.grad, "the gradients' all-reduce")
+            tensors.append(p.grad)
+
+        def reduce_all() -> None:
+            works = [
+                dist.all_reduce(t, dist.ReduceOp.SUM, async_op=True) for t in [*tensors, *more]
+            ]
+            for work in works:
+                work.wait()
+
+        self._run("the gradients' all-reduce", reduce_all)
 
     def gather_rows(self, tensor: torch.Tensor) -> torch.Tensor:
         """Every process's rows of ``tensor`` (N_r, ...), in rank order."""

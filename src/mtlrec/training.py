@@ -659,8 +659,7 @@ class Accumulator:
         if batch is not None:
             loss, sums = self._accumulate(batch, normalisers, rows, group.rank == 0)
             summed[0], summed[1:] = loss, sums
-        group.sum_gradients_(self._shared)
-        group.sum_(summed, "the losses' all-reduce")
+        group.sum_gradients_(self._shared, summed)  # and the losses
         return summed[0], summed[1:] * normalisers.inverse, normalisers
 
     def _scale(self, coefficients: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
