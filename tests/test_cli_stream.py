@@ -44,6 +44,9 @@ def test_train_streams_a_folder_and_predict_scores_it_in_batches(folder, capsys)
     assert scores["id"].tolist() == (np.arange(600) * 7).tolist()  # input order kept
     expected = model.predict(pd.read_parquet(folder / "rows"))
     np.testing.assert_allclose(scores["click"], expected["click"], rtol=1e-6)
+    code, out, err = run(capsys, "evaluate", "--model", folder / "model", "--data", folder / "rows")
+    assert code == 0, err
+    assert "click" in out and "auc" in out
     code, _, err = run(
         capsys, "predict", "--model", folder / "model", "--data", folder / "rows",
         "--output", folder / "scores.csv.gz", "--keep", "id", "--quiet",

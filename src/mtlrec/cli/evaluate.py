@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..estimator import load_model
 from ..exceptions import DataError
@@ -13,6 +14,12 @@ from .tables import format_metrics, read_table
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
+    if Path(args.data).is_dir():  # a folder of Parquet files: read as a stream
+        if args.group is not None:
+            raise DataError("--group needs one file read into memory, not a folder")
+        metrics = model.evaluate(args.data, batch_size=args.batch_size, threads=args.threads)
+        print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+        return 0
     table = read_table(args.data)
     missing = [t.name for t in model.tasks if t.name not in table.columns]
     if missing:
@@ -37,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="print the per-task metrics of a saved model",
-        description="Evaluate a saved model on a labelled CSV/Parquet file.",
+        description="Evaluate a saved model on a labelled CSV/Parquet file (or a folder "
+        "of Parquet files, read as a stream).",
     )
     _add_inference_args(p, "feature and label column")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
