@@ -8,16 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from .._validation import holds_lists
-from ..exceptions import ConfigError, DataError
-
-
-def _table_format(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".csv", ".csv.gz")):
-        return "csv"
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    raise ConfigError(f"{path}: unknown file type; use .csv, .csv.gz, .parquet or .pq")
+from ..exceptions import DataError
+from ..scoring import output_format as _table_format
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
