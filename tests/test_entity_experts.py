@@ -309,7 +309,7 @@ def setup(arch: str, features, params: dict, rows: int = 200):
     tasks = (
         FUNNEL_TASKS if arch == "esmm" else [Task("a"), Task("b"), Task("watch", type="regression")]
     )
-    model = mtlrec.create_model(arch, features, tasks, **{**SMALL[arch], **params})
+    model = mtlrec.create_model(arch, features, tasks, **{**SMALL.get(arch, {}), **params})
     model.preprocessor.fit(TABLE)
     c = model.config
     objective = Objective(

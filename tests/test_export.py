@@ -57,7 +57,7 @@ def test_onnx_predicts_what_predict_does_for_every_architecture(architecture, tm
     funnel = architecture == "esmm"
     tasks = FUNNEL_TASKS if funnel else HEAD_TASKS  # every head, or the funnel ESMM needs
     table = funnel_table(TABLE) if funnel else TABLE
-    model = mtlrec.create_model(architecture, FEATURES, tasks, **SMALL[architecture])
+    model = mtlrec.create_model(architecture, FEATURES, tasks, **SMALL.get(architecture, {}))
     model.fit(table, epochs=1, verbose=0)
     assert_parity(model, table, tmp_path)
 

@@ -48,7 +48,16 @@ PUBLIC = {
 
 def test_public_api_is_sorted_and_complete():
     facades = {cls.facade_name for _, cls in ARCHITECTURES.items()}
-    assert facades == {"SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE", "ESMM"}
+    assert facades == {
+        "SingleTask",
+        "SharedBottom",
+        "OMoE",
+        "MMoE",
+        "CrossStitch",
+        "CGC",
+        "PLE",
+        "ESMM",
+    }
     assert mtlrec.__all__ == sorted(PUBLIC | facades)
     for name in mtlrec.__all__:
         assert getattr(mtlrec, name) is not None
