@@ -73,3 +73,23 @@ TASKS = [Task("a"), Task("b")]
 @pytest.fixture(scope="session")
 def table() -> pd.DataFrame:
     return make_table()
+
+
+def declared_without_rule(network) -> str | None:
+    """Why ``network`` trains by autograd by its own declaration (a block that says it
+    has no fast-path rule at all: ``has_fast_rule = False``), or None."""
+    for module in network.modules():
+        if getattr(module, "has_fast_rule", True) is False:
+            return module.fast_path_declines()
+    return None
+
+
+def check_fast_or_declared(network, fast, slow) -> bool:
+    """True when the fast step ran (the caller compares it); else asserts that the
+    network declared it has no rule, the step said why, and returns False."""
+    reason = declared_without_rule(network)
+    if reason is None:
+        assert fast[0].path == "fast", fast[0].reason
+        return True
+    assert fast[0].path == "autograd" and reason in fast[0].reason
+    return False

@@ -54,6 +54,7 @@ def test_public_api_is_sorted_and_complete():
         "OMoE",
         "MMoE",
         "CrossStitch",
+        "DSelectK",
         "CGC",
         "PLE",
         "ESMM",

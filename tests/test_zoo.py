@@ -1,0 +1,99 @@
+"""The newer architectures against their papers' equations (issue 20)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mtlrec
+from conftest import make_table
+from mtlrec import DenseFeature, SparseFeature, Task
+from mtlrec.models.cross_stitch import CrossStitchUnit
+from mtlrec.models.dselect_k import DSelectKGates, smooth_step
+
+FEATURES = [SparseFeature("cat"), SparseFeature("color"), DenseFeature("x")]
+TASKS = [Task("a"), Task("b")]
+
+
+def test_smooth_step_is_zero_one_and_cubic_between():
+    gamma = 2.0
+    t = torch.tensor([-5.0, -1.0, -0.5, 0.0, 0.5, 1.0, 5.0], requires_grad=True)
+    s = smooth_step(t, gamma)
+    cubic = lambda v: -2 * v**3 / gamma**3 + 1.5 * v / gamma + 0.5  # noqa: E731
+    expected = torch.tensor([0.0, 0.0, cubic(-0.5), 0.5, cubic(0.5), 1.0, 1.0])
+    torch.testing.assert_close(s.detach(), expected)
+    s.sum().backward()
+    assert t.grad[0] == 0 and t.grad[-1] == 0  # flat outside the transition
+    assert t.grad[3] == pytest.approx(1.5 / gamma)
+
+
+@pytest.mark.parametrize("experts", [4, 5])
+def test_a_selector_past_the_transition_picks_exactly_one_expert(experts):
+    gates = DSelectKGates(tasks=2, experts=experts, in_features=3, selectors=1, gamma=1.0)
+    bits = gates.bits
+    with torch.no_grad():
+        gates.logits.weight.zero_()
+        # task 0 codes expert 2 (bits 0, 1, 0...), task 1 expert 1 (bits 1, 0, ...)
+        for task, expert in ((0, 2), (1, 1)):
+            code = [(expert >> b) & 1 for b in range(bits)]
+            gates.logits.bias[task, 0, :bits] = torch.tensor([5.0 if c else -5.0 for c in code])
+    weights = gates(torch.randn(7, 3))
+    assert weights.shape == (2, 7, experts)
+    torch.testing.assert_close(weights[0], torch.eye(experts)[2].expand(7, experts))
+    torch.testing.assert_close(weights[1], torch.eye(experts)[1].expand(7, experts))
+
+
+def test_dselect_k_gates_sum_to_one_and_are_inspected():
+    model = mtlrec.DSelectK(FEATURES, TASKS, num_experts=5, num_selectors=2, expert_units=[8])
+    table = make_table(400)
+    model.fit(table, epochs=1, verbose=0)
+    assert model.history_[-1]["step"] == "autograd"
+    assert "smooth-step gates have no fast-path rule" in model.history_[-1]["step_reason"]
+    weights = model.gate_weights(table.head(50))
+    for task in ("a", "b"):
+        assert weights[task].shape == (50, 5)
+        torch.testing.assert_close(torch.from_numpy(weights[task]).sum(1), torch.ones(50))
+
+
+def test_cross_stitch_units_start_as_the_paper_says_and_mix_columns():
+    unit = CrossStitchUnit(tasks=3, self_weight=0.8)
+    torch.testing.assert_close(
+        unit.alpha.detach(), torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    )
+    x = torch.randn(3, 4, 5)
+    expected = torch.einsum("ts,sbh->tbh", unit.alpha.detach(), x)
+    torch.testing.assert_close(unit(x).detach(), expected)
+
+
+def test_cross_stitch_with_identity_units_is_one_network_per_task():
+    model = mtlrec.CrossStitch(FEATURES, TASKS, self_weight=1.0, column_units=[8, 4])
+    table = make_table(300)
+    model.preprocessor.fit(table)
+    network = model.build()
+    batch = model.preprocessor.transform(table.head(20))
+    before = network(batch).named()["a"].detach()
+    with torch.no_grad():  # task b's column changes; task a's logits must not
+        for column in network.columns:
+            for layer in column.layers:
+                weight = layer.weight
+                (weight[:, 1] if layer.shared_input else weight[1]).mul_(-3.0)
+    torch.testing.assert_close(network(batch).named()["a"].detach(), before)
+    assert model.build() is not None
+    assert (
+        mtlrec.CrossStitch(FEATURES, TASKS).fit(table, epochs=1, verbose=0).history_[-1]["step"]
+        == "fast"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("cross_stitch", {"self_weight": 1.5}, "self_weight must be in"),
+        ("cross_stitch", {"column_units": []}, "column_units"),
+        ("dselect_k", {"num_experts": 1}, "num_experts"),
+        ("dselect_k", {"gamma": 0}, "gamma must be > 0"),
+    ],
+)
+def test_bad_hyperparameters_are_named(name, params, message):
+    with pytest.raises(mtlrec.ConfigError, match=message):
+        mtlrec.create_model(name, FEATURES, TASKS, **params)
