@@ -55,6 +55,7 @@ def test_public_api_is_sorted_and_complete():
         "MMoE",
         "CrossStitch",
         "DSelectK",
+        "AITM",
         "CGC",
         "PLE",
         "ESMM",

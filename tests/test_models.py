@@ -64,7 +64,10 @@ def test_same_seed_same_weights_other_seed_other_weights(name):
     assert any(not torch.equal(sa[k], sc[k]) for k in sa)
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n != "esmm"])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in list_models() if n != "esmm" and network_class(n).config_class.towers_may_differ],
+)
 def test_three_tasks_and_towers_that_differ(name):
     tasks = (Task("a"), Task("b"), Task("c", type="regression"))
     net = build(name, tasks=tasks, tower_units=[[8], [16, 4], [3]])

@@ -92,8 +92,31 @@ def test_cross_stitch_with_identity_units_is_one_network_per_task():
         ("cross_stitch", {"column_units": []}, "column_units"),
         ("dselect_k", {"num_experts": 1}, "num_experts"),
         ("dselect_k", {"gamma": 0}, "gamma must be > 0"),
+        ("aitm", {"tower_units": [[8], [4]]}, "one list of hidden units for every task"),
     ],
 )
 def test_bad_hyperparameters_are_named(name, params, message):
     with pytest.raises(mtlrec.ConfigError, match=message):
         mtlrec.create_model(name, FEATURES, TASKS, **params)
+
+
+def test_aitm_passes_each_step_to_the_next_and_not_back():
+    model = mtlrec.AITM(FEATURES, TASKS, tower_units=[8, 4])
+    table = make_table(300)
+    table["b"] = table["b"] * table["a"]
+    model.preprocessor.fit(table)
+    network = model.build()
+    batch = model.preprocessor.transform(table.head(20))
+    before = network(batch).named()
+    with torch.no_grad():  # the second task's tower and transfer: the first must not move
+        network.task_towers.layers[-1].weight[1].mul_(-2.0)
+        network.transfer.h1[0].weight.mul_(3.0)
+    after = network(batch).named()
+    torch.testing.assert_close(after["a"], before["a"])
+    assert not torch.allclose(after["b"], before["b"])
+    with torch.no_grad():  # the first task's tower reaches the second through the transfer
+        network.task_towers.layers[-1].weight[0].mul_(-2.0)
+    assert not torch.allclose(network(batch).named()["b"], after["b"])
+    funnel = [Task("a"), Task("b", after="a", funnel="direct", penalty=0.6)]  # + calibrator
+    model = mtlrec.AITM(FEATURES, funnel, tower_units=[8, 4]).fit(table, epochs=1, verbose=0)
+    assert "information-transfer attention" in model.history_[-1]["step_reason"]

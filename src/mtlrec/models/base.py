@@ -114,6 +114,8 @@ class NetworkConfig:
 
     #: whether the architecture has experts (or bottoms) that entity_experts can add to
     takes_entity_experts: ClassVar[bool] = False
+    #: whether ``tower_units`` may give each task its own hidden units
+    towers_may_differ: ClassVar[bool] = True
 
     def validate(self, num_tasks: int) -> None:
         """Raise ConfigError for values no network can be built with."""
