@@ -21,6 +21,7 @@ from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
 from ..features import Feature
 from ..heads import HEADS
+from ..models import list_models, network_class
 from ..tasks import Task
 from ..training import EarlyStopping
 from .plots import plot_benchmark, plot_training_curves
@@ -140,6 +141,14 @@ REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
     "ple": {**_CGC, "num_levels": 2},
     "esmm": {"tower_units": [64, 64], "positional_roles": True},  # Adult's tasks are no funnel
 }
+# every other architecture brings its reference hyperparameters in its own file
+REFERENCE_CONFIGS.update(
+    {
+        name: dict(network_class(name).config_class.reference)
+        for name in list_models()
+        if name not in REFERENCE_CONFIGS
+    }
+)
 
 
 #: reference optimisation settings

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -45,6 +46,8 @@ class AITMConfig(NetworkConfig):
     tower_units: Sequence[int] = (128, 64, 32)
 
     towers_may_differ = False  # the transfer needs every tower's width
+    #: the paper's towers (128-64-32)
+    reference: ClassVar[dict[str, Any]] = {"tower_units": [128, 64, 32]}
 
     def validate(self, num_tasks: int) -> None:
         if not self.tower_units or not all(isinstance(u, int) for u in self.tower_units):

@@ -116,6 +116,8 @@ class NetworkConfig:
     takes_entity_experts: ClassVar[bool] = False
     #: whether ``tower_units`` may give each task its own hidden units
     towers_may_differ: ClassVar[bool] = True
+    #: the hyperparameters the benchmarks compare it with (``mtlrec benchmark``)
+    reference: ClassVar[dict[str, Any]] = {}
 
     def validate(self, num_tasks: int) -> None:
         """Raise ConfigError for values no network can be built with."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +36,9 @@ class CrossStitchConfig(NetworkConfig):
     column_units: Sequence[int] = (64, 64)
     self_weight: float = 0.9
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32,)
+
+    #: a column per task as wide as Shared-Bottom's reference bottom is per task
+    reference: ClassVar[dict[str, Any]] = {"column_units": [64, 64], "tower_units": [32, 32]}
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -54,6 +55,14 @@ class DSelectKConfig(NetworkConfig):
     num_selectors: int = 2
     gamma: float = 1.0
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
+
+    #: MMoE's reference experts and towers, two selectors per gate
+    reference: ClassVar[dict[str, Any]] = {
+        "num_experts": 8,
+        "expert_units": [64, 64],
+        "num_selectors": 2,
+        "tower_units": [32, 32],
+    }
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
