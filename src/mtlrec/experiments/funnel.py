@@ -19,7 +19,9 @@ The models (:data:`FUNNEL_MODELS`):
 * ``mmoe_*`` / ``ple_*``: MMoE / PLE with the funnel task trained ``conditional`` (loss on
   clicked rows), ``entire_space`` (ESMM's product), ``direct_penalty`` (the tower predicts
   the joint, penalty 1 on joint > CTR) or ``ipw`` (entire space plus ESCM^2's
-  inverse-propensity-weighted CVR loss, weight 1); see :mod:`mtlrec.objective.funnel`.
+  inverse-propensity-weighted CVR loss, weight 1); see :mod:`mtlrec.objective.funnel`;
+* ``aitm_direct_penalty`` (AITM as its paper trains it: the joint over every impression,
+  the calibrator as the penalty) and ``aitm_entire_space``.
 
 Networks are small (4 experts of 32 units, towers of 16; embeddings of 8) and training is
 a fixed number of epochs, sized so that ``seeds=3`` of the ten simulator models takes a
@@ -85,6 +87,11 @@ FUNNEL_MODELS: dict[str, FunnelModel] = {
     "esmm": FunnelModel("esmm", {"tower_units": [32, 16]}, {}),
     **{f"mmoe_{k}": FunnelModel("mmoe", _MOE, v) for k, v in _FUNNELS.items()},
     **{f"ple_{k}": FunnelModel("ple", _PLE, v) for k, v in _FUNNELS.items()},
+    # AITM as its paper trains it: every step over all impressions, plus the calibrator
+    "aitm_direct_penalty": FunnelModel(
+        "aitm", {"tower_units": [32, 16]}, _FUNNELS["direct_penalty"]
+    ),
+    "aitm_entire_space": FunnelModel("aitm", {"tower_units": [32, 16]}, _FUNNELS["entire_space"]),
 }
 
 #: default data sizes and optimisation of :func:`run_funnel_benchmark`
