@@ -56,6 +56,7 @@ def test_public_api_is_sorted_and_complete():
         "CrossStitch",
         "DSelectK",
         "AITM",
+        "DBMTL",
         "CGC",
         "PLE",
         "ESMM",

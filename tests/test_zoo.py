@@ -93,6 +93,8 @@ def test_cross_stitch_with_identity_units_is_one_network_per_task():
         ("dselect_k", {"num_experts": 1}, "num_experts"),
         ("dselect_k", {"gamma": 0}, "gamma must be > 0"),
         ("aitm", {"tower_units": [[8], [4]]}, "one list of hidden units for every task"),
+        ("dbmtl", {"tower_units": [8]}, "give relation_units"),
+        ("dbmtl", {"relation_units": []}, "relation_units"),
     ],
 )
 def test_bad_hyperparameters_are_named(name, params, message):
@@ -120,3 +122,25 @@ def test_aitm_passes_each_step_to_the_next_and_not_back():
     funnel = [Task("a"), Task("b", after="a", funnel="direct", penalty=0.6)]  # + calibrator
     model = mtlrec.AITM(FEATURES, funnel, tower_units=[8, 4]).fit(table, epochs=1, verbose=0)
     assert "information-transfer attention" in model.history_[-1]["step_reason"]
+
+
+def test_dbmtl_conditions_each_task_on_the_ones_before_it_only():
+    tasks = [Task("a"), Task("b"), Task("c", type="regression")]
+    model = mtlrec.DBMTL(FEATURES, tasks, bottom_units=[8], task_units=[6], relation_units=[4])
+    table = make_table(200)
+    table["c"] = table["x"] * 2.0
+    model.preprocessor.fit(table)
+    network = model.build()
+    assert [m[0].in_features for m in network.relations.mlps] == [6, 10, 14]
+    batch = model.preprocessor.transform(table.head(20))
+    before = network(batch).named()
+    with torch.no_grad():  # task b's relation layer: a must not move, b and c must
+        network.relations.mlps[1][0].weight.mul_(-2.0)
+    after = network(batch).named()
+    torch.testing.assert_close(after["a"], before["a"])
+    assert not torch.allclose(after["b"], before["b"])
+    assert not torch.allclose(after["c"], before["c"])
+    # the bottom, the task layers (one bank), 3 relation layers, the outputs (one bank)
+    assert len(network.dense_weights()) == 1 + 1 + 3 + 1
+    fitted = mtlrec.DBMTL(FEATURES, tasks, l2_dense=1e-3).fit(table, epochs=1, verbose=0)
+    assert "relation layers have no fast-path rule" in fitted.history_[-1]["step_reason"]

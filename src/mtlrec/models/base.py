@@ -364,9 +364,13 @@ class MultiTaskNetwork(nn.Module):
             self.embedding.folded = None
 
     def dense_weights(self) -> list[torch.Tensor]:
-        """Weight matrices of every hidden/output layer (the L2-regularised ones)."""
+        """Weight matrices of every hidden/output layer (the L2-regularised ones): the
+        banks' (E, I, O) weights and any plain layer's (O, I) weight outside the input
+        layer (whose tables have their own penalty)."""
         return [
-            p for name, p in self.named_parameters() if name.endswith("weight") and p.dim() == 3
+            p
+            for name, p in self.named_parameters()
+            if name.endswith("weight") and p.dim() >= 2 and not name.startswith("embedding.")
         ]
 
     def shared_parameters(self) -> list[nn.Parameter]:
