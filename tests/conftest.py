@@ -62,7 +62,7 @@ def funnel_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 FEATURES = [
-    SparseFeature("cat", embedding_dim=4),
+    SparseFeature("cat", embedding_dim=4, group="user"),  # POSO's personalisation feature
     SparseFeature("color", embedding_dim=4),
     DenseFeature("x"),
     DenseFeature("noise"),

@@ -59,7 +59,7 @@ def tiny_frame(rows: int, seed: int) -> pd.DataFrame:
 
 
 FEATURES = [
-    mtlrec.SparseFeature("color", 4),
+    mtlrec.SparseFeature("color", 4, group="user"),  # POSO's personalisation feature
     mtlrec.SparseFeature("shop", 4),
     mtlrec.DenseFeature("price"),
     mtlrec.DenseFeature("age"),
@@ -341,3 +341,16 @@ def test_adult_smoke_learns_both_tasks():
     # full runs reach 0.909 / 0.964; 3000 rows x 3 epochs reach about 0.87 / 0.96
     auc = {r["task"]: r["auc"] for r in out}
     assert auc["income"] > 0.83 and auc["marital"] > 0.93, auc
+
+
+def test_an_architecture_the_data_cannot_feed_is_skipped_saying_why(capsys):
+    data = tiny_loader()
+    plain = [mtlrec.SparseFeature("color", 4), mtlrec.DenseFeature("price")]
+    data = BenchmarkData(data.train, data.test, plain, data.tasks)
+    records = run_benchmark(
+        data, models=["poso", "shared_bottom"], seeds=1, epochs=1, verbose=1, warmup=False
+    )
+    assert {r["model"] for r in records} == {"shared_bottom"}
+    assert "poso: skipped on this dataset (poso: no feature has group='user'" in (
+        capsys.readouterr().err
+    )

@@ -357,7 +357,7 @@ def test_micro_batches_with_entity_experts_equal_autograd() -> None:
 
 #: no groups: a mean- and a sum-pooled sequence on the item table, for every architecture
 POOLED = [
-    SparseFeature("user_id", embedding_dim=4),
+    SparseFeature("user_id", embedding_dim=4, group="user"),  # POSO personalises by it
     SparseFeature("item_id", embedding_dim=4),
     SparseFeature("item_category", embedding_dim=3),
     DenseFeature("user_activity"),

@@ -57,6 +57,7 @@ def test_public_api_is_sorted_and_complete():
         "DSelectK",
         "AITM",
         "DBMTL",
+        "POSO",
         "CGC",
         "PLE",
         "ESMM",

@@ -13,7 +13,12 @@ from mtlrec.layers.banks import member_runs
 from mtlrec.layers.gates import GateBank, softmax_last
 from mtlrec.models import InputSpec, list_models, make_config, network_class
 
-SPEC = InputSpec(vocabulary_sizes=[7, 11, 5], embedding_dims=[4, 4, 8], num_dense=3)
+SPEC = InputSpec(
+    vocabulary_sizes=[7, 11, 5],
+    embedding_dims=[4, 4, 8],
+    num_dense=3,
+    layout={"groups": ["user", None, None, None, None, None]},  # POSO reads the user group
+)
 TASKS = (Task("a"), Task("b"))
 WIDTH = 4 + 4 + 8 + 3  # embedding widths + dense columns
 

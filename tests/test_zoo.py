@@ -95,6 +95,7 @@ def test_cross_stitch_with_identity_units_is_one_network_per_task():
         ("aitm", {"tower_units": [[8], [4]]}, "one list of hidden units for every task"),
         ("dbmtl", {"tower_units": [8]}, "give relation_units"),
         ("dbmtl", {"relation_units": []}, "relation_units"),
+        ("poso", {"gate_scale": 0}, "gate_scale must be > 0"),
     ],
 )
 def test_bad_hyperparameters_are_named(name, params, message):
@@ -144,3 +145,24 @@ def test_dbmtl_conditions_each_task_on_the_ones_before_it_only():
     assert len(network.dense_weights()) == 1 + 1 + 3 + 1
     fitted = mtlrec.DBMTL(FEATURES, tasks, l2_dense=1e-3).fit(table, epochs=1, verbose=0)
     assert "relation layers have no fast-path rule" in fitted.history_[-1]["step_reason"]
+
+
+def test_poso_gates_read_the_personalisation_columns_only():
+    features = [SparseFeature("cat", group="user"), SparseFeature("color"), DenseFeature("x")]
+    model = mtlrec.POSO(features, TASKS, bottom_units=[8, 4], gate_units=3)
+    table = make_table(200)
+    model.preprocessor.fit(table)
+    network = model.build()
+    bottom = network.bottom
+    assert bottom.personal.tolist() == network.embedding.group_columns("user").tolist()
+    x = torch.randn(6, network.embedding.out_features)
+    gates = [2.0 * torch.sigmoid(g(x.index_select(1, bottom.personal))) for g in bottom.gates]
+    expected = x
+    for layer, gate in zip(bottom.layers, gates, strict=True):
+        expected = torch.relu(layer(expected)) * gate
+    torch.testing.assert_close(bottom(x), expected)
+    other = x.clone()
+    other[:, bottom.personal] += 1.0  # only the personalisation columns move the gates
+    assert not torch.allclose(bottom(other), bottom(x))
+    with pytest.raises(mtlrec.ConfigError, match="no feature has group='user'"):
+        mtlrec.POSO([SparseFeature("cat"), DenseFeature("x")], TASKS).fit(table, verbose=0)

@@ -42,7 +42,6 @@ from .heads import HEADS
 from .layers import BankLinear, GateBank
 from .metrics import METRIC_ALIASES, gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
-from .models.base import check_entity_groups
 from .objective import Objective, funnel, l2_terms
 from .preprocessing import Preprocessor
 from .sources import (
@@ -142,7 +141,7 @@ class MultiTaskModel:
         tasks = check_tasks(tasks, {f.name for f in self.features})
         self.architecture = architecture
         self.config = make_config(architecture, params, len(tasks))
-        check_entity_groups(self.config.entity_experts, groups_of(self.features))
+        self.config.check_groups(groups_of(self.features))
         self.tasks = network.prepare_tasks(tasks, self.config)
         self.preprocessor = Preprocessor(self.features, self.tasks, scaling=scaling)
         self.seed = seed

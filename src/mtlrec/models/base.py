@@ -119,6 +119,11 @@ class NetworkConfig:
     #: the hyperparameters the benchmarks compare it with (``mtlrec benchmark``)
     reference: ClassVar[dict[str, Any]] = {}
 
+    def check_groups(self, groups: Sequence[str]) -> None:
+        """ConfigError when the features' groups lack one the hyperparameters name
+        (``entity_experts``'s; an architecture that reads a group adds its own)."""
+        check_entity_groups(self.entity_experts, groups)
+
     def validate(self, num_tasks: int) -> None:
         """Raise ConfigError for values no network can be built with."""
         experts = self.entity_experts
@@ -239,7 +244,7 @@ class MultiTaskNetwork(nn.Module):
             copies=self.copies,
             **inputs.layout,
         )
-        check_entity_groups(config.entity_experts, self.embedding.feature_groups)
+        config.check_groups(self.embedding.feature_groups)
 
     @property
     def task_names(self) -> tuple[str, ...]:
