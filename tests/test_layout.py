@@ -58,6 +58,7 @@ def test_public_api_is_sorted_and_complete():
         "AITM",
         "DBMTL",
         "POSO",
+        "PEPNet",
         "CGC",
         "PLE",
         "ESMM",

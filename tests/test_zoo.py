@@ -96,6 +96,7 @@ def test_cross_stitch_with_identity_units_is_one_network_per_task():
         ("dbmtl", {"tower_units": [8]}, "give relation_units"),
         ("dbmtl", {"relation_units": []}, "relation_units"),
         ("poso", {"gate_scale": 0}, "gate_scale must be > 0"),
+        ("pepnet", {"tower_units": [[8], [4]]}, "one list of hidden units"),
     ],
 )
 def test_bad_hyperparameters_are_named(name, params, message):
@@ -166,3 +167,36 @@ def test_poso_gates_read_the_personalisation_columns_only():
     assert not torch.allclose(bottom(other), bottom(x))
     with pytest.raises(mtlrec.ConfigError, match="no feature has group='user'"):
         mtlrec.POSO([SparseFeature("cat"), DenseFeature("x")], TASKS).fit(table, verbose=0)
+
+
+def test_pepnet_gates_embeddings_by_the_domain_and_each_tower_by_the_person():
+    features = [
+        SparseFeature("cat", group="user"),
+        SparseFeature("color", group="domain"),
+        DenseFeature("x"),
+    ]
+    model = mtlrec.PEPNet(features, TASKS, tower_units=[6, 4], gate_units=3, domain_group="domain")
+    table = make_table(200)
+    model.preprocessor.fit(table)
+    network = model.build()
+    p = network.personalised
+    e = torch.randn(5, network.embedding.out_features, requires_grad=True)
+    sig = lambda gate, v: 2.0 * torch.sigmoid(gate(v))  # noqa: E731
+    e2 = sig(p.ep, torch.cat([e[:, p.domain], e.detach()], 1)) * e
+    gate_in = torch.cat([e2[:, p.personal], e2.detach()], 1)
+    expected = []
+    for layers, gates in zip(p.layers, p.gates, strict=True):
+        h = e2
+        for layer, gate in zip(layers, gates, strict=True):
+            h = torch.relu(layer(h)) * sig(gate, gate_in)
+        expected.append(h)
+    torch.testing.assert_close(p(e), torch.stack(expected))
+    # stop gradient: the gates reach the row through its domain / personal columns only
+    (p.ep(torch.cat([e[:, p.domain], e.detach()], 1)).sum()).backward()
+    other = [i for i in range(e.shape[1]) if i not in p.domain.tolist()]
+    assert e.grad[:, other].abs().sum() == 0 and e.grad[:, p.domain].abs().sum() > 0
+    plain = mtlrec.PEPNet(features, TASKS, tower_units=[4])
+    plain.preprocessor.fit(table)
+    assert plain.build().personalised.ep is None  # one domain: no EPNet
+    with pytest.raises(mtlrec.ConfigError, match="domain_group='site' names a group"):
+        mtlrec.PEPNet(features, TASKS, domain_group="site")
