@@ -59,6 +59,8 @@ def test_public_api_is_sorted_and_complete():
         "DBMTL",
         "POSO",
         "PEPNet",
+        "SNRTrans",
+        "SNRAver",
         "CGC",
         "PLE",
         "ESMM",

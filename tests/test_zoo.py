@@ -200,3 +200,31 @@ def test_pepnet_gates_embeddings_by_the_domain_and_each_tower_by_the_person():
     assert plain.build().personalised.ep is None  # one domain: no EPNet
     with pytest.raises(mtlrec.ConfigError, match="domain_group='site' names a group"):
         mtlrec.PEPNet(features, TASKS, domain_group="site")
+
+
+def test_snr_gates_follow_the_hard_concrete_and_can_close_a_connection():
+    from mtlrec.models.snr import GAMMA, ZETA, Routing
+
+    routing = Routing(tasks=2, experts=3, units=4, routed=None).eval()
+    with torch.no_grad():
+        routing.log_alpha.copy_(torch.tensor([[5.0, 0.0, -9.0], [-9.0, 0.3, 9.0]]))
+    expected = (torch.sigmoid(routing.log_alpha) * (ZETA - GAMMA) + GAMMA).clamp(0, 1)
+    z = routing.gates()
+    torch.testing.assert_close(z, expected.detach())
+    assert z[0, 2] == 0 and z[1, 0] == 0 and z[0, 0] == 1  # stretched past 0 and 1: exact
+    experts = torch.randn(3, 5, 4)
+    torch.testing.assert_close(routing(experts), torch.einsum("te,ebh->tbh", z, experts))
+    routing.train()
+    torch.manual_seed(0)
+    first = routing.gates()
+    torch.manual_seed(0)
+    assert torch.equal(first, routing.gates())  # sampled from torch's generator
+    assert not torch.equal(first, routing.gates())
+    trans = mtlrec.SNRTrans(FEATURES, TASKS, num_experts=3, expert_units=[8], routed_units=5)
+    table = make_table(200)
+    trans.fit(table, epochs=1, verbose=0)
+    assert trans.network.routing.transform.shape == (2, 3, 8, 5)
+    assert "sampled routing gates" in trans.history_[-1]["step_reason"]
+    first_predictions = trans.predict(table.head(30))["a"]
+    np_equal = (first_predictions == trans.predict(table.head(30))["a"]).all()
+    assert np_equal  # prediction uses the deterministic gates
