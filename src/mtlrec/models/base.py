@@ -181,6 +181,24 @@ class NetworkConfig:
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
+@dataclass(kw_only=True)
+class ExpertsConfig(NetworkConfig):
+    """For architectures over a bank of experts: num_experts, experts in the bank;
+    expert_units, hidden units of each expert."""
+
+    num_experts: int = 8
+    expert_units: Sequence[int] = (64, 64)
+
+    #: the fewest experts the architecture takes (0 with entity experts, where it takes them)
+    min_experts: ClassVar[int] = 1
+
+    def validate(self, num_tasks: int) -> None:
+        super().validate(num_tasks)
+        fewest = 0 if self.entity_experts and self.takes_entity_experts else self.min_experts
+        check_positive("num_experts", self.num_experts, minimum=fewest)
+        check_units("expert_units", self.expert_units)
+
+
 def _jsonable(value):
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]

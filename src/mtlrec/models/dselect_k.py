@@ -35,27 +35,25 @@ from ..exceptions import ConfigError
 from ..layers import BankLinear, mix
 from .base import (
     ARCHITECTURES,
+    ExpertsConfig,
     InputSpec,
     MultiTaskNetwork,
-    NetworkConfig,
     Outputs,
     check_positive,
-    check_units,
 )
 
 
 @dataclass(kw_only=True)
-class DSelectKConfig(NetworkConfig):
+class DSelectKConfig(ExpertsConfig):
     """num_experts: experts in the bank; expert_units: hidden units of each expert;
     num_selectors: k, the experts each task's gate may end up selecting; gamma: the width
     of the smooth step's transition."""
 
-    num_experts: int = 8
-    expert_units: Sequence[int] = (64, 64)
     num_selectors: int = 2
     gamma: float = 1.0
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
 
+    min_experts = 2
     #: MMoE's reference experts and towers, two selectors per gate
     reference: ClassVar[dict[str, Any]] = {
         "num_experts": 8,
@@ -66,8 +64,6 @@ class DSelectKConfig(NetworkConfig):
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
-        check_positive("num_experts", self.num_experts, minimum=2)
-        check_units("expert_units", self.expert_units)
         check_positive("num_selectors", self.num_selectors)
         if not self.gamma > 0:
             raise ConfigError(f"gamma must be > 0, got {self.gamma!r}")

@@ -12,24 +12,21 @@ from ..exceptions import ConfigError
 from ..layers import GateBank, mix
 from .base import (
     ARCHITECTURES,
+    ExpertsConfig,
     InputSpec,
     MultiTaskNetwork,
-    NetworkConfig,
     Outputs,
-    check_positive,
     check_units,
 )
 
 
 @dataclass(kw_only=True)
-class MoEConfig(NetworkConfig):
+class MoEConfig(ExpertsConfig):
     """num_experts: experts in the bank; expert_units: hidden units of each expert;
     gate_units: hidden units before each gate's softmax layer (empty = linear gate);
     gate_temperature: softmax temperature of the gates; entity_experts: experts per
     feature group beside the ``num_experts`` shared ones (which may then be 0)."""
 
-    num_experts: int = 8
-    expert_units: Sequence[int] = (64, 64)
     gate_units: Sequence[int] = (32, 32)
     gate_temperature: float = 1.0
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
@@ -38,8 +35,6 @@ class MoEConfig(NetworkConfig):
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
-        check_positive("num_experts", self.num_experts, minimum=0 if self.entity_experts else 1)
-        check_units("expert_units", self.expert_units)
         check_units("gate_units", self.gate_units)
         if not self.gate_temperature > 0:
             raise ConfigError(f"gate_temperature must be > 0, got {self.gate_temperature!r}")

@@ -34,12 +34,11 @@ from torch import nn
 
 from .base import (
     ARCHITECTURES,
+    ExpertsConfig,
     InputSpec,
     MultiTaskNetwork,
-    NetworkConfig,
     Outputs,
     check_positive,
-    check_units,
 )
 
 #: the hard concrete distribution's temperature and stretch (Louizos et al., 2018)
@@ -47,12 +46,11 @@ BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 
 
 @dataclass(kw_only=True)
-class SNRConfig(NetworkConfig):
+class SNRConfig(ExpertsConfig):
     """num_experts: E sub-networks; expert_units: hidden units of each; routed_units:
     H_v, each connection's transform output (SNR-Trans only)."""
 
     num_experts: int = 4
-    expert_units: Sequence[int] = (64, 64)
     routed_units: int = 64
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
 
@@ -65,8 +63,6 @@ class SNRConfig(NetworkConfig):
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
-        check_positive("num_experts", self.num_experts)
-        check_units("expert_units", self.expert_units)
         check_positive("routed_units", self.routed_units)
 
 
