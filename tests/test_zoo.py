@@ -97,6 +97,8 @@ def test_cross_stitch_with_identity_units_is_one_network_per_task():
         ("dbmtl", {"relation_units": []}, "relation_units"),
         ("poso", {"gate_scale": 0}, "gate_scale must be > 0"),
         ("pepnet", {"tower_units": [[8], [4]]}, "one list of hidden units"),
+        ("dselect_k", {"entropy_weight": -1.0}, "entropy_weight must be >= 0"),
+        ("snr_trans", {"l0_weight": -1.0}, "l0_weight must be >= 0"),
     ],
 )
 def test_bad_hyperparameters_are_named(name, params, message):
@@ -228,3 +230,29 @@ def test_snr_gates_follow_the_hard_concrete_and_can_close_a_connection():
     first_predictions = trans.predict(table.head(30))["a"]
     np_equal = (first_predictions == trans.predict(table.head(30))["a"]).all()
     assert np_equal  # prediction uses the deterministic gates
+
+
+def test_the_papers_regularisers_are_loss_terms_of_their_configs():
+    from mtlrec.models.dselect_k import SelectorEntropy
+    from mtlrec.models.snr import BETA, GAMMA, ZETA, ExpectedConnections
+
+    table = make_table(300)
+    model = mtlrec.DSelectK(FEATURES, TASKS, num_experts=4, expert_units=[8], entropy_weight=0.1)
+    terms = model.config.loss_terms()
+    assert [type(t) for t in terms] == [SelectorEntropy]
+    model.preprocessor.fit(table)
+    network = model.build()
+    network(model.preprocessor.transform(table.head(16)))
+    picks = network.gates.last_picks
+    expected = -0.1 * (picks * picks.clamp_min(1e-12).log()).sum()
+    torch.testing.assert_close(terms[0].value(network, None), expected)
+    model.fit(table, epochs=1, verbose=0)  # trains with it
+    snr = mtlrec.SNRAver(FEATURES, TASKS, num_experts=3, expert_units=[8], l0_weight=0.01)
+    (term,) = snr.config.loss_terms()
+    assert isinstance(term, ExpectedConnections) and not term.per_row
+    snr.preprocessor.fit(table)
+    network = snr.build()
+    alpha = network.routing.log_alpha
+    open_share = torch.sigmoid(alpha - BETA * torch.log(torch.tensor(-GAMMA / ZETA)))
+    torch.testing.assert_close(term.value(network, None), 0.01 * open_share.sum())
+    assert mtlrec.SNRAver(FEATURES, TASKS, l2_dense=1e-3).config.loss_terms()[0].name == "l2_dense"

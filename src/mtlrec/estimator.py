@@ -42,7 +42,7 @@ from .heads import HEADS
 from .layers import BankLinear, GateBank
 from .metrics import METRIC_ALIASES, gauc, undefined
 from .models import ARCHITECTURES, InputSpec, MultiTaskNetwork, make_config, network_class
-from .objective import Objective, funnel, l2_terms
+from .objective import Objective, funnel
 from .preprocessing import Preprocessor
 from .sources import (
     SHUFFLE_BUFFER,
@@ -399,11 +399,7 @@ class MultiTaskModel:
                     val.weights = sample_weights(
                         validation, sample_weight, len(val), "the validation table"
                     )
-            objective = Objective(
-                self.tasks,
-                self.preprocessor.heads,
-                l2_terms(self.config.l2_embedding, self.config.l2_dense),
-            )
+            objective = Objective(self.tasks, self.preprocessor.heads, self.config.loss_terms())
             settings = (optimizer, weight_decay, sparse_embeddings)
             if warm:
                 network = self.network

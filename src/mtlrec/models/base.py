@@ -25,7 +25,7 @@ from ..layers import BankLinear, BankMLP, GateBank, InputLayer, Towers, activati
 from ..layers.experts import GroupedExperts
 from ..layers.folding import FoldedInput
 from ..layers.towers import TowerLogits
-from ..objective import funnel
+from ..objective import Term, funnel, l2_terms
 from ..registry import Registry
 from ..tasks import Task
 
@@ -118,6 +118,11 @@ class NetworkConfig:
     towers_may_differ: ClassVar[bool] = True
     #: the hyperparameters the benchmarks compare it with (``mtlrec benchmark``)
     reference: ClassVar[dict[str, Any]] = {}
+
+    def loss_terms(self) -> list[Term]:
+        """The training loss's addends beyond the task losses that these hyperparameters
+        ask for: the L2 penalties, and an architecture's own regulariser (extend it)."""
+        return l2_terms(self.l2_embedding, self.l2_dense)
 
     def check_groups(self, groups: Sequence[str]) -> None:
         """ConfigError when the features' groups lack one the hyperparameters name

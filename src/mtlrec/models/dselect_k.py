@@ -15,8 +15,9 @@ selectors, w(x) = sum_i softmax(a(x))_i r_i(x), and the task reads sum_j w_j f_j
 MMoE. Both z(x) and a(x) are linear in the input (the paper's per-example gating).
 
 Here, with E not a power of two, the codes beyond expert E - 1 select nothing and w is
-renormalised over the E experts; the paper's entropy regulariser that pushes the
-selectors to binary is not added (the smooth step alone reaches binary weights). The
+renormalised over the E experts. The paper's regulariser that pushes each selector to a
+single expert, ``entropy_weight`` x the mean over rows of sum_{t, i} H(r_ti(x)), is the
+loss term :class:`SelectorEntropy` (off by default, 0). The
 gates have no fast-path rule: the step trains by autograd (``history_`` says so).
 Shape legend: T tasks, B batch, E experts, k selectors, m code bits, H expert units.
 """
@@ -33,6 +34,7 @@ from torch import nn
 
 from ..exceptions import ConfigError
 from ..layers import BankLinear, mix
+from ..objective import Term
 from .base import (
     ARCHITECTURES,
     ExpertsConfig,
@@ -51,6 +53,7 @@ class DSelectKConfig(ExpertsConfig):
 
     num_selectors: int = 2
     gamma: float = 1.0
+    entropy_weight: float = 0.0
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
 
     min_experts = 2
@@ -62,11 +65,34 @@ class DSelectKConfig(ExpertsConfig):
         "tower_units": [32, 32],
     }
 
+    def loss_terms(self) -> list[Term]:
+        terms = super().loss_terms()
+        return [*terms, SelectorEntropy(self.entropy_weight)] if self.entropy_weight else terms
+
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
         check_positive("num_selectors", self.num_selectors)
+        if not self.entropy_weight >= 0:
+            raise ConfigError(f"entropy_weight must be >= 0, got {self.entropy_weight!r}")
         if not self.gamma > 0:
             raise ConfigError(f"gamma must be > 0, got {self.gamma!r}")
+
+
+class SelectorEntropy(Term):
+    """weight x sum over rows, tasks and selectors of the entropy of the selector's
+    expert weights r_ti(x) (Hazimeh et al., section 3.3), from the gates' last forward."""
+
+    name = "dselect_k_entropy"
+    per_row = True
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def value(self, network, batch) -> torch.Tensor:
+        picks = network.gates.last_picks  # (T, B, k, E), this batch's
+        # p log p, with log's argument floored: a selector at exactly 0 has gradient
+        # log(1e-12) there, not -inf
+        return -self.weight * (picks * picks.clamp_min(1e-12).log()).sum()
 
 
 def smooth_step(t: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -109,6 +135,7 @@ class DSelectKGates(nn.Module):
         z = out[..., : k * m].reshape(t, b, k, 1, m)
         s = smooth_step(z, self.gamma)
         picks = torch.where(self.codes, s, 1.0 - s).prod(-1)  # (T, B, k, E)
+        self.last_picks = picks  # for SelectorEntropy
         share = torch.softmax(out[..., k * m :], dim=-1)  # (T, B, k)
         weights = (share.unsqueeze(-1) * picks).sum(2)  # (T, B, E)
         if self.experts < 2**m:  # codes past the last expert select nothing

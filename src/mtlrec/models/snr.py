@@ -13,9 +13,10 @@ The coding variables follow the hard concrete distribution of Louizos et al. (IC
 s = sigmoid((log u - log(1 - u) + log alpha) / beta), u ~ U(0, 1), at prediction
 s = sigmoid(log alpha), and z = min(1, max(0, s (zeta - gamma) + gamma)) with
 beta = 2/3, gamma = -0.1, zeta = 1.1 (the paper's values). Task t's tower reads v_t.
-The paper's L0 penalty on the expected open connections is not added here (mtlrec's
-loss terms belong to the objective, not to a network); without it the connections are
-learned gates that can still close exactly (z clips at 0). The noise is drawn from
+The paper's L0 penalty, ``l0_weight`` x sum_ti P(z_ti > 0) with
+P(z > 0) = sigmoid(log alpha - beta log(-gamma / zeta)), is the loss term
+:class:`ExpectedConnections` (off by default, 0); without it the connections are learned
+gates that can still close exactly (z clips at 0). The noise is drawn from
 torch's generator, so a fit is reproducible from its seed and resumes exactly.
 
 No fast-path rule (the sampled gates): the step trains by autograd (``history_`` says
@@ -32,6 +33,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..exceptions import ConfigError
+from ..objective import Term
 from .base import (
     ARCHITECTURES,
     ExpertsConfig,
@@ -52,6 +55,7 @@ class SNRConfig(ExpertsConfig):
 
     num_experts: int = 4
     routed_units: int = 64
+    l0_weight: float = 0.0
     tower_units: Sequence[int] | Sequence[Sequence[int]] = (32, 32)
 
     reference: ClassVar[dict[str, Any]] = {
@@ -64,6 +68,27 @@ class SNRConfig(ExpertsConfig):
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
         check_positive("routed_units", self.routed_units)
+        if not self.l0_weight >= 0:
+            raise ConfigError(f"l0_weight must be >= 0, got {self.l0_weight!r}")
+
+    def loss_terms(self) -> list[Term]:
+        terms = super().loss_terms()
+        return [*terms, ExpectedConnections(self.l0_weight)] if self.l0_weight else terms
+
+
+class ExpectedConnections(Term):
+    """weight x the expected number of open connections, sum_ti P(z_ti > 0), once per
+    step (Louizos et al.'s L0 penalty)."""
+
+    name = "snr_l0"
+    per_row = False
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def value(self, network, batch) -> torch.Tensor:
+        log_alpha = network.routing.log_alpha
+        return self.weight * torch.sigmoid(log_alpha - BETA * math.log(-GAMMA / ZETA)).sum()
 
 
 class Routing(nn.Module):
