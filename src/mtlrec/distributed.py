@@ -95,19 +95,6 @@ class Group:
         self._run("gathering predictions", dist.all_gather, parts, padded.contiguous())
         return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
 
-    def same(self, value: int, what: str) -> None:
-        """DistributedError unless every process holds the same ``value``."""
-        t = torch.tensor([value, -value], dtype=torch.float64)
-        self._run(what, dist.all_reduce, t, dist.ReduceOp.MAX)
-        if int(t[0]) != -int(t[1]):
-            raise DistributedError(
-                f"rank {self.rank} of {self.world}: {what} differs between processes "
-                f"(here {value}, elsewhere between {-int(t[1])} and {int(t[0])})"
-            )
-
-    def barrier(self) -> None:
-        self._run("a barrier", dist.barrier)
-
 
 def current_group(device: torch.device | str = "cpu") -> Group | None:
     """The process group this process trains in; None when it trains alone.

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import torch
 
 from . import inspection, runtime
@@ -340,6 +341,8 @@ class MultiTaskModel:
         if resume and warm_start:
             raise ConfigError("fit: give resume=True or warm_start=True, not both")
         group = current_group(self.device)
+        if streaming:  # opened once: its files' footers are read here, not again
+            train_data = self._open(train_data)
         with runtime.threads(threads):
             checkpoints, state = None, None
             if checkpoint_dir is not None:
@@ -385,7 +388,7 @@ class MultiTaskModel:
             val, val_source = None, None
             if validation is not None and is_stream(validation):
                 val_source = self._stream_source(
-                    validation, sample_weight, True, 0, "the validation table", labels=True
+                    self._open(validation), sample_weight, True, 0, "the validation table"
                 )
             elif validation is not None:
                 val = self.preprocessor.transform(
@@ -511,21 +514,26 @@ class MultiTaskModel:
         self.preprocessor = Preprocessor.load(directory / PREPROCESSOR_FILE)
         return checkpoints, state
 
+    def _open(self, data: Any, labels: bool = True) -> ds.Dataset:
+        """``data`` (a file, folder or dataset) opened, every file checked for the feature
+        columns and, with ``labels``, the label columns (:func:`sources.open_dataset`)."""
+        columns = [f.name for f in self.features]
+        return open_dataset(data, columns + ([t.name for t in self.tasks] if labels else []))
+
     def _stream_source(
         self,
-        data: Any,
+        dataset: ds.Dataset,
         sample_weight: Any,
         fitted: bool,
         shuffle_buffer: int | None,
         table: str,
         labels: bool = True,
     ) -> StreamSource:
-        """A stream of encoded batches of ``data`` (a file, folder or dataset), the
+        """A stream of encoded batches of ``dataset`` (opened by :meth:`_open`), the
         preprocessor fitted on one pass over it first unless ``fitted``."""
         columns = [f.name for f in self.features]
         columns += [t.name for t in self.tasks] if labels else []
         weight = sample_weight if isinstance(sample_weight, str) else None
-        dataset = open_dataset(data, columns)
         if weight is not None and weight in dataset.schema.names:
             columns.append(weight)
         elif weight is not None and table == "the training data":
@@ -533,8 +541,9 @@ class MultiTaskModel:
 
         def encode(rb: pa.RecordBatch) -> Batch:
             batch = self.preprocessor.transform(rb, with_labels=labels, table=table)
-            if weight in rb.schema.names:
-                batch.weights = sample_weights(rb, weight, len(batch), table)
+            if weight in rb.schema.names:  # that column only: transform read the rest
+                column = {weight: rb.column(weight)}
+                batch.weights = sample_weights(column, weight, len(batch), table)
             return batch.to(self.device)
 
         source = StreamSource(
@@ -846,7 +855,8 @@ class MultiTaskModel:
         network = self.network
         with runtime.threads(threads):
             if is_stream(data):
-                source = self._stream_source(data, None, True, 0, "the data", labels=False)
+                dataset = self._open(data, labels=False)
+                source = self._stream_source(dataset, None, True, 0, "the data", labels=False)
                 outputs, _ = self._stream_outputs(source, batch_size)
             else:
                 batch = self._as_batch(data, with_labels=False)
@@ -921,7 +931,7 @@ class MultiTaskModel:
                         "evaluate: with a file or dataset, sample_weight names a column and "
                         "group= needs a table in memory"
                     )
-                source = self._stream_source(data, sample_weight, True, 0, "the data")
+                source = self._stream_source(self._open(data), sample_weight, True, 0, "the data")
                 return self._stream_metrics(source, batch_size)
             batch = self._as_batch(data, with_labels=True)
             if sample_weight is not None:

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import torch
 
+from ._validation import column_names
 from .data import Batch, iterate_batches
 from .exceptions import DataError
 
@@ -205,10 +206,6 @@ class Source:
     def restore(self, state: dict) -> None:
         """Inverse of :meth:`state`, before :meth:`batches` of the epoch it was taken in."""
 
-    def first_rows(self, rows: int) -> Batch:
-        """The first ``rows`` rows in storage order (gate inspection, priors)."""
-        raise NotImplementedError
-
 
 class InMemorySource(Source):
     """An encoded table, reshuffled every epoch by ``generator``."""
@@ -216,9 +213,6 @@ class InMemorySource(Source):
     def __init__(self, data: Batch, generator: torch.Generator, shuffle: bool = True) -> None:
         self.data, self.generator, self.shuffle = data, generator, shuffle
         self._epoch_state = generator.get_state()
-
-    def __len__(self) -> int:
-        return len(self.data)
 
     def steps(self, batch_size: int, rank: int = 0, world: int = 1) -> int:
         return math.ceil(len(self.data) / batch_size)
@@ -237,9 +231,6 @@ class InMemorySource(Source):
 
     def restore(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-
-    def first_rows(self, rows: int) -> Batch:
-        return self.data.take(slice(0, rows))
 
 
 def part_of(batch: Batch, rank: int, world: int) -> Batch:
@@ -321,30 +312,12 @@ class StreamSource(Source):
         local = max(batch_size // world, 1)
         encoded = (self.encode(rb) for rb in self.read(self._mine(epoch, rank, world)))
         if not self.shuffle_buffer:
-            yield from _rebatch(encoded, local)
-            return
+            return _windows(encoded, local, local)
         generator = torch.Generator().manual_seed(_mix(self.seed, epoch, rank))
-        window: list[Batch] = []
-        held = 0
-        for batch in encoded:
-            window.append(batch)
-            held += len(batch)
-            if held >= self.shuffle_buffer:
-                whole = concat_batches(window)
-                whole = whole.take(torch.randperm(len(whole), generator=generator))
-                full = len(whole) // local * local
-                for start in range(0, full, local):
-                    yield whole.take(slice(start, start + local))
-                # a copy of the rest: a view would keep the whole window alive
-                rest = whole.take(torch.arange(full, len(whole)))
-                window = [rest] if full < len(whole) else []
-                held = len(whole) - full
-        if held:
-            whole = concat_batches(window)
-            whole = whole.take(torch.randperm(len(whole), generator=generator))
-            yield from iterate_batches(whole, local)
+        return _windows(encoded, local, self.shuffle_buffer, generator)
 
     def first_rows(self, rows: int) -> Batch:
+        """The first ``rows`` rows in file order, encoded (for the output priors)."""
         parts, held = [], 0
         for rb in self.read():
             parts.append(self.encode(rb))
@@ -363,8 +336,6 @@ def describe_data(data: object) -> dict:
         counted = units_of(dataset)
         rows = None if any(u.rows is None for u in counted) else sum(u.rows for u in counted)
         return {"files": [str(f) for f in files], "rows": rows}
-    from ._validation import column_names  # a table in memory
-
     names = column_names(data)
     if names is None:
         return {"kind": type(data).__name__}
@@ -378,21 +349,33 @@ def _mix(seed: int, epoch: int, rank: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-def _rebatch(parts: Iterator[Batch], size: int) -> Iterator[Batch]:
-    """Consecutive batches of ``size`` rows from parts of any length."""
+def _windows(
+    parts: Iterator[Batch], size: int, window: int, generator: torch.Generator | None = None
+) -> Iterator[Batch]:
+    """Batches of ``size`` rows from parts of any length, gathered at least ``window``
+    rows at a time and, with ``generator``, permuted within each window; the rows short
+    of a batch carry over into the next window (copied: a view would keep the whole
+    window alive); the last batch may be shorter."""
     pending: list[Batch] = []
     held = 0
     for part in parts:
         pending.append(part)
         held += len(part)
-        if held >= size:
-            whole = concat_batches(pending)
+        if held >= window:
+            whole = _permuted(concat_batches(pending), generator)
             full = len(whole) // size * size
             yield from iterate_batches(whole.take(slice(0, full)), size)
-            pending = [whole.take(slice(full, len(whole)))] if full < len(whole) else []
+            pending = [whole.take(torch.arange(full, len(whole)))] if full < len(whole) else []
             held = len(whole) - full
     if held:
-        yield concat_batches(pending)
+        yield from iterate_batches(_permuted(concat_batches(pending), generator), size)
+
+
+def _permuted(batch: Batch, generator: torch.Generator | None) -> Batch:
+    """The rows of ``batch`` in an order drawn from ``generator`` (as they are without)."""
+    if generator is None:
+        return batch
+    return batch.take(torch.randperm(len(batch), generator=generator))
 
 
 def concat_batches(parts: Sequence[Batch]) -> Batch:

@@ -203,19 +203,8 @@ class Vocabulary:
 
     @classmethod
     def _fit_counted(cls, column: Column, min_count: int, max_size: int | None) -> Vocabulary:
-        if is_arrow(column):
-            counts = pc.value_counts(column.drop_null())
-            kind = "str"
-            keys = np.array(counts.field("values").to_pylist(), dtype=object)
-            counts = counts.field("counts").to_numpy()
-        else:
-            values = column[~missing_mask(column)]
-            kind = _kind(values)
-            keys = _int_keys(values)[0] if kind == "int" else canonical_keys(values)
-            codes, keys = pd.factorize(keys)
-            counts = np.bincount(codes, minlength=len(keys))
-            keys = np.asarray(keys, dtype=np.int64 if kind == "int" else object)
-        return cls.from_counts(kind, keys, counts, min_count, max_size)
+        kind, keys, counts = _key_counts(column)
+        return cls.from_counts(kind or "str", keys, counts, min_count, max_size)
 
     @classmethod
     def from_counts(
