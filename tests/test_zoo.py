@@ -156,17 +156,18 @@ def test_poso_gates_read_the_personalisation_columns_only():
     table = make_table(200)
     model.preprocessor.fit(table)
     network = model.build()
-    bottom = network.bottom
-    assert bottom.personal.tolist() == network.embedding.group_columns("user").tolist()
+    bottom, personal = network.bottom, network.personal
+    assert personal.tolist() == network.embedding.group_columns("user").tolist()
     x = torch.randn(6, network.embedding.out_features)
-    gates = [2.0 * torch.sigmoid(g(x.index_select(1, bottom.personal))) for g in bottom.gates]
+    pc = x.index_select(1, personal)
+    gates = [2.0 * torch.sigmoid(g.mlp(pc)) for g in bottom.gates]
     expected = x
     for layer, gate in zip(bottom.layers, gates, strict=True):
         expected = torch.relu(layer(expected)) * gate
-    torch.testing.assert_close(bottom(x), expected)
+    torch.testing.assert_close(bottom(x, pc), expected)
     other = x.clone()
-    other[:, bottom.personal] += 1.0  # only the personalisation columns move the gates
-    assert not torch.allclose(bottom(other), bottom(x))
+    other[:, personal] += 1.0  # only the personalisation columns move the gates
+    assert not torch.allclose(bottom(other, other.index_select(1, personal)), bottom(x, pc))
     with pytest.raises(mtlrec.ConfigError, match="no feature has group='user'"):
         mtlrec.POSO([SparseFeature("cat"), DenseFeature("x")], TASKS).fit(table, verbose=0)
 
@@ -183,18 +184,18 @@ def test_pepnet_gates_embeddings_by_the_domain_and_each_tower_by_the_person():
     network = model.build()
     p = network.personalised
     e = torch.randn(5, network.embedding.out_features, requires_grad=True)
-    sig = lambda gate, v: 2.0 * torch.sigmoid(gate(v))  # noqa: E731
+    sig = lambda gate, v: 2.0 * torch.sigmoid(gate.mlp(v))  # noqa: E731
     e2 = sig(p.ep, torch.cat([e[:, p.domain], e.detach()], 1)) * e
     gate_in = torch.cat([e2[:, p.personal], e2.detach()], 1)
     expected = []
-    for layers, gates in zip(p.layers, p.gates, strict=True):
+    for tower in p.towers:
         h = e2
-        for layer, gate in zip(layers, gates, strict=True):
+        for layer, gate in zip(tower.layers, tower.gates, strict=True):
             h = torch.relu(layer(h)) * sig(gate, gate_in)
         expected.append(h)
     torch.testing.assert_close(p(e), torch.stack(expected))
     # stop gradient: the gates reach the row through its domain / personal columns only
-    (p.ep(torch.cat([e[:, p.domain], e.detach()], 1)).sum()).backward()
+    (p.ep.mlp(torch.cat([e[:, p.domain], e.detach()], 1)).sum()).backward()
     other = [i for i in range(e.shape[1]) if i not in p.domain.tolist()]
     assert e.grad[:, other].abs().sum() == 0 and e.grad[:, p.domain].abs().sum() > 0
     plain = mtlrec.PEPNet(features, TASKS, tower_units=[4])

@@ -82,34 +82,28 @@ class RelationLayers(nn.Module):
         dropout: float,
     ) -> None:
         super().__init__()
+        self.act, self.dropout = activation(activation_name), dropout
         width = units[-1]
-        self.mlps = nn.ModuleList()
-        for t in range(tasks):
-            sizes = [task_width + t * width, *units]
-            layers: list[nn.Module] = []
-            for a, b in itertools.pairwise(sizes):
-                layers += [nn.Linear(a, b), _Activation(activation_name)]
-                if dropout:
-                    layers.append(nn.Dropout(dropout))
-            self.mlps.append(nn.Sequential(*layers))
+        self.mlps = nn.ModuleList(  # task t reads its layer and the t relations before it
+            nn.ModuleList(
+                nn.Linear(a, b) for a, b in itertools.pairwise([task_width + t * width, *units])
+            )
+            for t in range(tasks)
+        )
 
     def fast_path_declines(self) -> str | None:
         return "DBMTL's relation layers have no fast-path rule"
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         relations: list[torch.Tensor] = []
-        for t, mlp in enumerate(self.mlps):
-            relations.append(mlp(torch.cat([u[t], *relations], dim=-1)))
+        for t, layers in enumerate(self.mlps):
+            h = torch.cat([u[t], *relations], dim=-1)
+            for layer in layers:
+                h = self.act(layer(h))
+                if self.dropout:
+                    h = nn.functional.dropout(h, self.dropout, self.training)
+            relations.append(h)
         return torch.stack(relations)
-
-
-class _Activation(nn.Module):
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.fn = activation(name)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
 
 
 @ARCHITECTURES.register("dbmtl", rank=37)

@@ -16,7 +16,8 @@ gradient into the gates' inputs (stop gradient, written sg):
       h_l = g_pp,l([e_personal, sg(e')]) * act(W_l h_{l-1} + b_l),    h_0 = e'
   and a linear layer of the last h gives the task's logit.
 
-The gates have no fast-path rule: the step trains by autograd (``history_`` says so).
+The gate neural units and gated towers are :mod:`mtlrec.layers.gated_mlp`'s (POSO's
+too); they have no fast-path rule: the step trains by autograd (``history_`` says so).
 Shape legend: T tasks, B batch, I input row, H_l units of tower layer l.
 """
 
@@ -30,7 +31,8 @@ import torch
 from torch import nn
 
 from ..exceptions import ConfigError
-from ..layers import Towers, activation
+from ..layers import Towers
+from ..layers.gated_mlp import GatedMLP, ScalingGate
 from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs, check_units
 
 
@@ -74,17 +76,9 @@ class PEPNetConfig(NetworkConfig):
             raise ConfigError(f"gate_scale must be > 0, got {self.gate_scale!r}")
 
 
-def gate_unit(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
-    """A gate neural unit's MLP (its C sigmoid is applied by the caller)."""
-    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
-
-
 class PersonalisedTowers(nn.Module):
     """EPNet on the input row, then one PPNet-gated tower MLP per task:
     (B, I) -> (T, B, H_L)."""
-
-    #: no fast-path rule: a step over these gates runs autograd (it says so)
-    has_fast_rule = False
 
     def __init__(
         self,
@@ -96,38 +90,32 @@ class PersonalisedTowers(nn.Module):
     ) -> None:
         super().__init__()
         c = config
-        self.scale, self.act, self.dropout = c.gate_scale, activation(c.activation), c.dropout
         self.register_buffer("personal", personal, persistent=False)
         self.register_buffer("domain", domain, persistent=False)
-        self.ep = None if domain is None else gate_unit(len(domain) + width, c.gate_units, width)
-        sizes = [width, *c.tower_units]
-        self.layers = nn.ModuleList(
-            nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, c.tower_units, strict=False))
+        self.ep = (
+            None
+            if domain is None
+            else ScalingGate(len(domain) + width, c.gate_units, width, c.gate_scale)
+        )
+        self.towers = nn.ModuleList(
+            GatedMLP(
+                width,
+                len(personal) + width,
+                c.tower_units,
+                c.gate_units,
+                c.gate_scale,
+                c.activation,
+                c.dropout,
+            )
             for _ in range(tasks)
         )
-        self.gates = nn.ModuleList(
-            nn.ModuleList(gate_unit(len(personal) + width, c.gate_units, u) for u in c.tower_units)
-            for _ in range(tasks)
-        )
-        self.out_features = sizes[-1]
-
-    def fast_path_declines(self) -> str | None:
-        return "PEPNet's gate neural units have no fast-path rule"
+        self.out_features = self.towers[0].out_features
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         if self.ep is not None:  # EPNet
-            domain = e.index_select(1, self.domain)
-            e = self.scale * torch.sigmoid(self.ep(torch.cat([domain, e.detach()], 1))) * e
+            e = self.ep(torch.cat([e.index_select(1, self.domain), e.detach()], 1)) * e
         gate_in = torch.cat([e.index_select(1, self.personal), e.detach()], 1)
-        towers = []
-        for layers, gates in zip(self.layers, self.gates, strict=True):  # PPNet per task
-            h = e
-            for layer, gate in zip(layers, gates, strict=True):
-                h = self.act(layer(h)) * (self.scale * torch.sigmoid(gate(gate_in)))
-                if self.dropout:
-                    h = nn.functional.dropout(h, self.dropout, self.training)
-            towers.append(h)
-        return torch.stack(towers)
+        return torch.stack([tower(e, gate_in) for tower in self.towers])  # PPNet per task
 
 
 @ARCHITECTURES.register("pepnet", rank=39)

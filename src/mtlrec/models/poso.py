@@ -14,7 +14,8 @@ with pc the input row's columns of the features in ``personal_group`` (``group=`
 those features) and h_0 the whole input row; the shared MLP then feeds a tower per
 task, as Shared-Bottom does. C = 2 makes a gate start near 1 (sigmoid(0) = 1/2).
 
-The gates have no fast-path rule: the step trains by autograd (``history_`` says so).
+The gated MLP is :class:`mtlrec.layers.gated_mlp.GatedMLP` (PEPNet's towers are too); it
+has no fast-path rule: the step trains by autograd (``history_`` says so).
 Shape legend: B batch, P personalisation columns, H_l units of layer l.
 """
 
@@ -24,11 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
-
 from ..exceptions import ConfigError
-from ..layers import activation
+from ..layers.gated_mlp import GatedMLP
 from .base import ARCHITECTURES, InputSpec, MultiTaskNetwork, NetworkConfig, Outputs, check_units
 
 
@@ -65,47 +63,6 @@ class POSOConfig(NetworkConfig):
             raise ConfigError(f"gate_scale must be > 0, got {self.gate_scale!r}")
 
 
-class PersonalisedMLP(nn.Module):
-    """An MLP whose every hidden layer is scaled unit by unit by a gate of the
-    personalisation columns: (B, I) -> (B, H_L)."""
-
-    #: no fast-path rule: a step over these gates runs autograd (it says so)
-    has_fast_rule = False
-
-    def __init__(
-        self,
-        in_features: int,
-        personal: torch.Tensor,
-        units: Sequence[int],
-        gate_units: int,
-        scale: float,
-        activation_name: str,
-        dropout: float,
-    ) -> None:
-        super().__init__()
-        self.register_buffer("personal", personal, persistent=False)  # (P,) column indices
-        self.scale, self.act, self.dropout = scale, activation(activation_name), dropout
-        sizes = [in_features, *units]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, units, strict=False))
-        self.gates = nn.ModuleList(
-            nn.Sequential(nn.Linear(len(personal), gate_units), nn.ReLU(), nn.Linear(gate_units, u))
-            for u in units
-        )
-        self.out_features = sizes[-1]
-
-    def fast_path_declines(self) -> str | None:
-        return "POSO's personalised gates have no fast-path rule"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pc = x.index_select(1, self.personal)  # (B, P)
-        h = x
-        for layer, gate in zip(self.layers, self.gates, strict=True):
-            h = self.act(layer(h)) * (self.scale * torch.sigmoid(gate(pc)))
-            if self.dropout:
-                h = nn.functional.dropout(h, self.dropout, self.training)
-        return h
-
-
 @ARCHITECTURES.register("poso", rank=38)
 class POSONet(MultiTaskNetwork):
     """POSO: a shared MLP whose hidden units are gated by the personalisation features
@@ -118,9 +75,10 @@ class POSONet(MultiTaskNetwork):
         super().__init__(inputs, tasks, config)
         c = config
         personal = self.embedding.group_columns(c.personal_group)  # checked: check_groups
-        self.bottom = PersonalisedMLP(
+        self.register_buffer("personal", personal, persistent=False)  # (P,) column indices
+        self.bottom = GatedMLP(
             self.embedding.out_features,
-            personal,
+            len(personal),
             c.bottom_units,
             c.gate_units,
             c.gate_scale,
@@ -130,4 +88,5 @@ class POSONet(MultiTaskNetwork):
         self.towers = self.make_towers(self.bottom.out_features, shared_input=True)
 
     def forward(self, batch) -> Outputs:
-        return self.outputs(self.towers(self.bottom(self.embedding(batch))))
+        x = self.embedding(batch)  # (B, I)
+        return self.outputs(self.towers(self.bottom(x, x.index_select(1, self.personal))))
