@@ -471,8 +471,8 @@ def test_benchmark_synthetic_command(tmp_path, capsys):
         ("mmoe", 0.5), ("mmoe", 1.0), ("shared_bottom", 0.5), ("shared_bottom", 1.0),
     ]  # fmt: skip
     assert all(r["n_train"] == 256 and len(r["train_loss"]) == 1 for r in records)
-    code, _, err = run(capsys, "benchmark", "synthetic", "--models", "cgc")
-    assert code == 2 and "cgc" in err
+    code, _, err = run(capsys, "benchmark", "synthetic", "--models", "poso")
+    assert code == 2 and "['poso'] have no sizes" in err and "feature groups" in err
     code, _, err = run(capsys, "benchmark", "adult", "--correlations", "0.5")
     assert code == 2 and "synthetic benchmark only" in err
 

@@ -22,7 +22,7 @@ from mtlrec.experiments.synthetic import (
 from mtlrec.models import InputSpec, make_config, network_class
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MODELS = ["shared_bottom", "omoe", "mmoe"]
+MODELS = list(SYNTHETIC_CONFIGS)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +73,21 @@ def test_test_loss_is_the_mse_of_a_refitted_twin(records: list[dict]) -> None:
 
 def test_parameter_counts_are_matched(records: list[dict]) -> None:
     params = {r["model"]: r["parameters"] for r in records}
-    assert params == {"shared_bottom": 14_776, "omoe": 14_026, "mmoe": 14_834}
+    assert {m: params[m] for m in ("shared_bottom", "omoe", "mmoe")} == {
+        "shared_bottom": 14_776,
+        "omoe": 14_026,
+        "mmoe": 14_834,
+    }
+    # every other architecture (old, or sized in its own file) within 5 % of MMoE
+    for name, value in params.items():
+        if name != "omoe":
+            assert abs(value / params["mmoe"] - 1) < 0.05, (name, value)
+    assert count("snr_aver", **SYNTHETIC_CONFIGS["snr_aver"]) == params["snr_aver"]
     # Shared-Bottom is within 0.5% of MMoE; OMoE has one linear gate (808 parameters)
     # fewer, 5.4% below MMoE: the paper's expert sizes leave no closer match.
     assert abs(params["shared_bottom"] / params["mmoe"] - 1) < 0.005
-    assert max(params.values()) / min(params.values()) - 1 < 0.06
+    paper = [params[m] for m in ("shared_bottom", "omoe", "mmoe")]
+    assert max(paper) / min(paper) - 1 < 0.06
     # the bottom width is the one closest to MMoE's count
     widths = range(100, 151)
     sizes = {w: count("shared_bottom", bottom_units=[w], tower_units=[8]) for w in widths}
@@ -101,7 +111,7 @@ def test_table_mentions_every_model_and_correlation(records: list[dict]) -> None
 def test_summary_spreads_over_seeds(records: list[dict]) -> None:
     twice = records + [{**r, "seed": 1, "test_loss": r["test_loss"] + 1.0} for r in records]
     rows = summarize_synthetic(twice)
-    assert len(rows) == 6 and all(r["seeds"] == 2 for r in rows)
+    assert len(rows) == 2 * len(MODELS) and all(r["seeds"] == 2 for r in rows)
     for row in rows:
         assert row["max"] - row["min"] == pytest.approx(1.0)
         assert row["std"] == pytest.approx(2**-0.5)
@@ -143,7 +153,8 @@ def test_plot_with_several_seeds_and_epochs(tmp_path) -> None:
         ({"seeds": 0}, "seeds"),
         ({"n_train": 0}, "n_train"),
         ({"lr": 0.0}, "lr"),
-        ({"models": ["ple"]}, "models"),
+        ({"models": ["esmm"]}, "models"),
+        ({"models": ["poso"]}, "models"),
     ],
 )
 def test_bad_arguments(kwargs: dict, name: str) -> None:

@@ -146,7 +146,10 @@ def _synthetic_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     models = args.models or list(SYNTHETIC_CONFIGS)
     unknown = [m for m in models if m not in SYNTHETIC_CONFIGS]
     if unknown:
-        raise ConfigError(f"synthetic runs {list(SYNTHETIC_CONFIGS)}, not {unknown}")
+        raise ConfigError(
+            f"synthetic: {unknown} have no sizes for it (a funnel model, or one that needs "
+            f"feature groups the generated rows lack); it runs {list(SYNTHETIC_CONFIGS)}"
+        )
     settings = {
         "n_train": args.rows or SYNTHETIC_DEFAULTS["n_train"],
         "epochs": args.epochs or SYNTHETIC_DEFAULTS["epochs"],
@@ -253,7 +256,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Train each reference model (benchmark.REFERENCE_CONFIGS) "
         "for each seed on the train split (with early stopping where the dataset has a "
         "validation split, as census-kdd does), test it on the test split and print a "
-        "Markdown table. 'synthetic' instead trains Shared-Bottom, OMoE and MMoE on the "
+        "Markdown table. 'synthetic' instead trains every architecture that has "
+        "parameter-matched sizes for it (all but ESMM, POSO and PEPNet) on the "
         "MMoE paper's two regression tasks for each --correlations value. 'funnel' and "
         "'hillstrom' train click -> conversion models (experiments.funnel.FUNNEL_MODELS: "
         "a naive CVR model on clicked rows, ESMM, MMoE and PLE with each funnel loss) on "
@@ -266,7 +270,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "dataset",
         choices=list(describe_datasets()),
         help="benchmark dataset; 'synthetic' runs the MMoE paper's task-correlation "
-        "experiment (Shared-Bottom, OMoE, MMoE on two regression tasks); 'funnel' and "
+        "experiment (two regression tasks); 'funnel' and "
         "'hillstrom' the click -> conversion models",
     )
     p.add_argument(

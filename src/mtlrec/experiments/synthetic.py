@@ -1,4 +1,4 @@
-"""The MMoE paper's synthetic experiment: Shared-Bottom, OMoE and MMoE as task correlation falls.
+"""The MMoE paper's synthetic experiment: every architecture as task correlation falls.
 
 Ma et al., KDD 2018, section 5.1: on two regression tasks whose weight vectors have
 cosine ``p`` (:func:`mtlrec.datasets.synthetic_correlated`), every model learns worse as
@@ -9,13 +9,18 @@ and towers of one 8-unit layer. The paper matches Shared-Bottom with a 113-unit 
 counting only expert/bottom and tower hidden weights (13,056 vs 13,108). Counting every
 trainable parameter (biases, gates, output layers) as ``num_parameters`` does, MMoE has
 14,834, OMoE 14,026 (one gate fewer) and a 126-unit bottom 14,776, the closest to MMoE
-(113 units: 13,255), so the Shared-Bottom here is 126 units wide.
+(113 units: 13,255), so the Shared-Bottom here is 126 units wide. The other
+architectures are sized to MMoE's count within 5 %: the single-task baseline has two
+68-unit bottoms, CGC MMoE's 8 experts (2 per task, 4 shared), PLE two levels of 14-unit
+experts; each newer architecture's sizes are its config's ``reference_synthetic``. ESMM
+(a funnel), POSO and PEPNet (they need feature groups) do not run here.
 
 Run ``i`` uses seed ``i`` for the data (task pair and rows) and the model. Its rows are
 one draw of ``n_train + n_test`` rows: the first ``n_train`` train, the rest test.
 
 Defaults (:data:`SYNTHETIC_DEFAULTS`): 100,000 training rows, 10 epochs of batch 256,
-so the 27 runs of 3 correlations x 3 models x 3 seeds take a few minutes on 2 CPU cores
+so the 27 runs of 3 correlations x Shared-Bottom, OMoE, MMoE x 3 seeds take a few
+minutes on 2 CPU cores
 (with 20,000 rows the models overfit: training loss fell far below validation loss). The
 learning rate was picked from the paper's {1e-4, 1e-3, 1e-2} by the loss on 5,000
 validation rows of seed 100 (not a benchmark seed; test rows are never used), p in
@@ -37,17 +42,39 @@ from ..datasets.synthetic import synthetic_correlated, synthetic_features, synth
 from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
 from ..metrics import rmse
+from ..models import list_models, network_class
 from .plots import plot_synthetic
 from .records import mean_std, provenance_lines, write_records
 
 _MOE = {"num_experts": 8, "expert_units": [16], "gate_units": [], "tower_units": [8]}
+#: CGC's 8 experts as MMoE's: 2 per task and 4 shared
+_PLE = {
+    "num_specific_experts": 2,
+    "num_shared_experts": 4,
+    "expert_units": [16],
+    "gate_units": [],
+    "tower_units": [8],
+}
 
 #: architecture -> hyperparameters (paper sizes; see the module docstring for the bottom)
 SYNTHETIC_CONFIGS: dict[str, dict[str, Any]] = {
+    "single_task": {"bottom_units": [68], "tower_units": [8]},
     "shared_bottom": {"bottom_units": [126], "tower_units": [8]},
     "omoe": dict(_MOE),
     "mmoe": dict(_MOE),
+    "cgc": dict(_PLE),
+    "ple": {**_PLE, "expert_units": [14], "num_levels": 2},
 }
+# every other architecture brings its synthetic sizes in its own file, or has none (ESMM,
+# a funnel; POSO and PEPNet, which need feature groups the generated rows do not have)
+SYNTHETIC_CONFIGS.update(
+    {
+        name: dict(sizes)
+        for name in list_models()
+        if name not in SYNTHETIC_CONFIGS
+        and (sizes := network_class(name).config_class.reference_synthetic) is not None
+    }
+)
 
 #: default optimisation and data sizes of :func:`run_synthetic_benchmark`
 SYNTHETIC_DEFAULTS: dict[str, Any] = {

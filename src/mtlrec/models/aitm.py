@@ -48,6 +48,7 @@ class AITMConfig(NetworkConfig):
     towers_may_differ = False  # the transfer needs every tower's width
     #: the paper's towers (128-64-32)
     reference: ClassVar[dict[str, Any]] = {"tower_units": [128, 64, 32]}
+    reference_synthetic: ClassVar[dict[str, Any] | None] = {"tower_units": [67, 8]}
 
     def validate(self, num_tasks: int) -> None:
         if not self.tower_units or not all(isinstance(u, int) for u in self.tower_units):

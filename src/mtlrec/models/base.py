@@ -118,6 +118,10 @@ class NetworkConfig:
     towers_may_differ: ClassVar[bool] = True
     #: the hyperparameters the benchmarks compare it with (``mtlrec benchmark``)
     reference: ClassVar[dict[str, Any]] = {}
+    #: its sizes in the MMoE paper's synthetic experiment (``mtlrec benchmark synthetic``:
+    #: 100 dense inputs, two regression tasks), matched to MMoE's 14,834 parameters
+    #: within 5 %; None: it does not run there
+    reference_synthetic: ClassVar[dict[str, Any] | None] = None
 
     def loss_terms(self) -> list[Term]:
         """The training loss's addends beyond the task losses that these hyperparameters

@@ -39,6 +39,10 @@ class CrossStitchConfig(NetworkConfig):
 
     #: a column per task as wide as Shared-Bottom's reference bottom is per task
     reference: ClassVar[dict[str, Any]] = {"column_units": [64, 64], "tower_units": [32, 32]}
+    reference_synthetic: ClassVar[dict[str, Any] | None] = {
+        "column_units": [68],
+        "tower_units": [8],
+    }
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)

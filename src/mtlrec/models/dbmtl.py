@@ -52,6 +52,11 @@ class DBMTLConfig(NetworkConfig):
         "task_units": [64],
         "relation_units": [32],
     }
+    reference_synthetic: ClassVar[dict[str, Any] | None] = {
+        "bottom_units": [125],
+        "task_units": [8],
+        "relation_units": [8],
+    }
 
     def validate(self, num_tasks: int) -> None:
         if self.tower_units:

@@ -64,6 +64,12 @@ class DSelectKConfig(ExpertsConfig):
         "num_selectors": 2,
         "tower_units": [32, 32],
     }
+    #: MMoE's synthetic experts and towers
+    reference_synthetic: ClassVar[dict[str, Any] | None] = {
+        "num_experts": 8,
+        "expert_units": [16],
+        "tower_units": [8],
+    }
 
     def loss_terms(self) -> list[Term]:
         terms = super().loss_terms()

@@ -64,6 +64,12 @@ class SNRConfig(ExpertsConfig):
         "routed_units": 64,
         "tower_units": [32, 32],
     }
+    reference_synthetic: ClassVar[dict[str, Any] | None] = {
+        "num_experts": 8,
+        "expert_units": [16],
+        "routed_units": 7,
+        "tower_units": [8],
+    }
 
     def validate(self, num_tasks: int) -> None:
         super().validate(num_tasks)
@@ -74,6 +80,19 @@ class SNRConfig(ExpertsConfig):
     def loss_terms(self) -> list[Term]:
         terms = super().loss_terms()
         return [*terms, ExpectedConnections(self.l0_weight)] if self.l0_weight else terms
+
+
+@dataclass(kw_only=True)
+class SNRAverConfig(SNRConfig):
+    """SNR-Aver's hyperparameters: SNR-Trans's (``routed_units`` unused: a gated sum
+    keeps the sub-networks' width)."""
+
+    #: the sub-networks widened to MMoE's parameters: no transforms to spend them on
+    reference_synthetic: ClassVar[dict[str, Any] | None] = {
+        "num_experts": 8,
+        "expert_units": [18],
+        "tower_units": [8],
+    }
 
 
 class ExpectedConnections(Term):
@@ -156,5 +175,6 @@ class SNRTransNet(MultiTaskNetwork):
 class SNRAverNet(SNRTransNet):
     """SNR-Aver: sub-networks routed to each task by gated sums (Ma et al., AAAI 2019)."""
 
+    config_class = SNRAverConfig
     facade_name = "SNRAver"
     transforms = False
