@@ -24,7 +24,8 @@ import pandas as pd
 class Dataset(NamedTuple):
     train: pd.DataFrame
     test: pd.DataFrame
-    spec: dict[str, Any]  # sparse, dense, tasks (column names), embedding_dim, optional esmm_groups
+    # sparse, dense, tasks (column names), embedding_dim, optional groups (group -> columns)
+    spec: dict[str, Any]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

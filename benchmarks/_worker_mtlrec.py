@@ -27,8 +27,13 @@ def main() -> None:
         mtlrec.retain_freed_memory()
     data = load_dataset(args.data)
     spec, config = data.spec, json.loads(args.config)
-    features = [SparseFeature(c, embedding_dim=spec["embedding_dim"]) for c in spec["sparse"]]
-    features += [DenseFeature(c) for c in spec["dense"]]
+    # spec["groups"]: group -> columns (read by POSO and PEPNet, no other model)
+    group = {c: g for g, columns in spec.get("groups", {}).items() for c in columns}
+    features = [
+        SparseFeature(c, embedding_dim=spec["embedding_dim"], group=group.get(c))
+        for c in spec["sparse"]
+    ]
+    features += [DenseFeature(c, group=group.get(c)) for c in spec["dense"]]
     tasks = [Task(t) for t in spec["tasks"]]
     bs = args.batch_size
 

@@ -1,4 +1,4 @@
-"""Speed benchmark: mtlrec against DeepCTR-Torch 0.3.0 and torch-rechub 0.9.0.
+"""Speed benchmark: mtlrec against DeepCTR-Torch 0.3.0, torch-rechub 0.9.0 and NextRec 0.6.14.
 
 Every measurement runs in its own subprocess (``_worker_*.py``) that prints one JSON
 line; measurements are interleaved (repeat -> batch size -> model -> library, library
@@ -8,9 +8,13 @@ analytic FLOPs per sample, and mtlrec's cost on synthetic click logs of growing 
 
     python benchmarks/speed.py --quick --skip-scaling             # smoke test
     python benchmarks/speed.py --repeats 3 --output results/speed  # the full comparison
+    python benchmarks/speed.py --models cross_stitch aitm poso pepnet snr_trans \
+        --libraries mtlrec nextrec --batch-sizes 256 --skip-scaling    # the newer models
 
-Peers run under ``--peer-python`` (default: .venv-peers/bin/python, see
-requirements-peers.txt); a peer that is missing or fails to import is skipped.
+DeepCTR-Torch and torch-rechub run under ``--peer-python`` (default:
+.venv-peers/bin/python, see requirements-peers.txt), NextRec under ``--nextrec-python``
+(default: .venv-nextrec/bin/python, see requirements-nextrec.txt); a peer that is missing
+or fails to import is skipped, and a model a peer does not have is not run for it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ from _synthetic import DENSE, SPARSE, TASKS, make_click_log  # noqa: E402
 
 from mtlrec import DenseFeature, MultiTaskModel, SparseFeature, Task  # noqa: E402
 from mtlrec.datasets import load_adult  # noqa: E402
-from mtlrec.datasets.adult import ADULT_DENSE, ADULT_SPARSE, ADULT_TASKS  # noqa: E402
+from mtlrec.datasets.adult import (  # noqa: E402
+    ADULT_DENSE,
+    ADULT_GROUPS,
+    ADULT_SPARSE,
+    ADULT_TASKS,
+)
 from mtlrec.experiments.benchmark import REFERENCE_CONFIGS  # noqa: E402
 from mtlrec.experiments.records import cpu_model  # noqa: E402
 
@@ -46,11 +55,34 @@ LIBRARIES = {
     "baseline": "mtlrec baseline",
     "deepctr": "DeepCTR-Torch",
     "rechub": "torch-rechub",
+    "nextrec": "NextRec",
 }
 #: libraries that are mtlrec (the baseline: another checkout, --baseline-src)
 MTLREC_LIBRARIES = ("mtlrec", "baseline")
-PEER_MODULES = {"deepctr": "deepctr_torch", "rechub": "torch_rechub"}
+PEER_MODULES = {"deepctr": "deepctr_torch", "rechub": "torch_rechub", "nextrec": "nextrec"}
+#: the default models; their analytic FLOPs are counted (``_flops.py`` knows their layers)
 MODELS = ["shared_bottom", "esmm", "mmoe", "cgc", "ple"]
+#: the models each peer's worker builds; a (peer, model) pair outside these is not run
+PEER_MODELS = {
+    "deepctr": set(MODELS),
+    "rechub": set(MODELS),
+    "nextrec": {
+        *MODELS,
+        "cross_stitch",
+        "aitm",
+        "poso",
+        "pepnet",
+        "snr_trans",
+    }
+    - {"esmm"},
+}
+#: hyperparameters every library gets instead of the reference, where a peer can only
+#: build that shape: NextRec's PEPNet needs a domain group; its SNR-Trans routes after
+#: every expert layer, so one-layer experts give both libraries one routing
+COMPARISON_CONFIGS: dict[str, dict[str, Any]] = {
+    "pepnet": {"domain_group": "domain"},
+    "snr_trans": {"expert_units": [64]},
+}
 SCALING_MODELS = ["mmoe", "ple"]
 SCALING_BATCH = 2048
 SCALING_TEST_ROWS = 50_000
@@ -84,6 +116,7 @@ def adult_dataset(tmp: Path) -> Path:
         "dense": ADULT_DENSE,
         "tasks": list(ADULT_TASKS),
         "embedding_dim": 16,
+        "groups": {name: list(columns) for name, columns in ADULT_GROUPS.items()},
     }
     return write_dataset(tmp / "adult", train, test, spec)
 
@@ -95,10 +128,21 @@ def synthetic_dataset(tmp: Path, rows: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- workers
+def has_model(library: str, model: str) -> bool:
+    """Whether ``library``'s worker builds ``model`` (mtlrec builds every one)."""
+    return library not in PEER_MODELS or model in PEER_MODELS[library]
+
+
+def comparison_config(model: str) -> dict[str, Any]:
+    """The hyperparameters every library's worker gets for ``model``."""
+    return {**REFERENCE_CONFIGS[model], **COMPARISON_CONFIGS.get(model, {})}
+
+
 def peer_problem(python: Path, module: str) -> str | None:
     """Why the peer cannot run (missing venv, failed import), or None."""
     if not python.exists():
-        return f"{python} not found (see benchmarks/requirements-peers.txt)"
+        how = "requirements-nextrec.txt" if module == "nextrec" else "requirements-peers.txt"
+        return f"{python} not found (see benchmarks/{how})"
     proc = subprocess.run(
         [str(python), "-c", f"import {module}"], capture_output=True, text=True, timeout=300
     )
@@ -380,13 +424,16 @@ def notes(records: list[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=list(REFERENCE_CONFIGS))
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 2048])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer-python", type=Path, default=HERE.parent / ".venv-peers/bin/python")
+    parser.add_argument(
+        "--nextrec-python", type=Path, default=HERE.parent / ".venv-nextrec/bin/python"
+    )
     parser.add_argument(
         "--baseline-src",
         type=Path,
@@ -418,34 +465,37 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     pythons = {"mtlrec": sys.executable, "baseline": sys.executable}
     for lib in [lib for lib in args.libraries if lib in PEER_MODULES]:
-        problem = peer_problem(args.peer_python, PEER_MODULES[lib])
+        python = args.nextrec_python if lib == "nextrec" else args.peer_python
+        problem = peer_problem(python, PEER_MODULES[lib])
         if problem:
             print(f"skipping {LIBRARIES[lib]}: {problem}", file=sys.stderr)
         else:
-            pythons[lib] = str(args.peer_python)
+            pythons[lib] = str(python)
     libraries = [lib for lib in args.libraries if lib in pythons]
 
     with tempfile.TemporaryDirectory(prefix="mtlrec-speed-") as tmp_name:
         tmp = Path(tmp_name)
         adult = adult_dataset(tmp)
-        flops = mtlrec_flops(args.models, adult) if "mtlrec" in libraries else {}
+        counted = [m for m in args.models if m in MODELS]
+        flops = mtlrec_flops(counted, adult) if "mtlrec" in libraries else {}
         rates: dict[str, list[float]] = {}
         runs: list[dict[str, Any]] = []
-        total = args.repeats * len(args.batch_sizes) * len(args.models) * len(libraries)
+        pairs = [(m, lib) for m in args.models for lib in libraries if has_model(lib, m)]
+        total = args.repeats * len(args.batch_sizes) * len(pairs)
         for repeat in range(args.repeats):
             for shape, rate in ceiling(args.threads).items():
                 rates.setdefault(shape, []).append(rate)
             order = libraries[repeat % len(libraries) :] + libraries[: repeat % len(libraries)]
             for bs in args.batch_sizes:
                 for model in args.models:
-                    for lib in order:
+                    for lib in (lib for lib in order if (model, lib) in pairs):
                         worker_args = [
                             "--data",
                             str(adult),
                             "--model",
                             model,
                             "--config",
-                            json.dumps(REFERENCE_CONFIGS[model]),
+                            json.dumps(comparison_config(model)),
                             "--batch-size",
                             str(bs),
                             "--epochs",
@@ -605,6 +655,17 @@ def render(
         f"- machine: {info['cores']} cores, {info['cpu']}; {args.threads} torch threads per "
         f"worker; torch {info['torch']}, Python {info['python']}",
         "- libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        *(
+            f"- {model}: every library gets {COMPARISON_CONFIGS[model]} instead of the "
+            "reference (the shape the peer can build)"
+            for model in args.models
+            if model in COMPARISON_CONFIGS
+        ),
+        *(
+            [f"- feature groups (POSO, PEPNet): {ADULT_GROUPS}"]
+            if {"poso", "pepnet"} & set(args.models)
+            else []
+        ),
         f"- command: `python benchmarks/speed.py {' '.join(sys.argv[1:])}`",
         f"- Adult two-task (income, marital), 32,561 train / 16,281 test rows, reference "
         f"configs, Adam lr 1e-3, {args.epochs} epoch(s), {args.repeats} repeat(s): "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,7 +18,8 @@ from mtlrec.datasets import (
     adult_tasks,
     load_adult,
 )
-from mtlrec.exceptions import DataError
+from mtlrec.estimator import MultiTaskModel
+from mtlrec.exceptions import ConfigError, DataError
 from mtlrec.features import DenseFeature, SparseFeature
 from mtlrec.preprocessing import Preprocessor
 from mtlrec.tasks import Task
@@ -120,3 +123,27 @@ def test_feature_and_task_helpers(adult) -> None:
     batch = pre.transform(adult[1])
     assert tuple(batch.sparse.shape) == (16_281, 8)
     assert batch.labels.mean(0).tolist() == pytest.approx([3846 / 16281, 5434 / 16281])
+
+
+def test_feature_groups_feed_poso_and_change_no_other_model(adult) -> None:
+    """ADULT_GROUPS: POSO and PEPNet read the user group; Shared-Bottom's predictions
+    are the same with and without the groups."""
+    features = adult_features()
+    groups = {f.name: f.group for f in features if f.group is not None}
+    assert groups == {
+        "age": "user", "gender": "user", "race": "user", "relationship": "user",
+        "workclass": "domain",
+    }  # fmt: skip
+    plain = [dataclasses.replace(f, group=None) for f in features]
+    train, test = adult[0].head(1024), adult[1].head(256)
+    predictions = []
+    for specs in (features, plain):
+        model = MultiTaskModel(specs, adult_tasks(), architecture="shared_bottom", seed=0)
+        model.fit(train, epochs=1, verbose=0)
+        predictions.append(model.predict(test))
+    for task in ADULT_TASKS:
+        np.testing.assert_array_equal(predictions[0][task], predictions[1][task])
+    poso = MultiTaskModel(features, adult_tasks(), architecture="poso", seed=0)
+    poso.fit(train, epochs=1, verbose=0)  # plain features would be a ConfigError
+    with pytest.raises(ConfigError, match="group='user'"):
+        MultiTaskModel(plain, adult_tasks(), architecture="poso").fit(train, epochs=1, verbose=0)

@@ -159,6 +159,11 @@ def test_features_and_tasks() -> None:
         assert names[-7:] == CENSUS_DENSE
     assert all(isinstance(f, SparseFeature) and f.embedding_dim == 8 for f in one[:32])
     assert all(isinstance(f, DenseFeature) for f in one[32:])
+    for features in (one, two):  # POSO's and PEPNet's groups; the others ignore them
+        assert {f.name: f.group for f in features if f.group} == {
+            "age": "user", "sex": "user", "race": "user", "hispanic_origin": "user",
+            "class_of_worker": "domain",
+        }  # fmt: skip
     assert census_tasks(1) == [Task("income"), Task("marital")]
     assert census_tasks(2) == [Task("education_college"), Task("marital")]
     assert [tuple(t.name for t in census_tasks(g)) for g in (1, 2)] == [

@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mtlrec",
-        description="Multi-task recommender models (Shared-Bottom, OMoE, MMoE, CGC, PLE, "
-        "ESMM): train from a YAML config, evaluate, predict, inspect the gates and benchmark.",
+        description="Multi-task recommender models (Shared-Bottom, MMoE, PLE, ESMM, AITM, "
+        "PEPNet and more: `mtlrec models` lists them): train from a YAML config, evaluate, "
+        "predict, inspect the gates and benchmark.",
         epilog="examples:\n"
         "  mtlrec datasets export adult --output data/adult\n"
         "  mtlrec train --config data/adult/config.yaml\n"

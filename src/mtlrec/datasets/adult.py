@@ -33,6 +33,10 @@ ADULT_SPARSE = [
 ADULT_DENSE = ["fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 #: label columns: income > 50K, marital status is Never-married
 ADULT_TASKS = ("income", "marital")
+#: feature groups (``group=``), read only by the architectures that personalise with them
+#: (POSO, PEPNet): the person's own attributes as ``user``, the employer type as
+#: ``domain``; every other architecture's output is the same with or without them
+ADULT_GROUPS = {"user": ("age", "gender", "race", "relationship"), "domain": ("workclass",)}
 
 
 def _open(path: str | None, name: str) -> IO[bytes]:
@@ -83,10 +87,12 @@ def load_adult(path: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def adult_features(embedding_dim: int = 16) -> list[Feature]:
-    """Sparse then dense feature specs of the reference setup."""
-    return [SparseFeature(name, embedding_dim=embedding_dim) for name in ADULT_SPARSE] + [
-        DenseFeature(name) for name in ADULT_DENSE
-    ]
+    """Sparse then dense feature specs of the reference setup, in :data:`ADULT_GROUPS`."""
+    group = {name: g for g, names in ADULT_GROUPS.items() for name in names}
+    return [
+        SparseFeature(name, embedding_dim=embedding_dim, group=group.get(name))
+        for name in ADULT_SPARSE
+    ] + [DenseFeature(name, group=group.get(name)) for name in ADULT_DENSE]
 
 
 def adult_tasks() -> list[Task]:

@@ -61,6 +61,13 @@ CENSUS_DENSE = [
 ]  # fmt: skip
 #: categorical inputs (numeric-looking codes such as ``year`` are read as strings)
 CENSUS_SPARSE = [c for c in _RAW_COLUMNS if c not in {*CENSUS_DENSE, "instance_weight", "label"}]
+#: feature groups (``group=``), read only by the architectures that personalise with them
+#: (POSO, PEPNet): the person's demographics as ``user``, the class of worker as
+#: ``domain``; every other architecture's output is the same with or without them
+CENSUS_FEATURE_GROUPS = {
+    "user": ("age", "sex", "race", "hispanic_origin"),
+    "domain": ("class_of_worker",),
+}
 #: ``education`` values counted as positive for ``education_college``
 CENSUS_COLLEGE_EDUCATION = (
     "Bachelors degree(BA AB BS)",
@@ -215,13 +222,15 @@ def _check_group(group: int) -> tuple[str, ...]:
 
 
 def census_features(group: int, embedding_dim: int = 16) -> list[Feature]:
-    """Sparse then dense feature specs of ``group``, without its labels' source columns."""
+    """Sparse then dense feature specs of ``group``, without its labels' source columns,
+    in :data:`CENSUS_FEATURE_GROUPS`."""
     removed = {source for task in _check_group(group) for source in _SOURCES[task]}
+    of = {name: g for g, names in CENSUS_FEATURE_GROUPS.items() for name in names}
     return [
-        SparseFeature(name, embedding_dim=embedding_dim)
+        SparseFeature(name, embedding_dim=embedding_dim, group=of.get(name))
         for name in CENSUS_SPARSE
         if name not in removed
-    ] + [DenseFeature(name) for name in CENSUS_DENSE if name not in removed]
+    ] + [DenseFeature(name, group=of.get(name)) for name in CENSUS_DENSE if name not in removed]
 
 
 def census_tasks(group: int) -> list[Task]:
