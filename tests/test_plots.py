@@ -239,3 +239,19 @@ def test_gate_heatmap_labels_the_expert_groups() -> None:
     assert {"click experts", "buy experts", "shared experts"} <= set(shown)
     mmoe = plots.gates_figure({"click": np.full((3, 4), 0.25), "buy": np.full((3, 4), 0.25)})
     assert not any("experts" in t for t in texts(mmoe.axes[0]))
+
+
+def test_every_model_of_a_chart_has_its_own_colour() -> None:
+    """Fifteen architectures (or more) in one chart: no two share a colour."""
+    for count in (3, 10, 11, 15, 20, 24):
+        colors = plots.series_colors(count)
+        assert len(colors) == count and len(set(colors)) == count
+    summary = [
+        {"model": f"m{i}", "task": "click", "seeds": 1, "auc_mean": 0.7 + i / 100, "auc_std": 0.0}
+        for i in range(15)
+    ]
+    fig = plots.benchmark_figure(summary)
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    drawn = {tuple(line.get_color()) for line in ax.get_lines() if line.get_marker() == "o"}
+    assert len(drawn) == 15

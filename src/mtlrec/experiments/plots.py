@@ -56,7 +56,7 @@ def benchmark_figure(
         raise ValueError("plot_benchmark: no record has an AUC (binary task) to plot")
     models = list(dict.fromkeys(r["model"] for r in rows))
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    colors = [colormaps["tab10"](i % 10) for i in range(len(models))]
+    colors = series_colors(len(models))
     seeds = max(r["seeds"] for r in rows)
 
     fig = new_figure(max(6.0, 4.6 * len(tasks)), 1.3 + 0.4 * len(models))
@@ -119,7 +119,7 @@ def training_curves_figure(
     panels = 2 if has_validation else 1
     fig = new_figure(4.6 * panels + 1.6, 3.6)
     axes = fig.subplots(1, panels, squeeze=False)[0]
-    colors = {m: colormaps["tab10"](i % 10) for i, m in enumerate(curves)}
+    colors = dict(zip(curves, series_colors(len(curves)), strict=True))
     for ax, key, ylabel in zip(
         axes, ("loss", "validation"), ("training loss", f"validation {label}"), strict=False
     ):
@@ -302,7 +302,7 @@ def synthetic_figure(
         raise ValueError("plot_synthetic: no records to plot")
     models = list(dict.fromkeys(r["model"] for r in records))
     correlations = sorted({r["correlation"] for r in records}, reverse=True)
-    colors = {m: colormaps["tab10"](i % 10) for i, m in enumerate(models)}
+    colors = dict(zip(models, series_colors(len(models)), strict=True))
 
     panels = len(correlations) + 1
     fig = new_figure(3.6 * panels + 1.4, 3.8)
@@ -410,7 +410,7 @@ def funnel_figure(summary: Sequence[dict[str, Any]], title: str = "Funnel benchm
     if not panels:
         raise ValueError("plot_funnel: no funnel metric (AUC or calibration) in the summary")
     truth = any("cvr_mean_true_clicked_mean" in r or "cvr_auc_all_mean" in r for r in summary)
-    colors = [colormaps["tab10"](i % 10) for i in range(len(models))]
+    colors = series_colors(len(models))
 
     cols = min(3, len(panels))
     grid = (len(panels) + cols - 1) // cols
@@ -582,6 +582,16 @@ def legend_outside(ax: Axes, handles: list, labels: list) -> None:
     ax.legend(
         handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8
     )
+
+
+def series_colors(count: int) -> list[Any]:
+    """``count`` distinct colours, one per model: tab10's, then (for 11 to 20) tab20's
+    dark shades followed by its light ones, then evenly spaced turbo colours."""
+    if count <= 10:
+        return [colormaps["tab10"](i) for i in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)][:count]]
+    return [colormaps["turbo"](i / (count - 1)) for i in range(count)]
 
 
 def new_figure(width: float, height: float) -> Figure:
