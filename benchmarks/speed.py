@@ -67,14 +67,9 @@ PEER_MODELS = {
     "deepctr": set(MODELS),
     "rechub": set(MODELS),
     "nextrec": {
-        *MODELS,
-        "cross_stitch",
-        "aitm",
-        "poso",
-        "pepnet",
-        "snr_trans",
-    }
-    - {"esmm"},
+        *("shared_bottom", "mmoe", "cgc", "ple"),
+        *("cross_stitch", "aitm", "poso", "pepnet", "snr_trans"),
+    },
 }
 #: hyperparameters every library gets instead of the reference, where a peer can only
 #: build that shape: NextRec's PEPNet needs a domain group; its SNR-Trans routes after
@@ -109,6 +104,11 @@ def write_dataset(folder: Path, train: Any, test: Any, spec: dict[str, Any]) -> 
     return folder
 
 
+def adult_groups() -> dict[str, list[str]]:
+    """Adult's feature groups (POSO's and PEPNet's inputs), as the workers read them."""
+    return {name: list(columns) for name, columns in ADULT_GROUPS.items()}
+
+
 def adult_dataset(tmp: Path) -> Path:
     train, test = load_adult()
     spec = {
@@ -116,7 +116,7 @@ def adult_dataset(tmp: Path) -> Path:
         "dense": ADULT_DENSE,
         "tasks": list(ADULT_TASKS),
         "embedding_dim": 16,
-        "groups": {name: list(columns) for name, columns in ADULT_GROUPS.items()},
+        "groups": adult_groups(),
     }
     return write_dataset(tmp / "adult", train, test, spec)
 
@@ -662,7 +662,7 @@ def render(
             if model in COMPARISON_CONFIGS
         ),
         *(
-            [f"- feature groups (POSO, PEPNet): {ADULT_GROUPS}"]
+            [f"- feature groups (POSO, PEPNet): {adult_groups()}"]
             if {"poso", "pepnet"} & set(args.models)
             else []
         ),
