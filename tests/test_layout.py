@@ -63,6 +63,7 @@ def test_public_api_is_sorted_and_complete():
         "SNRAver",
         "CGC",
         "PLE",
+        "AdaTT",
         "ESMM",
     }
     assert mtlrec.__all__ == sorted(PUBLIC | facades)

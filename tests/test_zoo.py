@@ -8,6 +8,7 @@ import torch
 import mtlrec
 from conftest import make_table
 from mtlrec import DenseFeature, SparseFeature, Task
+from mtlrec.models.adatt import AdaTTNet
 from mtlrec.models.cross_stitch import CrossStitchUnit
 from mtlrec.models.dselect_k import DSelectKGates, smooth_step
 
@@ -257,3 +258,47 @@ def test_the_papers_regularisers_are_loss_terms_of_their_configs():
     open_share = torch.sigmoid(alpha - BETA * torch.log(torch.tensor(-GAMMA / ZETA)))
     torch.testing.assert_close(term.value(network, None), 0.01 * open_share.sum())
     assert mtlrec.SNRAver(FEATURES, TASKS, l2_dense=1e-3).config.loss_terms()[0].name == "l2_dense"
+
+
+def test_adatt_fuses_every_tasks_experts_by_gates_plus_its_own_by_weights():
+    """f_t = sum_j g_tj E_j(x_task(j)) + sum_k v_tk E_(t,k)(x_t), level by level."""
+    model = mtlrec.AdaTT(FEATURES, TASKS, num_task_experts=3, num_levels=2, expert_units=[6])
+    table = make_table(300)
+    model.fit(table, epochs=1, verbose=0)
+    assert model.history_[-1]["step"] == "autograd"
+    assert "native-expert combination has no fast-path rule" in model.history_[-1]["step_reason"]
+    network = model.network.eval()
+    assert isinstance(network, AdaTTNet)
+    first, second = network.levels
+    fresh = mtlrec.AdaTT(FEATURES, TASKS, num_task_experts=3, num_levels=2, expert_units=[6])
+    fresh.preprocessor.fit(table)
+    for level in fresh.build().levels:  # v starts at 1/m
+        torch.testing.assert_close(level.native.detach(), torch.full((2, 3), 1 / 3))
+    with torch.no_grad():
+        second.native.copy_(torch.tensor([[0.5, -1.0, 2.0], [0.0, 3.0, 1.0]]))
+        batch = model.preprocessor.transform(table.head(9), with_labels=False)
+        x = network.embedding(batch)  # (B, I)
+        inputs = x
+        for level in (first, second):
+            experts = (
+                level.experts(inputs) if level.first else level.experts(inputs, level.expert_runs)
+            )  # (6, B, H): tasks' experts in task order
+            gates = level.gates(inputs)  # (2, B, 6), each over every expert
+            torch.testing.assert_close(gates.sum(-1), torch.ones(2, 9))
+            fused = []
+            for t in range(2):
+                across = sum(gates[t, :, j, None] * experts[j] for j in range(6))
+                native = sum(level.native[t, k] * experts[3 * t + k] for k in range(3))
+                fused.append(across + native)
+            inputs = torch.stack(fused)  # (2, B, H)
+        out, _ = second(first(x)[0])
+        torch.testing.assert_close(out, inputs)
+        # the second level's experts read their own task's fused input only
+        changed = first(x)[0].clone()
+        changed[1] += 1.0
+        moved = second.experts(changed, second.expert_runs) - second.experts(
+            first(x)[0], second.expert_runs
+        )
+        assert moved[:3].abs().max() == 0 and moved[3:].abs().max() > 0
+    weights = model.gate_weights(table.head(20))
+    assert weights["level0/a"].shape == (20, 6) and weights["level1/b"].shape == (20, 6)
