@@ -21,7 +21,7 @@ from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
 from ..features import Feature
 from ..heads import HEADS
-from ..models import list_models, network_class
+from ..models import declared_sizes
 from ..tasks import Task
 from ..training import EarlyStopping, say
 from .plots import plot_benchmark, plot_training_curves
@@ -132,22 +132,18 @@ _CGC = {
 
 #: reference hyperparameters of each architecture (embedding dim 16 comes from the dataset);
 #: the single-task baseline mirrors Shared-Bottom, OMoE mirrors MMoE, PLE is CGC x 2 levels
-REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
-    "single_task": dict(_BOTTOM),
-    "shared_bottom": dict(_BOTTOM),
-    "omoe": dict(_MOE),
-    "mmoe": dict(_MOE),
-    "cgc": dict(_CGC),
-    "ple": {**_CGC, "num_levels": 2},
-    "esmm": {"tower_units": [64, 64], "positional_roles": True},  # Adult's tasks are no funnel
-}
-# every other architecture brings its reference hyperparameters in its own file
-REFERENCE_CONFIGS.update(
+#: (every other architecture brings its reference hyperparameters in its own file)
+REFERENCE_CONFIGS: dict[str, dict[str, Any]] = declared_sizes(
+    "reference",
     {
-        name: dict(network_class(name).config_class.reference)
-        for name in list_models()
-        if name not in REFERENCE_CONFIGS
-    }
+        "single_task": dict(_BOTTOM),
+        "shared_bottom": dict(_BOTTOM),
+        "omoe": dict(_MOE),
+        "mmoe": dict(_MOE),
+        "cgc": dict(_CGC),
+        "ple": {**_CGC, "num_levels": 2},
+        "esmm": {"tower_units": [64, 64], "positional_roles": True},  # Adult's: no funnel
+    },
 )
 
 

@@ -42,7 +42,7 @@ from ..datasets.synthetic import synthetic_correlated, synthetic_features, synth
 from ..estimator import MultiTaskModel
 from ..exceptions import ConfigError
 from ..metrics import rmse
-from ..models import list_models, network_class
+from ..models import declared_sizes
 from .plots import plot_synthetic
 from .records import mean_std, provenance_lines, write_records
 
@@ -56,24 +56,19 @@ _PLE = {
     "tower_units": [8],
 }
 
-#: architecture -> hyperparameters (paper sizes; see the module docstring for the bottom)
-SYNTHETIC_CONFIGS: dict[str, dict[str, Any]] = {
-    "single_task": {"bottom_units": [68], "tower_units": [8]},
-    "shared_bottom": {"bottom_units": [126], "tower_units": [8]},
-    "omoe": dict(_MOE),
-    "mmoe": dict(_MOE),
-    "cgc": dict(_PLE),
-    "ple": {**_PLE, "expert_units": [14], "num_levels": 2},
-}
-# every other architecture brings its synthetic sizes in its own file, or has none (ESMM,
-# a funnel; POSO and PEPNet, which need feature groups the generated rows do not have)
-SYNTHETIC_CONFIGS.update(
+#: architecture -> hyperparameters (paper sizes; see the module docstring for the bottom);
+#: every other architecture brings its synthetic sizes in its own file, or has none (ESMM,
+#: a funnel; POSO and PEPNet, which need feature groups the generated rows do not have)
+SYNTHETIC_CONFIGS: dict[str, dict[str, Any]] = declared_sizes(
+    "reference_synthetic",
     {
-        name: dict(sizes)
-        for name in list_models()
-        if name not in SYNTHETIC_CONFIGS
-        and (sizes := network_class(name).config_class.reference_synthetic) is not None
-    }
+        "single_task": {"bottom_units": [68], "tower_units": [8]},
+        "shared_bottom": {"bottom_units": [126], "tower_units": [8]},
+        "omoe": dict(_MOE),
+        "mmoe": dict(_MOE),
+        "cgc": dict(_PLE),
+        "ple": {**_PLE, "expert_units": [14], "num_levels": 2},
+    },
 )
 
 #: default optimisation and data sizes of :func:`run_synthetic_benchmark`

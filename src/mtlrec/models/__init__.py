@@ -22,6 +22,19 @@ def network_class(name: str) -> type[MultiTaskNetwork]:
     return ARCHITECTURES.get(name)
 
 
+def declared_sizes(attribute: str, known: dict[str, dict]) -> dict[str, dict]:
+    """``known`` followed by the sizes every other architecture's config declares in the
+    class attribute ``attribute`` (``"reference"``, ``"reference_synthetic"``), in
+    registry order; an architecture whose attribute is None is left out."""
+    declared = {
+        name: dict(sizes)
+        for name in list_models()
+        if name not in known
+        and (sizes := getattr(network_class(name).config_class, attribute)) is not None
+    }
+    return {**known, **declared}
+
+
 def make_config(name: str, params: dict, num_tasks: int) -> NetworkConfig:
     """Validated hyperparameters of architecture ``name`` from keyword arguments."""
     config_class = network_class(name).config_class
@@ -42,6 +55,7 @@ __all__ = [
     "MultiTaskNetwork",
     "NetworkConfig",
     "Outputs",
+    "declared_sizes",
     "list_models",
     "make_config",
     "network_class",
