@@ -15,6 +15,7 @@ another feature's vocabulary and embedding table, fitted over both columns).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,3 +281,17 @@ def _categorical(by_name: dict[str, Feature], name: str, what: str) -> _Categori
 def groups_of(features: tuple[Feature, ...]) -> list[str]:
     """The distinct groups the features name, in first-seen order."""
     return list(dict.fromkeys(f.group for f in features if f.group is not None))
+
+
+def column_features(
+    sparse: Sequence[str],
+    dense: Sequence[str],
+    embedding_dim: int,
+    groups: Mapping[str, Sequence[str]],
+) -> list[Feature]:
+    """Sparse then dense specs of a table's columns, each in the group ``groups``
+    (group -> columns) puts it in, if any."""
+    group = {name: g for g, names in groups.items() for name in names}
+    return [
+        SparseFeature(name, embedding_dim=embedding_dim, group=group.get(name)) for name in sparse
+    ] + [DenseFeature(name, group=group.get(name)) for name in dense]

@@ -15,7 +15,7 @@ from typing import IO
 import pandas as pd
 
 from ..exceptions import DataError
-from ..features import DenseFeature, Feature, SparseFeature
+from ..features import Feature, column_features
 from ..tasks import Task
 
 _RAW_COLUMNS = [
@@ -88,11 +88,7 @@ def load_adult(path: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def adult_features(embedding_dim: int = 16) -> list[Feature]:
     """Sparse then dense feature specs of the reference setup, in :data:`ADULT_GROUPS`."""
-    group = {name: g for g, names in ADULT_GROUPS.items() for name in names}
-    return [
-        SparseFeature(name, embedding_dim=embedding_dim, group=group.get(name))
-        for name in ADULT_SPARSE
-    ] + [DenseFeature(name, group=group.get(name)) for name in ADULT_DENSE]
+    return column_features(ADULT_SPARSE, ADULT_DENSE, embedding_dim, ADULT_GROUPS)
 
 
 def adult_tasks() -> list[Task]:

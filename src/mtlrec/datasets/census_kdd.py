@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ConfigError, DataError
-from ..features import DenseFeature, Feature, SparseFeature
+from ..features import Feature, column_features
 from ..tasks import Task
 
 #: folder used when neither ``path`` nor ``$MTLREC_DATA_DIR`` is given
@@ -225,12 +225,12 @@ def census_features(group: int, embedding_dim: int = 16) -> list[Feature]:
     """Sparse then dense feature specs of ``group``, without its labels' source columns,
     in :data:`CENSUS_FEATURE_GROUPS`."""
     removed = {source for task in _check_group(group) for source in _SOURCES[task]}
-    of = {name: g for g, names in CENSUS_FEATURE_GROUPS.items() for name in names}
-    return [
-        SparseFeature(name, embedding_dim=embedding_dim, group=of.get(name))
-        for name in CENSUS_SPARSE
-        if name not in removed
-    ] + [DenseFeature(name, group=of.get(name)) for name in CENSUS_DENSE if name not in removed]
+    return column_features(
+        [name for name in CENSUS_SPARSE if name not in removed],
+        [name for name in CENSUS_DENSE if name not in removed],
+        embedding_dim,
+        CENSUS_FEATURE_GROUPS,
+    )
 
 
 def census_tasks(group: int) -> list[Task]:
